@@ -1,0 +1,185 @@
+"""The environment's infrastructure: state bucket, Terraform plan/apply/destroy."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import botocore.exceptions
+
+from ship import paths, terraform
+from ship.actions import Options
+from ship.aws import AwsError, Session
+from ship.config import Environment
+from ship.errors import ShipError
+
+
+def ensure_local_cloud(env: Environment, echo=print) -> dict | None:
+    """Start the local cloud for emulator environments; note an emulator that forgot its state."""
+    if not env.emulator:
+        return None
+    from ship.aws import check_local_endpoint
+    from ship.config import local_port
+    from ship.localcloud import control
+
+    check_local_endpoint(env)
+    info = control.up(paths.local_cloud_dir(), port=local_port())
+    _check_emulator_identity(env, info, echo)
+    return info
+
+
+def _marker(env: Environment):
+    return paths.state_dir() / "terraform" / env.name / "emulator.json"
+
+
+def _check_emulator_identity(env: Environment, info: dict, echo) -> None:
+    """moto keeps nothing across restarts: a stack applied to an earlier emulator is gone."""
+    marker = _marker(env)
+    if not marker.is_file():
+        return
+    try:
+        previous = json.loads(marker.read_text()).get("instance")
+    except ValueError:
+        previous = None
+    if previous and previous != info.get("instance"):
+        echo(f"note: the local cloud was restarted since {env.name} was applied and has forgotten it; "
+             f"the stack will be created again from scratch")
+        marker.unlink()
+
+
+def record_emulator_identity(env: Environment, info: dict | None) -> None:
+    if info:
+        marker = _marker(env)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"instance": info.get("instance")}))
+
+
+def bootstrap(env: Environment, opts: Options, echo=print, session: Session | None = None) -> bool:
+    """Create the state bucket (versioned, encrypted, no public access) if it is missing."""
+    session = session or Session(env)
+    s3 = session.s3
+    bucket = env.state_bucket
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except botocore.exceptions.ClientError as err:
+        code = err.response["Error"]["Code"]
+        if code not in ("404", "NoSuchBucket", "NotFound"):
+            raise AwsError(f"check state bucket {bucket}", err) from None
+    except botocore.exceptions.EndpointConnectionError:
+        raise ShipError(f"cannot reach the {env.name} endpoint to check bucket {bucket}; "
+                        "for local environments run `inv local.up`") from None
+    if opts.dry_run:
+        echo(f"dry run: would create state bucket {bucket}")
+        return True
+    try:
+        kwargs = {"Bucket": bucket}
+        if env.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": env.region}
+        s3.create_bucket(**kwargs)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True})
+    except botocore.exceptions.ClientError as err:
+        raise AwsError(f"create state bucket {bucket}", err) from None
+    echo(f"created state bucket {bucket} (versioned, encrypted, public access blocked)")
+    return True
+
+
+def require_state_bucket(env: Environment, session: Session) -> None:
+    try:
+        session.s3.head_bucket(Bucket=env.state_bucket)
+    except botocore.exceptions.ClientError:
+        raise ShipError(f"state bucket {env.state_bucket} does not exist: run `inv bootstrap --env={env.name}`") \
+            from None
+
+
+def placeholder_image(env: Environment, session: Session) -> str:
+    """The image for Terraform's first task definition when nothing was pushed yet."""
+    account = session.account_id()
+    return f"{account}.dkr.ecr.{env.region}.amazonaws.com/{env.repository_name}:bootstrap"
+
+
+def plan(env: Environment, variables: dict | None = None, echo=print) -> int:
+    ensure_local_cloud(env, echo)
+    session = Session(env)
+    require_state_bucket(env, session)
+    tf = terraform.Runner(env, echo)
+    tf.init()
+    variables = variables or {"image": current_image(env, session) or placeholder_image(env, session)}
+    return tf.plan(variables)
+
+
+def current_image(env: Environment, session: Session) -> str | None:
+    """The image the service runs now, so a plan or apply never shows a change for it."""
+    from ship.actions.rollout import target_of, task_definition
+
+    raw = session.ecs.describe_service(target_of(env).cluster, target_of(env).service) if _cluster_exists(
+        env, session) else None
+    if not raw:
+        return None
+    td = task_definition(session, raw["taskDefinition"])
+    container = next((lb.get("containerName") for lb in raw.get("loadBalancers", [])), None)
+    return td.image(container)
+
+
+def _cluster_exists(env: Environment, session: Session) -> bool:
+    try:
+        clusters = session.ecs.client.describe_clusters(clusters=[env.cluster_name]).get("clusters", [])
+    except botocore.exceptions.ClientError:
+        return False
+    return any(c.get("status") == "ACTIVE" for c in clusters)
+
+
+def apply(env: Environment, opts: Options, image: str | None = None, echo=print, targets=None) -> dict:
+    info = ensure_local_cloud(env, echo)
+    session = Session(env)
+    if env.emulator:
+        bootstrap(env, opts, echo, session)
+    else:
+        require_state_bucket(env, session)
+    tf = terraform.Runner(env, echo)
+    started = time.monotonic()
+    tf.init()
+    image = image or current_image(env, session) or placeholder_image(env, session)
+    if opts.dry_run:
+        tf.plan({"image": image})
+        return {}
+    tf.apply({"image": image}, targets=targets)
+    record_emulator_identity(env, info)
+    echo(f"terraform apply for {env.name} took {time.monotonic() - started:.1f}s")
+    return tf.outputs() if not targets else {}
+
+
+def destroy(env: Environment, opts: Options, echo=print) -> None:
+    from ship.localcloud import control
+
+    if env.emulator and control.status(paths.local_cloud_dir(), port=_port()) is None:
+        echo(f"the local cloud is not running, so nothing of {env.name} exists; nothing to destroy")
+        _marker(env).unlink(missing_ok=True)
+        return
+    session = Session(env)
+    try:
+        session.s3.head_bucket(Bucket=env.state_bucket)
+    except botocore.exceptions.ClientError:
+        echo(f"state bucket {env.state_bucket} does not exist, so nothing of {env.name} is recorded; "
+             "nothing to destroy")
+        return
+    tf = terraform.Runner(env, echo)
+    tf.init()
+    image = current_image(env, session) or placeholder_image(env, session)
+    if opts.dry_run:
+        tf.plan({"image": image}, destroy=True)
+        return
+    tf.destroy({"image": image})
+    _marker(env).unlink(missing_ok=True)
+    echo(f"destroyed {env.name}")
+
+
+def _port() -> int:
+    from ship.config import local_port
+
+    return local_port()

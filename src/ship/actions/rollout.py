@@ -1,0 +1,144 @@
+"""Roll a service onto a task definition and watch it until ECS says how it ended.
+
+Success only when the new deployment is COMPLETED and the service steady on
+it. If ECS (or the local cloud) rolls it back, the rollout has failed, even
+though the service ends up stable on the previous revision.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ship.actions import Options
+from ship.aws import Session
+from ship.config import Environment
+from ship.domain import STEADY_TAG, Service, TaskDefinition, family_revision
+from ship.errors import ShipError
+
+
+@dataclass
+class Target:
+    cluster: str
+    service: str
+
+
+def target_of(env: Environment) -> Target:
+    return Target(env.cluster_name, env.service_name)
+
+
+def current_service(session: Session, target: Target) -> Service:
+    raw = session.ecs.describe_service(target.cluster, target.service)
+    if raw is None:
+        raise ShipError(f"service {target.service} does not exist in cluster {target.cluster}: "
+                        f"run `inv deploy --env={session.env.name}` first")
+    return Service(raw)
+
+
+def task_definition(session: Session, arn: str) -> TaskDefinition:
+    return TaskDefinition.from_describe(session.ecs.describe_task_definition(arn))
+
+
+def mark_steady(session: Session, arn: str) -> None:
+    """Remember on the revision itself that it reached a steady, completed deployment."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    session.ecs.client.tag_resource(resourceArn=arn, tags=[{"key": STEADY_TAG, "value": stamp}])
+
+
+def _progress(session: Session, svc: Service, deployment_id: str) -> str:
+    dep = svc.deployment(deployment_id)
+    parts = []
+    if dep:
+        desired, running, pending, failed = dep.counts
+        parts.append(f"new {family_revision(dep.task_definition)}: {running}/{desired} running, {pending} pending"
+                     + (f", {failed} failed" if failed else "") + f", {dep.rollout_state or '?'}")
+    others = [d for d in svc.deployments if d.id != deployment_id]
+    for d in others:
+        parts.append(f"{d.status.lower()} {family_revision(d.task_definition)}: {d.counts[1]} running")
+    for tg in svc.target_group_arns:
+        health = session.elbv2.target_health(tg)
+        states = [h["TargetHealth"]["State"] for h in health]
+        parts.append(f"targets {states.count('healthy')}/{len(states)} healthy"
+                     + (f" ({', '.join(sorted(set(s for s in states if s != 'healthy')))})" if
+                        any(s != "healthy" for s in states) else ""))
+    return "; ".join(parts)
+
+
+def stuck_report(session: Session, target: Target, svc: Service, deployment_id: str) -> str:
+    """Which tasks and which health checks hold the rollout."""
+    items = []
+    arns = session.ecs.list_tasks(target.cluster, target.service)
+    for task in session.ecs.describe_tasks(target.cluster, arns):
+        if task.get("startedBy") and deployment_id not in task.get("startedBy", ""):
+            continue
+        tid = task["taskArn"].rsplit("/", 1)[-1][:12]
+        items.append(f"task {tid} {task.get('lastStatus')}/{task.get('healthStatus', 'UNKNOWN')}")
+    for tg in svc.target_group_arns:
+        for h in session.elbv2.target_health(tg):
+            th = h["TargetHealth"]
+            if th["State"] != "healthy":
+                t = h["Target"]
+                items.append(f"target {t['Id']}:{t.get('Port')} {th['State']}"
+                             + (f" ({th.get('Reason')}: {th.get('Description', '')})" if th.get("Reason") else ""))
+    return "; ".join(items) or "no tasks started"
+
+
+def watch(session: Session, target: Target, deployment_id: str, new_arn: str, opts: Options, echo=print,
+          started: float | None = None) -> Service:
+    """Follow one deployment to COMPLETED (return) or FAILED/rolled back/timeout (raise)."""
+    started = started or time.monotonic()
+    deadline = started + opts.timeout
+    last = ""
+    while True:
+        svc = current_service(session, target)
+        dep = svc.deployment(deployment_id)
+        line = _progress(session, svc, deployment_id)
+        if line != last:
+            echo(f"[{time.monotonic() - started:6.1f}s] {line}")
+            last = line
+        if dep is None or dep.failed or svc.task_definition != new_arn:
+            reason = (dep.reason if dep else "") or "the deployment was replaced"
+            now_on = family_revision(svc.task_definition)
+            rolled_back = svc.task_definition != new_arn
+            raise ShipError(f"rollout of {family_revision(new_arn)} failed: {reason}"
+                            + (f"; rolled back, {now_on} keeps serving" if rolled_back else ""))
+        if svc.is_steady_on(deployment_id):
+            return svc
+        if time.monotonic() > deadline:
+            raise ShipError(f"rollout of {family_revision(new_arn)} not steady after {opts.timeout:.0f}s; stuck: "
+                            f"{stuck_report(session, target, svc, deployment_id)}")
+        time.sleep(opts.poll)
+
+
+def roll_to(session: Session, target: Target, arn: str, opts: Options, echo=print, force: bool = False,
+            reason: str = "deploy") -> Service:
+    """Point the service at ``arn`` (or force a new deployment) and wait for the outcome."""
+    started = time.monotonic()
+    svc = current_service(session, target)
+    if svc.task_definition == arn and not force:
+        primary = svc.primary
+        if primary and primary.rollout_state == "FAILED":
+            pass
+        else:
+            echo(f"{target.service} already runs {family_revision(arn)}; nothing to roll out")
+            if opts.wait and primary:
+                svc = watch(session, target, primary.id, arn, opts, echo, started)
+                mark_steady(session, arn)
+            return svc
+    if opts.dry_run:
+        echo(f"dry run: would update {target.service} to {family_revision(arn)}"
+             + (" with a forced new deployment" if force else ""))
+        return svc
+    updated = Service(session.ecs.update_service(target.cluster, target.service, taskDefinition=arn,
+                                                 forceNewDeployment=force))
+    primary = updated.primary
+    if primary is None:
+        raise ShipError(f"update of {target.service} started no deployment")
+    echo(f"{reason}: {target.service} -> {family_revision(arn)} (deployment {primary.id})")
+    if not opts.wait:
+        return updated
+    svc = watch(session, target, primary.id, arn, opts, echo, started)
+    mark_steady(session, arn)
+    echo(f"[{time.monotonic() - started:6.1f}s] {target.service} is steady on {family_revision(arn)}")
+    return svc

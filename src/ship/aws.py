@@ -1,0 +1,334 @@
+"""AWS clients: the one place that decides between the local emulator and AWS.
+
+Emulator environments get clients from ``localstack-client`` pointed at the
+local endpoint, with dummy credentials, so nothing can reach a real account.
+AWS environments get boto3's normal session and credential chain, and no
+local endpoint leaks into them. No other module knows the difference.
+
+The wrappers below are thin: one method per AWS call, errors re-raised as
+``AwsError`` carrying what was being done ("describe service hello-local: ...").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from functools import cached_property
+from urllib.parse import urlparse
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from ship.config import Environment
+from ship.errors import ShipError
+
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+_BOTO_CONFIG = botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5,
+                                      read_timeout=60)
+
+
+class AwsError(ShipError):
+    """An AWS call failed; the message says which call and why."""
+
+    def __init__(self, doing: str, err: Exception):
+        self.code = getattr(err, "response", {}).get("Error", {}).get("Code", "") if hasattr(err, "response") else ""
+        detail = str(err)
+        if isinstance(err, botocore.exceptions.ClientError):
+            e = err.response.get("Error", {})
+            detail = f"{e.get('Code', 'Error')}: {e.get('Message', '')}"
+        super().__init__(f"{doing}: {detail}")
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_local_endpoint(env: Environment) -> str:
+    """The emulator endpoint, refusing anything that could be real AWS."""
+    url = env.endpoint_url
+    if not url:
+        raise ShipError(f"environment {env.name!r} is not an emulator environment")
+    allow_remote = os.environ.get("SHIP_ALLOW_REMOTE_EMULATOR") == "1"
+    if not is_loopback_url(url) and not allow_remote:
+        raise ShipError(f"refusing to use {url} for {env.name!r}: emulator environments only talk to loopback "
+                        "addresses; set SHIP_ALLOW_REMOTE_EMULATOR=1 if that host really is an emulator")
+    if "amazonaws.com" in url:
+        raise ShipError(f"refusing to use {url} for {env.name!r}: that is real AWS, not an emulator")
+    return url
+
+
+def terraform_env(env: Environment, base: dict | None = None) -> dict:
+    """Process environment for Terraform (and anything else that reads AWS_* variables)."""
+    result = dict(os.environ if base is None else base)
+    if env.emulator:
+        url = check_local_endpoint(env)
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+            result.pop(key, None)
+        result.update(DUMMY_CREDENTIALS)
+        result.update({"AWS_ENDPOINT_URL": url, "AWS_REGION": env.region, "AWS_DEFAULT_REGION": env.region,
+                       "AWS_EC2_METADATA_DISABLED": "true"})
+    else:
+        # Nothing local may leak into a real deployment.
+        endpoint = result.get("AWS_ENDPOINT_URL", "")
+        if endpoint and is_loopback_url(endpoint):
+            result.pop("AWS_ENDPOINT_URL")
+        if result.get("AWS_ACCESS_KEY_ID") == DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"]:
+            result.pop("AWS_ACCESS_KEY_ID", None)
+            result.pop("AWS_SECRET_ACCESS_KEY", None)
+        result.setdefault("AWS_REGION", env.region)
+    return result
+
+
+class Session:
+    """boto3 clients for one environment."""
+
+    def __init__(self, env: Environment):
+        self.env = env
+        if env.emulator:
+            import localstack_client.session
+
+            url = urlparse(check_local_endpoint(env))
+            self._session = localstack_client.session.Session(
+                aws_access_key_id="test", aws_secret_access_key="test", aws_session_token=None,
+                region_name=env.region, localstack_host=f"{url.hostname}:{url.port or 80}",
+            )
+        else:
+            self._session = boto3.Session(region_name=env.region)
+
+    def client(self, service: str):
+        return self._session.client(service, config=_BOTO_CONFIG)
+
+    @cached_property
+    def ecs(self) -> "Ecs":
+        return Ecs(self.client("ecs"))
+
+    @cached_property
+    def ecr(self) -> "Ecr":
+        return Ecr(self.client("ecr"))
+
+    @cached_property
+    def elbv2(self) -> "Elbv2":
+        return Elbv2(self.client("elbv2"))
+
+    @cached_property
+    def logs(self) -> "Logs":
+        return Logs(self.client("logs"))
+
+    @cached_property
+    def s3(self):
+        return self.client("s3")
+
+    @cached_property
+    def sts(self):
+        return self.client("sts")
+
+    def account_id(self) -> str:
+        try:
+            return self.sts.get_caller_identity()["Account"]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+            raise AwsError(f"who am I ({self.env.name})", err) from None
+
+
+def _call(doing: str, fn, **kwargs):
+    try:
+        return fn(**kwargs)
+    except botocore.exceptions.EndpointConnectionError as err:
+        raise ShipError(f"{doing}: cannot reach {err.kwargs.get('endpoint_url', 'the endpoint')}; "
+                        "for local environments start the local cloud (inv local.up)") from None
+    except botocore.exceptions.NoCredentialsError:
+        raise ShipError(f"{doing}: no AWS credentials found; configure a profile or OIDC role") from None
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        raise AwsError(doing, err) from None
+
+
+class Ecs:
+    def __init__(self, client):
+        self.client = client
+
+    def describe_service(self, cluster: str, service: str) -> dict | None:
+        resp = _call(f"describe service {service}", self.client.describe_services, cluster=cluster,
+                     services=[service])
+        for svc in resp.get("services", []):
+            if svc.get("status") != "INACTIVE":
+                return svc
+        return None
+
+    def describe_task_definition(self, arn: str) -> dict:
+        resp = _call(f"describe task definition {arn}", self.client.describe_task_definition,
+                     taskDefinition=arn, include=["TAGS"])
+        return resp
+
+    def register_task_definition(self, **kwargs) -> dict:
+        resp = _call(f"register task definition {kwargs.get('family')}", self.client.register_task_definition,
+                     **kwargs)
+        return resp["taskDefinition"]
+
+    def deregister_task_definition(self, arn: str) -> dict:
+        return _call(f"deregister task definition {arn}", self.client.deregister_task_definition,
+                     taskDefinition=arn)["taskDefinition"]
+
+    def list_task_definitions(self, family: str, status: str = "ACTIVE") -> list[str]:
+        arns, token = [], None
+        while True:
+            kwargs = {"familyPrefix": family, "status": status, "sort": "ASC"}
+            if token:
+                kwargs["nextToken"] = token
+            resp = _call(f"list task definitions {family}", self.client.list_task_definitions, **kwargs)
+            arns += [a for a in resp.get("taskDefinitionArns", []) if a.rsplit("/", 1)[-1].split(":")[0] == family]
+            token = resp.get("nextToken")
+            if not token:
+                return arns
+
+    def update_service(self, cluster: str, service: str, **kwargs) -> dict:
+        return _call(f"update service {service}", self.client.update_service, cluster=cluster, service=service,
+                     **kwargs)["service"]
+
+    def list_tasks(self, cluster: str, service: str, desired_status: str = "RUNNING") -> list[str]:
+        resp = _call(f"list tasks of {service}", self.client.list_tasks, cluster=cluster, serviceName=service,
+                     desiredStatus=desired_status)
+        return resp.get("taskArns", [])
+
+    def describe_tasks(self, cluster: str, arns: list[str]) -> list[dict]:
+        tasks = []
+        for i in range(0, len(arns), 100):
+            resp = _call(f"describe tasks in {cluster}", self.client.describe_tasks, cluster=cluster,
+                         tasks=arns[i:i + 100])
+            tasks += resp.get("tasks", [])
+        return tasks
+
+    def wait_stable(self, cluster: str, service: str, delay: int = 5, attempts: int = 60) -> None:
+        waiter = self.client.get_waiter("services_stable")
+        try:
+            waiter.wait(cluster=cluster, services=[service], WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+        except botocore.exceptions.WaiterError as err:
+            raise ShipError(f"service {service} did not become stable: {err}") from None
+
+
+class Ecr:
+    def __init__(self, client):
+        self.client = client
+
+    def describe_images(self, repo: str, image_ids: list[dict] | None = None) -> list[dict]:
+        kwargs = {"repositoryName": repo}
+        if image_ids:
+            kwargs["imageIds"] = image_ids
+        images, token = [], None
+        while True:
+            if token:
+                kwargs["nextToken"] = token
+            resp = _call(f"describe images in {repo}", self.client.describe_images, **kwargs)
+            images += resp.get("imageDetails", [])
+            token = resp.get("nextToken")
+            if not token:
+                return images
+
+    def batch_get_image(self, repo: str, image_id: dict) -> dict | None:
+        resp = _call(f"get image {image_id} from {repo}", self.client.batch_get_image, repositoryName=repo,
+                     imageIds=[image_id], acceptedMediaTypes=[
+                         "application/vnd.oci.image.manifest.v1+json",
+                         "application/vnd.docker.distribution.manifest.v2+json"])
+        images = resp.get("images", [])
+        return images[0] if images else None
+
+    def put_image(self, repo: str, manifest: str, media_type: str, tag: str, digest: str | None = None) -> dict:
+        kwargs = {"repositoryName": repo, "imageManifest": manifest, "imageManifestMediaType": media_type,
+                  "imageTag": tag}
+        if digest:
+            kwargs["imageDigest"] = digest
+        return _call(f"put image {repo}:{tag}", self.client.put_image, **kwargs)["image"]
+
+    def describe_repository(self, repo: str) -> dict | None:
+        try:
+            resp = self.client.describe_repositories(repositoryNames=[repo])
+        except botocore.exceptions.ClientError as err:
+            if err.response["Error"]["Code"] == "RepositoryNotFoundException":
+                return None
+            raise AwsError(f"describe repository {repo}", err) from None
+        except botocore.exceptions.BotoCoreError as err:
+            raise AwsError(f"describe repository {repo}", err) from None
+        return resp["repositories"][0]
+
+    def layer_availability(self, repo: str, digests: list[str]) -> set[str]:
+        resp = _call(f"check layers in {repo}", self.client.batch_check_layer_availability, repositoryName=repo,
+                     layerDigests=digests)
+        return {x["layerDigest"] for x in resp.get("layers", []) if x.get("layerAvailability") == "AVAILABLE"}
+
+    def upload_blob(self, repo: str, data: bytes, part_size: int = 10 * 1024 * 1024) -> str:
+        up = _call(f"start layer upload to {repo}", self.client.initiate_layer_upload, repositoryName=repo)
+        upload_id = up["uploadId"]
+        part_size = min(part_size, up.get("partSize") or part_size)
+        for first in range(0, max(len(data), 1), part_size):
+            chunk = data[first:first + part_size]
+            _call(f"upload layer part to {repo}", self.client.upload_layer_part, repositoryName=repo,
+                  uploadId=upload_id, partFirstByte=first, partLastByte=first + len(chunk) - 1,
+                  layerPartBlob=chunk)
+        from ship.oci import sha256_digest
+
+        digest = sha256_digest(data)
+        done = _call(f"complete layer upload to {repo}", self.client.complete_layer_upload, repositoryName=repo,
+                     uploadId=upload_id, layerDigests=[digest])
+        if done["layerDigest"] != digest:
+            raise ShipError(f"registry stored layer {done['layerDigest']} but {digest} was sent; upload corrupted")
+        return digest
+
+    def download_blob(self, repo: str, digest: str) -> bytes:
+        url = _call(f"locate blob {digest[:19]} in {repo}", self.client.get_download_url_for_layer,
+                    repositoryName=repo, layerDigest=digest)["downloadUrl"]
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp:
+                data = resp.read()
+        except OSError as err:
+            raise ShipError(f"download blob {digest[:19]} from {repo}: {err}") from None
+        from ship.oci import sha256_digest
+
+        if sha256_digest(data) != digest:
+            raise ShipError(f"download blob {digest[:19]} from {repo}: content does not match its digest")
+        return data
+
+    def authorization(self) -> dict:
+        return _call("get registry login", self.client.get_authorization_token)["authorizationData"][0]
+
+
+class Elbv2:
+    def __init__(self, client):
+        self.client = client
+
+    def target_health(self, target_group_arn: str) -> list[dict]:
+        return _call(f"describe target health of {target_group_arn.rsplit('/', 2)[-2]}",
+                     self.client.describe_target_health, TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
+
+    def describe_target_group(self, arn: str) -> dict:
+        return _call("describe target group", self.client.describe_target_groups, TargetGroupArns=[arn])[
+            "TargetGroups"][0]
+
+    def describe_load_balancers(self, arns: list[str]) -> list[dict]:
+        return _call("describe load balancers", self.client.describe_load_balancers, LoadBalancerArns=arns)[
+            "LoadBalancers"]
+
+    def describe_listeners(self, lb_arn: str) -> list[dict]:
+        return _call("describe listeners", self.client.describe_listeners, LoadBalancerArn=lb_arn)["Listeners"]
+
+
+class Logs:
+    def __init__(self, client):
+        self.client = client
+
+    def filter_events(self, group: str, start_ms: int | None = None, token: str | None = None,
+                      prefix: str | None = None) -> dict:
+        kwargs = {"logGroupName": group, "interleaved": True}
+        if start_ms is not None:
+            kwargs["startTime"] = start_ms
+        if token:
+            kwargs["nextToken"] = token
+        if prefix:
+            kwargs["logStreamNamePrefix"] = prefix
+        return _call(f"read log group {group}", self.client.filter_log_events, **kwargs)
