@@ -9,6 +9,7 @@ import botocore.exceptions
 
 from ship import paths, terraform
 from ship.actions import Options
+from ship.actions.rollout import target_of, task_definition
 from ship.aws import AwsError, Session
 from ship.config import Environment
 from ship.errors import ShipError
@@ -109,14 +110,27 @@ def plan(env: Environment, variables: dict | None = None, echo=print) -> int:
     require_state_bucket(env, session)
     tf = terraform.Runner(env, echo)
     tf.init()
-    variables = variables or {"image": current_image(env, session) or placeholder_image(env, session)}
+    variables = variables or {"image": terraform_image(tf, session) or current_image(env, session)
+                              or placeholder_image(env, session)}
     return tf.plan(variables)
 
 
-def current_image(env: Environment, session: Session) -> str | None:
-    """The image the service runs now, so a plan or apply never shows a change for it."""
-    from ship.actions.rollout import target_of, task_definition
+def terraform_image(tf: terraform.Runner, session: Session) -> str | None:
+    """The image of the task definition Terraform manages, so that applies never replace it.
 
+    Terraform only creates the first task definition; rollouts register their
+    own revisions. Passing Terraform its own image back keeps its plan empty."""
+    arn = tf.outputs().get("task_definition_arn") if tf.state_resources() else None
+    if not arn:
+        return None
+    try:
+        return task_definition(session, arn).image()
+    except ShipError:
+        return None
+
+
+def current_image(env: Environment, session: Session) -> str | None:
+    """The image the service runs now (None when there is no service yet)."""
     raw = session.ecs.describe_service(target_of(env).cluster, target_of(env).service) if _cluster_exists(
         env, session) else None
     if not raw:
@@ -144,7 +158,7 @@ def apply(env: Environment, opts: Options, image: str | None = None, echo=print,
     tf = terraform.Runner(env, echo)
     started = time.monotonic()
     tf.init()
-    image = image or current_image(env, session) or placeholder_image(env, session)
+    image = image or terraform_image(tf, session) or current_image(env, session) or placeholder_image(env, session)
     if opts.dry_run:
         tf.plan({"image": image})
         return {}
@@ -170,7 +184,7 @@ def destroy(env: Environment, opts: Options, echo=print) -> None:
         return
     tf = terraform.Runner(env, echo)
     tf.init()
-    image = current_image(env, session) or placeholder_image(env, session)
+    image = terraform_image(tf, session) or placeholder_image(env, session)
     if opts.dry_run:
         tf.plan({"image": image}, destroy=True)
         return

@@ -27,13 +27,15 @@ def running_image(env: Environment, session: Session) -> tuple[str, str]:
     return ref.digest, (tag or (tags[0] if tags else ref.digest.split(":")[1][:12]))
 
 
-def promote(source: Environment, dest: Environment, opts: Options, echo=print):
+def promote(source: Environment, dest: Environment, opts: Options, echo=print, expect_digest: str | None = None):
     if source.name == dest.name:
         raise ShipError("promote needs two different environments (--from and --to)")
     src_session, dst_session = Session(source), Session(dest)
     digest, tag = running_image(source, src_session)
     src_registry = Registry(src_session, source.repository_name)
     dst_registry = Registry(dst_session, dest.repository_name)
+    if expect_digest and expect_digest != digest:
+        raise ShipError(f"{source.name} runs {digest}, not the expected {expect_digest}; not promoting")
     ref = src_registry.find(digest=digest)
     echo(f"{source.name} runs {tag} ({digest})")
     if opts.dry_run:

@@ -15,7 +15,7 @@ from ship import terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
 from ship.actions.infra import bootstrap, current_image, ensure_local_cloud, record_emulator_identity, \
-    require_state_bucket
+    require_state_bucket, terraform_image
 from ship.actions.release import build_and_push
 from ship.actions.status import service_url
 from ship.aws import Session
@@ -54,13 +54,13 @@ def up(env: Environment, opts: Options, echo=print) -> str | None:
     echo(f"terraform init ({env.name})")
     tf.init()
     if opts.dry_run:
-        tf.plan({"image": current_image(env, session) or "(built at apply)"})
+        tf.plan({"image": terraform_image(tf, session) or current_image(env, session) or "(built at apply)"})
         return None
     if session.ecr.describe_repository(env.repository_name) is None:
         echo(f"creating the image repository {env.repository_name} first")
         tf.apply({"image": "pending"}, targets=["module.ecr"])
     ref = build_and_push(env, session, echo, allow_dirty=env.emulator)
-    image = current_image(env, session) or ref.uri
+    image = terraform_image(tf, session) or ref.uri
     echo(f"terraform apply ({env.name})")
     tf.apply({"image": image})
     record_emulator_identity(env, info)
