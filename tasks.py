@@ -127,13 +127,23 @@ def release(c, env="", dry=False, timeout=900):
 
 @task(name="promote", help={"from_": "environment whose running image is promoted",
                             "to": "environment that will run the very same digest", "dry": DRY_HELP,
+                            "expect_digest": "refuse unless --from runs exactly this digest (sha256:...)",
                             "timeout": "seconds to wait for the rollout"})
 @_errors
-def promote_(c, from_="", to="", dry=False, timeout=900):
+def promote_(c, from_="", to="", dry=False, expect_digest="", timeout=900):
     """Retag the image running in --from into --to's registry (same digest, no rebuild) and deploy it."""
     from ship.actions.promote import promote
 
-    promote(_env(from_), _env(to), _opts(dry, timeout=timeout), echo=_echo)
+    promote(_env(from_), _env(to), _opts(dry, timeout=timeout), echo=_echo, expect_digest=expect_digest or None)
+
+
+@task(help={"env": ENV_HELP, "requests": "good answers needed from / and /health"})
+@_errors
+def smoke(c, env="", requests=10):
+    """Smoke-test the service through its load balancer URL."""
+    from ship.actions.smoke import smoke as run
+
+    run(_env(env), requests=int(requests), echo=_echo)
 
 
 @task(help={"env": ENV_HELP, "dry": DRY_HELP, "timeout": "seconds to wait for the rollout"})
@@ -268,10 +278,9 @@ def local_up(c, port=0):
 @_errors
 def local_down(c):
     """Stop the local cloud and every task it started."""
-    from ship import config
     from ship.localcloud import control
 
-    stopped = control.down(_local_dir(), port=config.local_port())
+    stopped = control.down(_local_dir())
     print("local cloud stopped" if stopped else "local cloud was not running")
 
 
@@ -292,7 +301,7 @@ def local_status(c):
 
 
 ns = Collection(test, lint, build, bench, deploy, release, promote_, rollback, redeploy, prune, status, logs,
-                images, bootstrap, destroy)
+                smoke, images, bootstrap, destroy)
 ns.add_collection(Collection("infra", infra_plan, infra_apply, infra_destroy))
 ns.add_collection(Collection("local", local_up, local_down, local_status))
 ns.configure({"run": {"echo": False}})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port
+from helpers import ROOT, free_port
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 

@@ -15,20 +15,28 @@ from ship import paths, terraform
 from ship.errors import ShipError
 
 
+# Root modules to validate: the stack and the account-level OIDC deploy role.
+ROOTS = (".", "github-oidc")
+
+
 def validate() -> int:
     tf = terraform.binary()
     env = dict(os.environ)
     config = terraform.cli_config(paths.state_dir())
     if config:
         env["TF_CLI_CONFIG_FILE"] = str(config)
-    with tempfile.TemporaryDirectory(prefix="tfcheck-") as data_dir:
-        env["TF_DATA_DIR"] = data_dir
-        for argv in ([tf, "init", "-backend=false", "-input=false", "-no-color"], [tf, "validate", "-no-color"]):
-            result = subprocess.run(argv, cwd=paths.terraform_dir(), env=env, capture_output=True, text=True)
-            print(result.stdout.strip())
-            if result.returncode != 0:
-                print(result.stderr.strip(), file=sys.stderr)
-                return result.returncode
+    for root in ROOTS:
+        workdir = paths.terraform_dir() / root
+        with tempfile.TemporaryDirectory(prefix="tfcheck-") as data_dir:
+            env["TF_DATA_DIR"] = data_dir
+            for argv in ([tf, "init", "-backend=false", "-input=false", "-no-color"],
+                         [tf, "validate", "-no-color"]):
+                result = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
+                if result.returncode != 0:
+                    print(f"{workdir}: {result.stdout.strip()}\n{result.stderr.strip()}", file=sys.stderr)
+                    return result.returncode
+            print(f"{workdir}: {result.stdout.strip()}")
+            (workdir / ".terraform.lock.hcl").unlink(missing_ok=True)
     return 0
 
 

@@ -18,13 +18,9 @@ from ship.registry import ImageRef, Registry
 
 def image_kind(env: Environment) -> str:
     """'container' or 'process': what this environment's images are."""
-    choice = os.environ.get("SHIP_LOCAL_RUNTIME", "auto") if env.emulator else "container"
-    if choice not in ("auto", "process", "container"):
-        raise ShipError(f"SHIP_LOCAL_RUNTIME={choice!r} is not one of auto, process, container")
-    if choice == "auto":
-        from ship import engine
-
-        return "container" if engine.detect() else "process"
+    choice = os.environ.get("SHIP_LOCAL_RUNTIME", "process") if env.emulator else "container"
+    if choice not in ("process", "container"):
+        raise ShipError(f"SHIP_LOCAL_RUNTIME={choice!r} is not one of process, container")
     return choice
 
 

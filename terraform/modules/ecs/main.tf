@@ -63,6 +63,12 @@ resource "aws_ecs_task_definition" "this" {
   ])
 
   tags = var.tags
+
+  lifecycle {
+    # The rollout tool marks revisions that reached a steady deployment with a
+    # tag (its rollback history); Terraform leaves those marks alone.
+    ignore_changes = [tags, tags_all]
+  }
 }
 
 resource "aws_ecs_service" "this" {

@@ -1,0 +1,147 @@
+"""Container images: build once per commit, test inside, push to ECR.
+
+Talks to "a Docker-compatible engine" through ``ship.engine`` (Docker where it
+answers, else Podman's CLI). Builds install from wheelhouses built on the
+host (``build/wheelhouse``, ``build/wheelhouse-test``) with --no-index, so
+they are offline and reproducible; BASE_IMAGE picks the base (default: the
+Dockerfile's official python image; SHIP_BASE_IMAGE overrides it, e.g. the
+local base that .ci/podman-setup.sh makes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ship import artifact, engine, git, oci, paths
+from ship.errors import ShipError
+
+IMAGE_NAME = "hello"
+
+
+def _build_args(tag: str) -> dict:
+    args = {"APP_VERSION": tag}
+    base = os.environ.get("SHIP_BASE_IMAGE")
+    if not base:
+        eng = engine.detect()
+        if eng is not None and eng.image_exists(engine.LOCAL_BASE_IMAGE):
+            base = engine.LOCAL_BASE_IMAGE
+    if base:
+        args["BASE_IMAGE"] = base
+    return args
+
+
+def wheelhouses(source: Path, test: bool = False, echo=print) -> None:
+    """build/wheelhouse (app + runtime deps) and, for the test target, build/wheelhouse-test."""
+    out = source / "build" / "wheelhouse"
+    out.mkdir(parents=True, exist_ok=True)
+    deps = artifact.dependency_wheels(source)
+    for wheel in deps.glob("*.whl"):
+        target = out / wheel.name
+        if not target.exists():
+            target.write_bytes(wheel.read_bytes())
+    commit_epoch = int(time.time())
+    try:
+        commit_epoch = git.head(source).timestamp
+    except ShipError:
+        pass
+    for stale in out.glob("hello_ship-*.whl"):
+        stale.unlink()
+    artifact.app_wheel(source, out, commit_epoch)
+    if test:
+        test_out = source / "build" / "wheelhouse-test"
+        test_out.mkdir(parents=True, exist_ok=True)
+        if not any(test_out.glob("*.whl")):
+            echo("building the test wheelhouse (once)")
+            result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(test_out),
+                                     f"{source}[dev]"], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise ShipError(f"pip wheel for the test image failed: {result.stderr.strip().splitlines()[-1:]}")
+        for stale in test_out.glob("hello_ship-*.whl"):
+            stale.unlink()
+
+
+def build_local(tag: str | None = None, target: str = "runtime", echo=print) -> str:
+    """``inv build``: build the working tree, tagged hello:<commit tag>."""
+    eng = engine.require()
+    root = paths.project_root()
+    commit = git.head(root)
+    tag = tag or commit.tag
+    wheelhouses(root, test=target == "test", echo=echo)
+    ref = f"{IMAGE_NAME}:{tag}" if target == "runtime" else f"{IMAGE_NAME}:{tag}-{target}"
+    started = time.monotonic()
+    image_id = eng.build(root, ref, target=target, build_args=_build_args(tag),
+                         on_output=lambda line: echo(f"  {line}") if line.startswith(("STEP", "#")) else None)
+    echo(f"built {ref} ({image_id[:19]}…) with {eng.name} in {time.monotonic() - started:.1f}s")
+    return ref
+
+
+def test_in_container(echo=print) -> None:
+    """Build the test target and run pytest and flake8 inside it (entrypoint overrides)."""
+    eng = engine.require()
+    ref = build_local(target="test", echo=echo)
+    pytest_args = ["-m", "not e2e and not container", "-q", "-p", "no:cacheprovider"]
+    for entrypoint, args in (("flake8", []), ("pytest", pytest_args)):
+        echo(f"$ {eng.name} run --rm --entrypoint {entrypoint} {ref} {' '.join(args)}")
+        result = subprocess.run(eng.run_args(ref, args, remove=True, entrypoint=entrypoint))
+        if result.returncode != 0:
+            raise ShipError(f"{entrypoint} failed inside {ref} (exit {result.returncode})")
+
+
+def build_image(source: Path, commit: git.Commit) -> artifact.Image:
+    """Build the runtime image of an exported tree and read it back as registry blobs."""
+    eng = engine.require()
+    wheelhouses(source)
+    ref = f"{IMAGE_NAME}:{commit.tag}"
+    eng.build(source, ref, target="runtime", build_args=_build_args(commit.tag))
+    with tempfile.TemporaryDirectory(prefix="ship-oci-") as tmp:
+        archive = Path(tmp) / "image.tar"
+        eng.save(ref, archive, fmt="oci-archive")
+        return _read_oci_archive(archive, commit.tag, ref)
+
+
+def _read_oci_archive(archive: Path, tag: str, local_ref: str) -> artifact.Image:
+    import tarfile
+
+    blobs: dict[str, bytes] = {}
+    with tarfile.open(archive) as tar:
+        index = json.load(tar.extractfile("index.json"))
+        manifest_desc = index["manifests"][0]
+
+        def blob(digest: str) -> bytes:
+            return tar.extractfile("blobs/" + digest.replace(":", "/")).read()
+
+        manifest = blob(manifest_desc["digest"])
+        config, layers = oci.parse_manifest(manifest)
+        for desc in [config, *layers]:
+            blobs[desc.digest] = blob(desc.digest)
+    media_type = json.loads(manifest).get("mediaType") or manifest_desc.get("mediaType") or \
+        oci.OCI_MANIFEST_MEDIA_TYPE
+    return artifact.Image(tag=tag, kind="container", manifest=manifest, media_type=media_type, blobs=blobs,
+                          local_ref=local_ref)
+
+
+def push(image: artifact.Image, registry, env, session):
+    """On the emulator: the registry API (layer uploads + PutImage). On AWS: docker push after an ECR login."""
+    if env.emulator:
+        return registry.push_manifest(image.manifest, image.media_type, image.tag, image.blobs)
+    eng = engine.require()
+    auth = session.ecr.authorization()
+    user, _, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
+    endpoint = auth["proxyEndpoint"]
+    login = subprocess.run(eng.argv("login", "--username", user, "--password-stdin", endpoint), input=password,
+                           capture_output=True, text=True)
+    if login.returncode != 0:
+        raise ShipError(f"{eng.name} login to {endpoint} failed: {login.stderr.strip()}")
+    remote = f"{registry.repository_uri()}:{image.tag}"
+    eng.tag(image.local_ref, remote)
+    pushed = subprocess.run(eng.argv("push", remote), capture_output=True, text=True)
+    if pushed.returncode != 0:
+        raise ShipError(f"{eng.name} push {remote} failed: {pushed.stderr.strip().splitlines()[-1:]}")
+    return registry.find(tag=image.tag)

@@ -1,0 +1,134 @@
+"""Image resolution against the emulator's ECR, and process rootfs materialisation."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ship import oci
+from ship.localcloud import motoadapter
+
+ECR_URI = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repo>[a-z0-9._/-]+?)(?:@(?P<digest>sha256:[0-9a-f]{64})|:(?P<tag>[A-Za-z0-9_.-]+))?$"
+)
+
+
+class ImageError(Exception):
+    """The image cannot be pulled; str() is an ECS-like reason."""
+
+
+@dataclass
+class ResolvedImage:
+    uri: str
+    digest: str
+    config_media_type: str
+    config: dict
+    layers: list[oci.Descriptor] = field(default_factory=list)
+
+    @property
+    def is_process_image(self) -> bool:
+        return self.config_media_type == oci.PROCESS_CONFIG_MEDIA_TYPE
+
+    @property
+    def run_config(self) -> dict:
+        return self.config.get("config") or {}
+
+
+def resolve(uri: str, blobs: oci.BlobStore) -> ResolvedImage:
+    m = ECR_URI.match(uri or "")
+    if not m:
+        raise ImageError(
+            f"CannotPullContainerError: pull image manifest has been retried 1 time(s): {uri}: "
+            "not an ECR image reference (no registry other than the local ECR is reachable)")
+    tag = m.group("tag") if not m.group("digest") else None
+    if not m.group("digest") and not tag:
+        tag = "latest"
+    with motoadapter.LOCK:
+        found = motoadapter.find_image(m.group("region"), m.group("account"), m.group("repo"),
+                                       tag, m.group("digest"))
+    if found is None:
+        raise ImageError(
+            f"CannotPullContainerError: pull image manifest has been retried 1 time(s): "
+            f"failed to resolve ref {uri}: not found")
+    manifest, _media_type, digest = found
+    try:
+        config_desc, layers = oci.parse_manifest(manifest)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ImageError(f"CannotPullContainerError: invalid manifest for {uri}: {exc}")
+    if not blobs.has(config_desc.digest):
+        raise ImageError(
+            f"CannotPullContainerError: config blob {config_desc.digest} of {uri} was never uploaded")
+    try:
+        config = json.loads(blobs.get(config_desc.digest))
+    except ValueError as exc:
+        raise ImageError(f"CannotPullContainerError: invalid image config of {uri}: {exc}")
+    return ResolvedImage(uri, digest, config_desc.media_type, config, layers)
+
+
+class RootfsCache:
+    """Process image layers materialised once per layer digest under ``root/<hex>``."""
+
+    def __init__(self, root: Path, blobs: oci.BlobStore, python: str = sys.executable):
+        self.root = Path(root)
+        self.blobs = blobs
+        self.python = python
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock_for(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def materialize(self, image: ResolvedImage) -> Path:
+        if len(image.layers) != 1:
+            raise ImageError(f"CannotPullContainerError: a process image has exactly one layer ({image.uri})")
+        layer = image.layers[0]
+        hexpart = layer.digest.split(":", 1)[1]
+        target = self.root / hexpart
+        with self._lock_for(hexpart):
+            if (target / ".complete").is_file():
+                return target
+            if not self.blobs.has(layer.digest):
+                raise ImageError(
+                    f"CannotPullContainerError: layer {layer.digest} of {image.uri} was never uploaded")
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".build-{hexpart[:12]}-"))
+            try:
+                with tarfile.open(self.blobs.path(layer.digest), "r:gz") as tar:
+                    tar.extractall(tmp, filter="data")
+                (tmp / "app").mkdir(exist_ok=True)
+                wheels = sorted(str(p) for p in (tmp / "wheels").glob("*.whl")) if (tmp / "wheels").is_dir() else []
+                # the venv is created at its final path: venvs are not relocatable
+                if target.exists():
+                    shutil.rmtree(target)
+                os.replace(tmp, target)
+                tmp = target
+                self._run([self.python, "-m", "venv", str(target / "venv")], image)
+                if wheels:
+                    wheels = [str(target / "wheels" / Path(w).name) for w in wheels]
+                    self._run([str(target / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                               "--no-index", "--disable-pip-version-check", "--no-cache-dir",
+                               "--find-links", str(target / "wheels"), *wheels], image)
+                (target / ".complete").write_text(layer.digest)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return target
+
+    @staticmethod
+    def _run(cmd: list[str], image: ResolvedImage) -> None:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=600, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            last = (proc.stdout or "").strip().splitlines()[-1:] or ["no output"]
+            raise ImageError(f"CannotPullContainerError: preparing {image.uri} failed: {last[0]}")

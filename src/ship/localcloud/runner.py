@@ -1,0 +1,268 @@
+"""How a task's essential container is run.
+
+``Runner`` is the interface the data plane uses; ``ProcessRunner`` runs process
+images (ship.oci) as local processes. A container runner implements the same
+four methods and is picked by ``Runner.can_run``.
+
+Each task process runs in its own process group (session), gets
+PR_SET_PDEATHSIG=SIGKILL (from one long-lived spawner thread, because the
+kernel ties that signal to the thread that forked), and is recorded in
+``<state>/tasks/<task id>.pid`` (pid + start time) so leftovers can be killed
+after a crash of the local cloud.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from ship.localcloud.images import ImageError, ResolvedImage, RootfsCache
+
+log = logging.getLogger("ship.localcloud.runner")
+
+OutputCallback = Callable[[str], None]
+
+
+@dataclass
+class TaskSpec:
+    task_id: str
+    task_arn: str
+    container: dict            # the task definition's container definition
+    image: ResolvedImage
+    port: int                  # host port on 127.0.0.1 the task must listen on
+    environment: dict[str, str] = field(default_factory=dict)   # extra env (PORT, metadata URI)
+    log_file: Path | None = None
+
+
+@dataclass
+class TaskHandle:
+    task_id: str
+    host: str
+    port: int
+    pid: int | None
+    proc: object = None
+    exit_code: int | None = None
+    reader: threading.Thread | None = None
+
+
+class Runner(Protocol):
+    def can_run(self, image: ResolvedImage) -> bool: ...
+
+    def start(self, spec: TaskSpec, on_output: OutputCallback) -> TaskHandle: ...
+
+    def poll(self, handle: TaskHandle) -> int | None: ...
+
+    def stop(self, handle: TaskHandle, timeout: float) -> int | None: ...
+
+
+# --------------------------------------------------------------------------
+# spawning with a parent-death signal, from one long-lived thread
+# --------------------------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _set_pdeathsig() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # best effort (non-Linux)
+        pass
+
+
+class Spawner:
+    def __init__(self):
+        self._q: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="task-spawner", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            kwargs, fut = self._q.get()
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(subprocess.Popen(**kwargs))
+                except BaseException as exc:
+                    fut.set_exception(exc)
+
+    def popen(self, **kwargs) -> subprocess.Popen:
+        fut: Future = Future()
+        self._q.put((kwargs, fut))
+        return fut.result()
+
+
+_SPAWNER: Spawner | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def spawner() -> Spawner:
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = Spawner()
+        return _SPAWNER
+
+
+def _proc_start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def record_task_pid(tasks_dir: Path, task_id: str, pid: int) -> None:
+    tasks_dir.mkdir(parents=True, exist_ok=True)
+    (tasks_dir / f"{task_id}.pid").write_text(json.dumps({"pid": pid, "start": _proc_start_time(pid)}))
+
+
+def forget_task_pid(tasks_dir: Path, task_id: str) -> None:
+    try:
+        (tasks_dir / f"{task_id}.pid").unlink()
+    except FileNotFoundError:
+        pass
+
+
+def kill_leftover_tasks(tasks_dir: Path) -> int:
+    """SIGKILL the process group of every recorded task that still runs."""
+    killed = 0
+    for rec in Path(tasks_dir).glob("*.pid"):
+        try:
+            data = json.loads(rec.read_text())
+            pid, start = int(data["pid"]), data.get("start")
+        except (OSError, ValueError, KeyError, TypeError):
+            rec.unlink(missing_ok=True)
+            continue
+        if start and _proc_start_time(pid) == start:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+        rec.unlink(missing_ok=True)
+    return killed
+
+
+# --------------------------------------------------------------------------
+# the process runner
+# --------------------------------------------------------------------------
+
+def _env_list(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in pairs or []:
+        k, _, v = item.partition("=")
+        out[k] = v
+    return out
+
+
+class ProcessRunner:
+    """Runs a process image: Cmd in ``<rootfs>/app`` with ``<rootfs>/venv/bin`` first on PATH."""
+
+    def __init__(self, rootfs: RootfsCache, tasks_dir: Path):
+        self.rootfs = rootfs
+        self.tasks_dir = Path(tasks_dir)
+
+    def can_run(self, image: ResolvedImage) -> bool:
+        return image.is_process_image
+
+    def command(self, spec: TaskSpec) -> list[str]:
+        cfg = spec.image.run_config
+        entrypoint = spec.container.get("entryPoint")
+        if entrypoint is None:
+            entrypoint = cfg.get("Entrypoint") or []
+        cmd = spec.container.get("command")
+        if cmd is None:
+            cmd = cfg.get("Cmd") or []
+        argv = list(entrypoint) + list(cmd)
+        if not argv:
+            raise ImageError("CannotStartContainerError: the image has no Cmd/Entrypoint and the task "
+                             "definition no command")
+        return argv
+
+    def start(self, spec: TaskSpec, on_output: OutputCallback) -> TaskHandle:
+        root = self.rootfs.materialize(spec.image)
+        cfg = spec.image.run_config
+        workdir = cfg.get("WorkingDir") or "/app"
+        cwd = root / workdir.lstrip("/") if workdir.startswith("/app") else root / "app"
+        if not cwd.is_dir():
+            cwd = root / "app"
+        env = {"PATH": f"{root / 'venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+               "HOME": str(root / "app"), "LANG": "C.UTF-8"}
+        env.update(_env_list(cfg.get("Env")))
+        env["PATH"] = f"{root / 'venv' / 'bin'}:" + env.get("PATH", "/usr/bin:/bin").replace(
+            f"{root / 'venv' / 'bin'}:", "")
+        env["VIRTUAL_ENV"] = str(root / "venv")
+        for item in spec.container.get("environment") or []:
+            env[item["name"]] = str(item.get("value", ""))
+        env.update(spec.environment)
+        env["PORT"] = str(spec.port)
+        argv = self.command(spec)
+        exe = argv[0]
+        if "/" not in exe:
+            candidate = root / "venv" / "bin" / exe
+            if candidate.exists():
+                argv[0] = str(candidate)
+        try:
+            proc = spawner().popen(args=argv, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   start_new_session=True, preexec_fn=_set_pdeathsig)
+        except OSError as exc:
+            raise ImageError(f"CannotStartContainerError: {argv[0]}: {exc.strerror or exc}")
+        record_task_pid(self.tasks_dir, spec.task_id, proc.pid)
+        handle = TaskHandle(spec.task_id, "127.0.0.1", spec.port, proc.pid, proc)
+        handle.reader = threading.Thread(target=self._read, args=(proc, on_output),
+                                         name=f"task-out-{spec.task_id[:8]}", daemon=True)
+        handle.reader.start()
+        return handle
+
+    @staticmethod
+    def _read(proc: subprocess.Popen, on_output: OutputCallback) -> None:
+        for raw in iter(proc.stdout.readline, b""):
+            try:
+                on_output(raw.decode("utf-8", "replace").rstrip("\n"))
+            except Exception:  # never let logging kill the reader
+                log.exception("log callback failed")
+        proc.stdout.close()
+
+    def poll(self, handle: TaskHandle) -> int | None:
+        if handle.exit_code is None and handle.proc is not None:
+            handle.exit_code = handle.proc.poll()
+        return handle.exit_code
+
+    def stop(self, handle: TaskHandle, timeout: float) -> int | None:
+        proc: subprocess.Popen = handle.proc
+        if proc is None:
+            return handle.exit_code
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=max(0.0, timeout))
+            except subprocess.TimeoutExpired:
+                log.info("task %s ignored SIGTERM for %.0fs: SIGKILL", handle.task_id, timeout)
+        # whatever the main process did, nothing of the task's group may survive
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        handle.exit_code = proc.returncode
+        if handle.reader is not None:
+            handle.reader.join(timeout=2)
+        forget_task_pid(self.tasks_dir, handle.task_id)
+        return handle.exit_code

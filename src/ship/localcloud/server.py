@@ -1,0 +1,155 @@
+"""The ``serve`` process: moto's server app in-process plus the data plane.
+
+Requests under ``/_ship/`` are ours (moto never uses that prefix); all others
+go to moto, one at a time under ``motoadapter.LOCK``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from ship.localcloud import SERVICE_NAME
+
+log = logging.getLogger("ship.localcloud")
+
+
+class ShipApp:
+    """WSGI app: ``/_ship/*`` endpoints, everything else to moto under the lock."""
+
+    def __init__(self, moto_app, lock, info: dict, dataplane=None, blobs=None):
+        self.blobs = blobs
+        self.moto_app = moto_app
+        self.lock = lock
+        self.info = info
+        self.dataplane = dataplane
+
+    def _json(self, start_response, status: str, body) -> list[bytes]:
+        data = json.dumps(body, default=str).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    def _ship(self, environ, start_response, path: str):
+        parts = [p for p in path.split("/") if p][1:]  # drop "_ship"
+        if parts == ["health"]:
+            return self._json(start_response, "200 OK", self.info)
+        if parts == ["listeners"]:
+            body = self.dataplane.listener_table() if self.dataplane else []
+            return self._json(start_response, "200 OK", body)
+        if len(parts) == 3 and parts[0] == "blobs" and self.blobs is not None:
+            try:
+                data = self.blobs.get(f"{parts[1]}:{parts[2]}")
+            except (ValueError, OSError):
+                return self._json(start_response, "404 Not Found", {"message": "no such blob"})
+            start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                      ("Content-Length", str(len(data)))])
+            return [data]
+        if parts and parts[0] == "metadata" and len(parts) >= 2 and self.dataplane:
+            meta = self.dataplane.task_metadata(parts[1])
+            if meta is None:
+                return self._json(start_response, "404 Not Found", {"message": "no such task"})
+            if len(parts) == 3 and parts[2] == "task":
+                return self._json(start_response, "200 OK", meta["task"])
+            if len(parts) == 2:
+                return self._json(start_response, "200 OK", meta["container"])
+        return self._json(start_response, "404 Not Found", {"message": "unknown endpoint"})
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "") or ""
+        if path == "/_ship" or path.startswith("/_ship/"):
+            return self._ship(environ, start_response, path)
+        with self.lock:
+            result = self.moto_app(environ, start_response)
+            try:
+                body = list(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close:
+                    close()
+        return body
+
+
+def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
+    # must be set before moto imports IAM, so managed policies load
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ["MOTO_PORT"] = str(port)
+
+    state = Path(state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    from werkzeug.serving import make_server
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+
+    from ship.localcloud import motoadapter
+    from ship.localcloud.dataplane import DataPlane
+    from ship.localcloud.runner import kill_leftover_tasks
+    from ship.oci import BlobStore
+
+    motoadapter.check_version()
+    kill_leftover_tasks(state / "tasks")
+    blobs = BlobStore(state / "blobs")
+    motoadapter.install(blobs)
+
+    info = {
+        "service": SERVICE_NAME,
+        "pid": os.getpid(),
+        "instance": str(uuid.uuid4()),
+        "started_at": time.time(),
+        "runtime": "process",
+        "host": host,
+        "port": port,
+        "state_dir": str(state),
+    }
+    endpoint = f"http://{host}:{port}"
+    dataplane = DataPlane(state, endpoint=endpoint)
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    app = ShipApp(moto_app, motoadapter.LOCK, info, dataplane, blobs)
+
+    try:
+        server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    except OSError as exc:
+        print(f"cannot listen on {host}:{port}: {exc}", file=sys.stderr, flush=True)
+        return 2
+    server.daemon_threads = True
+
+    stopping = threading.Event()
+
+    def on_signal(signum, _frame):
+        if not stopping.is_set():
+            log.info("signal %s: stopping", signum)
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    (state / "localcloud.json").write_text(json.dumps(info))
+    dataplane.start()
+    log.info("ship-localcloud %s listening on %s (state %s)", info["instance"], endpoint, state)
+    print(f"ship-localcloud listening on {endpoint}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        log.info("stopping data plane")
+        dataplane.stop()
+        server.server_close()
+        log.info("stopped")
+    return 0

@@ -1,0 +1,242 @@
+"""The moto adapter: the moto internals it relies on still exist, and each
+patch does what AWS does. Runs moto in-process (mock_aws) for speed."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ship import oci
+from ship.localcloud import motoadapter
+
+
+@pytest.fixture(scope="module", autouse=True)
+def installed(tmp_path_factory):
+    store = oci.BlobStore(tmp_path_factory.mktemp("blobs"))
+    motoadapter.install(store)
+    return store
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        yield {n: boto3.client(n, region_name="us-east-1") for n in ("ecs", "elbv2", "ec2", "ecr", "logs")}
+
+
+def test_moto_version_is_pinned():
+    motoadapter.check_version()
+    assert motoadapter.MOTO_MIN <= motoadapter.moto_version() < motoadapter.MOTO_MAX_EXCLUSIVE
+
+
+def test_moto_internals_we_rely_on_exist():
+    ecs_models, ecs_responses, elbv2_models, ecr_models, logs_models = motoadapter._moto()
+    Resp = ecs_responses.EC2ContainerServiceResponse
+    for name in ("create_service", "update_service", "_get_param", "ecs_backend"):
+        assert hasattr(Resp, name), name
+    B = ecs_models.EC2ContainerServiceBackend
+    for name in ("_get_service", "_get_cluster", "describe_task_definition", "list_tasks", "stop_task",
+                 "describe_tasks", "update_service"):
+        assert hasattr(B, name), name
+    assert list(inspect.signature(B.list_tasks).parameters) == [
+        "self", "cluster_str", "container_instance", "family", "started_by", "service_name", "desiredStatus"]
+    b = ecs_models.ecs_backends["123456789012"]["us-east-1"]
+    for attr in ("clusters", "services", "tasks", "task_definitions", "account_id"):
+        assert hasattr(b, attr), attr
+    svc_init = inspect.signature(ecs_models.Service.__init__).parameters
+    assert "deployment_controller" in svc_init and "network_configuration" in svc_init
+    TG = elbv2_models.FakeTargetGroup
+    for name in ("register", "deregister", "health_for"):
+        assert hasattr(TG, name), name
+    tg_init = inspect.signature(TG.__init__).parameters
+    for p in ("healthcheck_path", "healthcheck_interval_seconds", "healthy_threshold_count", "matcher"):
+        assert p in tg_init, p
+    assert inspect.signature(elbv2_models.FakeHealthStatus.__init__).parameters.keys() >= {
+        "instance_id", "port", "health_port", "status", "reason", "description"}
+    for name in ("describe_target_health", "target_groups", "load_balancers"):
+        assert hasattr(elbv2_models.ELBv2Backend, name) or name in ("target_groups", "load_balancers")
+    assert {"default_actions", "port", "protocol", "arn"} <= set(
+        inspect.signature(elbv2_models.FakeListener.__init__).parameters) | {"arn"}
+    E = ecr_models.ECRBackend
+    assert list(inspect.signature(E.complete_layer_upload).parameters) == [
+        "self", "repository_name", "upload_id", "layer_digests", "registry_id"]
+    assert list(inspect.signature(E.put_image).parameters) == [
+        "self", "repository_name", "image_manifest", "image_tag", "image_manifest_mediatype", "digest"]
+    assert hasattr(ecr_models.LayerUpload, "__init__") and "layer_parts" in inspect.getsource(ecr_models.LayerUpload)
+    L = logs_models.LogsBackend
+    for name in ("ensure_log_group", "ensure_log_stream", "put_log_events"):
+        assert hasattr(L, name), name
+    assert getattr(Resp, "_ship_patched", False) and getattr(TG, "_ship_patched", False)
+
+
+def _network(aws):
+    vpc = aws["ec2"].create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    aws["ec2"].modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    sub = aws["ec2"].create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone="us-east-1a")
+    sub2 = aws["ec2"].create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24", AvailabilityZone="us-east-1b")
+    sg = aws["ec2"].create_security_group(GroupName="x", Description="x", VpcId=vpc)["GroupId"]
+    return vpc, [sub["Subnet"]["SubnetId"], sub2["Subnet"]["SubnetId"]], sg
+
+
+def _service(aws, **extra):
+    ecs = aws["ecs"]
+    _vpc, subnets, sg = _network(aws)
+    ecs.create_cluster(clusterName="c")
+    tds = [ecs.register_task_definition(
+        family="f", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
+        containerDefinitions=[{"name": "app", "image": f"img:{i}", "memory": 512}],
+    )["taskDefinition"]["taskDefinitionArn"]
+        for i in (1, 2)]
+    ecs.create_service(cluster="c", serviceName="s", taskDefinition="f:1", desiredCount=2, launchType="FARGATE",
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}},
+                       **extra)
+    return tds
+
+
+def test_service_echoes_deployment_configuration_and_grace(aws):
+    _service(aws, deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                                           "maximumPercent": 200, "minimumHealthyPercent": 50},
+             healthCheckGracePeriodSeconds=30, enableECSManagedTags=True, enableExecuteCommand=False)
+    svc = aws["ecs"].describe_services(cluster="c", services=["s"])["services"][0]
+    assert svc["deploymentConfiguration"] == {
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True}, "maximumPercent": 200,
+        "minimumHealthyPercent": 50}
+    assert svc["healthCheckGracePeriodSeconds"] == 30
+    assert svc["enableECSManagedTags"] is True and svc["enableExecuteCommand"] is False
+    assert svc["runningCount"] == 0 and svc["pendingCount"] == 0
+    [dep] = svc["deployments"]
+    assert dep["status"] == "PRIMARY" and dep["rolloutState"] == "IN_PROGRESS" and dep["taskDefinition"].endswith("f:1")
+
+
+def test_service_defaults_like_aws(aws):
+    _service(aws)
+    svc = aws["ecs"].describe_services(cluster="c", services=["s"])["services"][0]
+    assert svc["deploymentConfiguration"] == {
+        "deploymentCircuitBreaker": {"enable": False, "rollback": False}, "maximumPercent": 200,
+        "minimumHealthyPercent": 100}
+
+
+def test_update_service_starts_deployments(aws):
+    tds = _service(aws)
+    ecs = aws["ecs"]
+    first = ecs.describe_services(cluster="c", services=["s"])["services"][0]["deployments"][0]["id"]
+    svc = ecs.update_service(cluster="c", service="s", taskDefinition="f:2")["service"]
+    assert svc["taskDefinition"] == tds[1]
+    assert [(d["status"], d["taskDefinition"]) for d in svc["deployments"]] == [("PRIMARY", tds[1]), ("ACTIVE", tds[0])]
+    assert svc["deployments"][1]["id"] == first
+    svc = ecs.update_service(cluster="c", service="s", desiredCount=3,
+                             deploymentConfiguration={"maximumPercent": 150})["service"]
+    assert len(svc["deployments"]) == 2 and svc["desiredCount"] == 3
+    assert svc["runningCount"] == 0  # moto would claim 3
+    assert svc["deploymentConfiguration"]["maximumPercent"] == 150
+    assert svc["deploymentConfiguration"]["minimumHealthyPercent"] == 100
+    svc = ecs.update_service(cluster="c", service="s", forceNewDeployment=True)["service"]
+    assert [d["status"] for d in svc["deployments"]] == ["PRIMARY", "ACTIVE", "ACTIVE"]
+    assert svc["deployments"][0]["taskDefinition"] == tds[1]
+
+
+def test_tasks_of_the_data_plane_are_listed_and_described(aws):
+    _service(aws)
+    ecs = aws["ecs"]
+    with motoadapter.LOCK:
+        [svc] = [s for s in motoadapter.iter_services() if s.name == "s"]
+        task = svc.new_task(svc.primary())
+        task.last_status = "RUNNING"
+        task.set_listening(40000, 8000)
+    assert ecs.list_tasks(cluster="c", serviceName="s")["taskArns"] == [task.task_arn]
+    assert ecs.list_tasks(cluster="c", serviceName="other")["taskArns"] == []
+    [t] = ecs.describe_tasks(cluster="c", tasks=[task.task_arn])["tasks"]
+    assert t["lastStatus"] == "RUNNING" and t["group"] == "service:s" and t["startedBy"].startswith("ecs-svc/")
+    assert t["containers"][0]["networkBindings"][0]["hostPort"] == 40000
+    ecs.stop_task(cluster="c", task=task.task_arn, reason="because")
+    assert task.desired_status == "STOPPED" and task.stop_code == "UserInitiated"
+    assert ecs.list_tasks(cluster="c")["taskArns"] == []
+    assert ecs.list_tasks(cluster="c", desiredStatus="STOPPED")["taskArns"] == [task.task_arn]
+
+
+def test_targets_keyed_by_ip_and_port_with_real_states(aws):
+    vpc, subnets, sg = _network(aws)
+    elb = aws["elbv2"]
+    tg = elb.create_target_group(Name="t", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")[
+        "TargetGroups"][0]["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": 1001},
+                                                     {"Id": "127.0.0.1", "Port": 1002}])
+    states = {(h["Target"]["Port"], h["TargetHealth"]["State"]) for h in
+              elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}
+    assert states == {(1001, "unused"), (1002, "unused")}  # not behind a load balancer yet
+    lb = elb.create_load_balancer(Name="lb", Subnets=subnets, SecurityGroups=[sg])["LoadBalancers"][0]
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+    descs = elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+    assert {h["TargetHealth"]["State"] for h in descs} == {"initial"}
+    assert {h["TargetHealth"]["Reason"] for h in descs} == {"Elb.RegistrationInProgress"}
+    with motoadapter.LOCK:
+        motoadapter.set_target_health(tg, "127.0.0.1:1001", "healthy", None, None)
+        motoadapter.set_target_health(tg, "127.0.0.1:1002", "unhealthy", "Target.ResponseCodeMismatch",
+                                      "Health checks failed with these codes: [500]")
+    descs = {h["Target"]["Port"]: h["TargetHealth"] for h in
+             elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}
+    assert descs[1001]["State"] == "healthy"
+    assert descs[1002] == {"State": "unhealthy", "Reason": "Target.ResponseCodeMismatch",
+                           "Description": "Health checks failed with these codes: [500]"}
+    elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": 1001}])
+    descs = {h["Target"]["Port"]: h["TargetHealth"] for h in
+             elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}
+    assert descs[1001]["State"] == "draining" and descs[1001]["Reason"] == "Target.DeregistrationInProgress"
+    with motoadapter.LOCK:
+        [spec] = [s for s in motoadapter.listeners() if s.port == 80]
+    assert spec.target_group_arn == tg
+
+
+def test_ecr_layers_land_in_the_blob_store(aws, installed):
+    ecr = aws["ecr"]
+    ecr.create_repository(repositoryName="repo")
+    blobs = {}
+    for data in (b'{"config": {}}', b"layer-bytes" * 1000):
+        up = ecr.initiate_layer_upload(repositoryName="repo")
+        ecr.upload_layer_part(repositoryName="repo", uploadId=up["uploadId"], partFirstByte=0,
+                              partLastByte=len(data) - 1, layerPartBlob=data)
+        digest = oci.sha256_digest(data)
+        assert ecr.complete_layer_upload(repositoryName="repo", uploadId=up["uploadId"],
+                                         layerDigests=[digest])["layerDigest"] == digest
+        assert installed.get(digest) == data
+        blobs[digest] = data
+    up = ecr.initiate_layer_upload(repositoryName="repo")
+    ecr.upload_layer_part(repositoryName="repo", uploadId=up["uploadId"], partFirstByte=0, partLastByte=2,
+                          layerPartBlob=b"abc")
+    with pytest.raises(ecr.exceptions.InvalidParameterException):
+        ecr.complete_layer_upload(repositoryName="repo", uploadId=up["uploadId"], layerDigests=["sha256:" + "0" * 64])
+    cfg, layer = list(blobs.items())
+    manifest = oci.build_manifest(oci.Descriptor(oci.PROCESS_CONFIG_MEDIA_TYPE, cfg[0], len(cfg[1])),
+                                  [oci.Descriptor(oci.PROCESS_LAYER_MEDIA_TYPE, layer[0], len(layer[1]))])
+    img = ecr.put_image(repositoryName="repo", imageManifest=manifest.decode(), imageTag="v1",
+                        imageManifestMediaType=oci.OCI_MANIFEST_MEDIA_TYPE)["image"]
+    assert img["imageId"]["imageDigest"] == "sha256:" + hashlib.sha256(manifest).hexdigest()
+    # retag keeps the digest
+    got = ecr.batch_get_image(repositoryName="repo", imageIds=[{"imageTag": "v1"}])["images"][0]
+    ecr.put_image(repositoryName="repo", imageManifest=got["imageManifest"], imageTag="prod",
+                  imageManifestMediaType=oci.OCI_MANIFEST_MEDIA_TYPE)
+    ids = ecr.list_images(repositoryName="repo")["imageIds"]
+    assert {i["imageDigest"] for i in ids} == {img["imageId"]["imageDigest"]}
+    with motoadapter.LOCK:
+        found = motoadapter.find_image("us-east-1", "123456789012", "repo", "prod", None)
+    assert json.loads(found[0]) == json.loads(manifest)
+
+
+def test_logs_go_through_the_logs_api(aws):
+    aws["logs"].create_log_group(logGroupName="/g")
+    now = int(time.time() * 1000)
+    with motoadapter.LOCK:
+        assert motoadapter.put_log_events("us-east-1", "123456789012", "/g", "p/app/1",
+                                          [{"timestamp": now + 1, "message": "b"}, {"timestamp": now, "message": "a"}])
+        assert not motoadapter.put_log_events("us-east-1", "123456789012", "/missing", "s", [])
+    ev = aws["logs"].get_log_events(logGroupName="/g", logStreamName="p/app/1", startFromHead=True)["events"]
+    assert [e["message"] for e in ev] == ["a", "b"]
