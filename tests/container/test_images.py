@@ -1,0 +1,87 @@
+"""The images the Dockerfile makes: tests and lint inside the test image; the
+runtime image serves /health as a non-root user and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from container_support import APP_VERSION, LABEL_KEY, METRICS, SESSION, free_port, wait_for
+
+from ship.errors import ShipError
+
+
+def test_pytest_passes_inside_the_test_image(engine, test_image):
+    proc = engine.run(test_image, remove=True, entrypoint="pytest", labels={LABEL_KEY: SESSION},
+                      check=False, timeout=900)
+    assert proc.returncode == 0, f"pytest in {test_image}:\n{proc.stdout[-3000:]}{proc.stderr[-1000:]}"
+
+
+def test_flake8_passes_inside_the_test_image(engine, test_image):
+    proc = engine.run(test_image, remove=True, entrypoint="flake8", check=False)
+    assert proc.returncode == 0, f"flake8 in {test_image}:\n{proc.stdout[-3000:]}{proc.stderr[-1000:]}"
+
+
+def test_runtime_image_config(engine, runtime_image):
+    config = engine.image_inspect(runtime_image)["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["WorkingDir"] == "/app"
+    assert config["Cmd"] == ["gunicorn", "--config", "gunicorn.conf.py", "hello.wsgi:app"]
+    assert not config.get("Entrypoint")
+    assert "5000/tcp" in config["ExposedPorts"]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert env["APP_VERSION"] == APP_VERSION
+    assert env["PATH"].startswith("/opt/venv/bin:")
+
+
+def test_runtime_image_holds_only_the_app(engine, runtime_image):
+    listing = engine.run(runtime_image, ["-c", "import os; print(sorted(os.listdir('/app')));"
+                                               "print(os.path.exists('/opt/venv/bin/pip'))"],
+                         entrypoint="python", remove=True).stdout.split("\n")
+    assert listing[0] == "['gunicorn.conf.py']"
+    assert listing[1] == "False", "pip belongs to the build stage, not the runtime"
+    assert engine.run(runtime_image, ["--check-config", "--config", "gunicorn.conf.py", "hello.wsgi:app"],
+                      entrypoint="gunicorn", remove=True, check=False).returncode == 0
+
+
+def test_runtime_serves_health_as_non_root_and_stops_on_sigterm(engine, runtime_image, container_name):
+    port = free_port()
+    started = time.monotonic()
+    engine.run(runtime_image, name=container_name, detach=True, ports=[("127.0.0.1", port, 5000)],
+               labels={LABEL_KEY: SESSION}, env={"GREETING": "hello from a container"})
+    status, body = wait_for(f"http://127.0.0.1:{port}/health")
+    METRICS["runtime container: first /health 200 after"] = f"{time.monotonic() - started:.1f}s"
+    assert (status, body) == (200, {"status": "ok"})
+    _, index = wait_for(f"http://127.0.0.1:{port}/")
+    assert index["message"] == "hello from a container" and index["version"] == APP_VERSION
+    assert engine.exec(container_name, ["id", "-u"]).stdout.strip() == "10001"
+    assert engine.exec(container_name, ["id", "-g"]).stdout.strip() == "10001"
+    started = time.monotonic()
+    engine.stop(container_name, timeout=20)
+    took = time.monotonic() - started
+    running, code = engine.container_state(container_name)
+    assert not running
+    assert code == 0, f"gunicorn should exit 0 on SIGTERM, got {code}"
+    assert took < 15, f"stop took {took:.1f}s: SIGTERM did not reach gunicorn (SIGKILL after the timeout)"
+
+
+def test_build_failure_names_the_step(engine, build_args, tmp_path):
+    (tmp_path / "Dockerfile").write_text(
+        "ARG BASE_IMAGE=python:3.11-slim\nFROM ${BASE_IMAGE}\n"
+        "RUN echo 'the step said goodbye' && exit 3\n")
+    with pytest.raises(ShipError) as err:
+        engine.build(tmp_path, f"ship-ctest-broken:{SESSION}",
+                     build_args={"BASE_IMAGE": build_args.get("BASE_IMAGE", "python:3.11-slim")})
+    message = str(err.value)
+    assert "\n" not in message
+    assert "exit" in message and "the step said goodbye" in message, message
+
+
+def test_missing_base_image_says_how_to_get_one(engine, tmp_path):
+    (tmp_path / "Dockerfile").write_text("ARG BASE_IMAGE=localhost/ship-no-such-base:never\nFROM ${BASE_IMAGE}\n")
+    with pytest.raises(ShipError) as err:
+        engine.build(tmp_path, None)
+    message = str(err.value)
+    assert "base image localhost/ship-no-such-base:never is neither here nor pullable" in message, message
+    assert ".ci/podman-setup.sh" in message
