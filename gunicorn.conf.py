@@ -43,4 +43,7 @@ access_log_format = (
 # admits only the ALB, so trust the forwarded headers from any peer.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 proxy_allow_ips = forwarded_allow_ips
+# gunicorn 27 opens a control socket in the working directory; the image runs
+# read-only for the app user, and nothing here uses the socket.
+control_socket_disable = True
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

@@ -26,13 +26,6 @@ IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", ".nox", ".tox", ".ship"
                                 "*.pyc", "*.egg-info", ".pytest_cache", "terraform", "node_modules", "benchmarks")
 
 
-def pytest_collection_modifyitems(config, items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.container)
-
-
 def pytest_terminal_summary(terminalreporter):
     if METRICS:
         terminalreporter.section("container images")

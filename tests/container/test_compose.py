@@ -6,7 +6,10 @@ import os
 import subprocess
 import uuid
 
+import pytest
 from container_support import SESSION, free_port, wait_for
+
+pytestmark = pytest.mark.container
 
 
 def test_compose_app_service(engine, context, build_args):

@@ -10,6 +10,8 @@ from container_support import APP_VERSION, LABEL_KEY, METRICS, SESSION, free_por
 
 from ship.errors import ShipError
 
+pytestmark = pytest.mark.container
+
 
 def test_pytest_passes_inside_the_test_image(engine, test_image):
     proc = engine.run(test_image, remove=True, entrypoint="pytest", labels={LABEL_KEY: SESSION},

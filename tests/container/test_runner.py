@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from container_support import SESSION, free_port, wait_for
 
 from ship import oci
 from ship.localcloud.containers import ContainerRunner, container_name, remove_leftovers
 from ship.localcloud.images import ResolvedImage
 from ship.localcloud.runner import TaskSpec
+
+pytestmark = pytest.mark.container
 
 
 def _spec(engine, image_tag, task_id, **container):
