@@ -74,10 +74,18 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def container(session: nox.Session) -> None:
-    """Build the image, run pytest and flake8 inside it, start it and check /health and the user."""
+    """Image build, pytest and flake8 inside it, /health, non-root user, compose; then the e2e suite
+    with replicas as containers."""
     _dev(session)
-    args = session.posargs or ["-m", "container"]
-    session.run("pytest", *args)
+    reason = session.run("python", "-c", "from ship import engine; print(engine.unavailable_reason())",
+                         silent=True).strip()
+    if reason:
+        session.skip(reason)
+    if session.posargs:
+        session.run("pytest", *session.posargs)
+        return
+    session.run("pytest", "-m", "container")
+    session.run("pytest", "-m", "e2e", "-x", "tests/e2e", env={"SHIP_LOCAL_RUNTIME": "container"})
 
 
 @nox.session(python=PYTHON, default=False)

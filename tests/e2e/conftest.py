@@ -32,6 +32,7 @@ class Stack:
                         SHIP_PROJECT_DIR=str(repo), PYTHONPATH=str(repo / "src"),
                         AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
         self.env.pop("AWS_PROFILE", None)
+        self.runtime = self.env.setdefault("SHIP_LOCAL_RUNTIME", "process")
         self.env.pop("AWS_ENDPOINT_URL", None)
 
     def inv(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:

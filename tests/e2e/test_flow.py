@@ -89,7 +89,8 @@ def test_terraform_created_the_stack(stack):
 def test_two_replicas_answer_through_the_load_balancer(stack):
     answers = [stack.get("/") for _ in range(20)]
     assert all(status == 200 for status, _ in answers)
-    assert len({body["instance"] for _, body in answers}) == 2
+    # One instance per task: the task id (process mode) or "<task id>:<worker pid>" (containers).
+    assert len({body["instance"].split(":")[0] for _, body in answers}) == 2
 
 
 def test_services_stable_waiter(stack):
@@ -132,10 +133,16 @@ def test_killed_task_is_replaced(stack):
     before = set(ecs.list_tasks(cluster="hello-local", serviceName="hello-local")["taskArns"])
     # The app names its instance by the ECS task id (from the task metadata endpoint);
     # the local cloud records each task's main process (gunicorn's master).
-    task_id = body["instance"]
+    # (a container has no route to that endpoint: there the task id is the hostname).
+    task_id = body["instance"].split(":")[0]
     assert any(arn.endswith("/" + task_id) for arn in before), body
-    record = json.loads((stack.state / "localcloud" / "tasks" / f"{task_id}.pid").read_text())
-    os.kill(record["pid"], signal.SIGKILL)
+    record = stack.state / "localcloud" / "tasks" / f"{task_id}.pid"
+    if record.is_file():
+        os.kill(json.loads(record.read_text())["pid"], signal.SIGKILL)
+    else:
+        from ship import engine
+
+        engine.require().call("kill", "--signal", "KILL", f"ship-{task_id}")
     started = time.monotonic()
     failures = 0
     while time.monotonic() - started < 60:

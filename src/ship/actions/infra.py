@@ -105,6 +105,7 @@ def placeholder_image(env: Environment, session: Session) -> str:
 
 
 def plan(env: Environment, variables: dict | None = None, echo=print) -> int:
+    terraform.binary()  # before anything starts: a missing binary changes nothing
     ensure_local_cloud(env, echo)
     session = Session(env)
     require_state_bucket(env, session)
@@ -149,6 +150,7 @@ def _cluster_exists(env: Environment, session: Session) -> bool:
 
 
 def apply(env: Environment, opts: Options, image: str | None = None, echo=print, targets=None) -> dict:
+    terraform.binary()
     info = ensure_local_cloud(env, echo)
     session = Session(env)
     if env.emulator:
@@ -171,6 +173,7 @@ def apply(env: Environment, opts: Options, image: str | None = None, echo=print,
 def destroy(env: Environment, opts: Options, echo=print) -> None:
     from ship.localcloud import control
 
+    terraform.binary()
     if env.emulator and control.status(paths.local_cloud_dir(), port=_port()) is None:
         echo(f"the local cloud is not running, so nothing of {env.name} exists; nothing to destroy")
         _marker(env).unlink(missing_ok=True)

@@ -44,6 +44,7 @@ def wait_for_url(url: str, timeout: float = 60.0) -> dict:
 
 def up(env: Environment, opts: Options, echo=print) -> str | None:
     started = time.monotonic()
+    terraform.binary()  # before anything starts: a missing binary changes nothing
     info = ensure_local_cloud(env, echo)
     session = Session(env)
     if env.emulator:

@@ -65,6 +65,9 @@ def _environment(spec: TaskSpec) -> dict[str, str]:
     env = {item["name"]: str(item.get("value", "")) for item in spec.container.get("environment") or []
            if item.get("name")}
     env.update(spec.environment)
+    # The metadata endpoint lives on the host's loopback, which a container on the
+    # engine's bridge network cannot reach; the task id is its hostname instead.
+    env.pop("ECS_CONTAINER_METADATA_URI_V4", None)
     return env
 
 
@@ -110,7 +113,7 @@ class ContainerRunner:
             env=_environment(spec),
             labels=self.labels(spec.task_id),
             entrypoint=entrypoint,
-            extra=["--pull", "never"],
+            extra=["--pull", "never", "--hostname", spec.task_id],
         )
 
     def start(self, spec: TaskSpec, on_output: OutputCallback) -> TaskHandle:

@@ -80,7 +80,7 @@ class TaskRuntime:
 
 
 class DataPlane:
-    def __init__(self, state_dir: Path, endpoint: str, host: str = "127.0.0.1"):
+    def __init__(self, state_dir: Path, endpoint: str, host: str = "127.0.0.1", instance: str = ""):
         self.state = Path(state_dir)
         self.endpoint = endpoint
         self.host = host
@@ -89,6 +89,12 @@ class DataPlane:
         self.blobs = oci.BlobStore(self.state / "blobs")
         self.rootfs = RootfsCache(self.state / "rootfs", self.blobs)
         self.runners: list[Runner] = [ProcessRunner(self.rootfs, self.tasks_dir)]
+        # Container images run as containers when an engine (Docker or Podman) answers.
+        from ship.localcloud.containers import container_runner
+
+        containers = container_runner(self.state, instance or "unknown", host)
+        if containers is not None:
+            self.runners.append(containers)
         self.runtimes: dict[str, TaskRuntime] = {}
         self._ports_in_use: set[int] = set()
         self._wake = threading.Event()

@@ -34,6 +34,7 @@ class ResolvedImage:
     config_media_type: str
     config: dict
     layers: list[oci.Descriptor] = field(default_factory=list)
+    config_digest: str = ""
 
     @property
     def is_process_image(self) -> bool:
@@ -72,7 +73,7 @@ def resolve(uri: str, blobs: oci.BlobStore) -> ResolvedImage:
         config = json.loads(blobs.get(config_desc.digest))
     except ValueError as exc:
         raise ImageError(f"CannotPullContainerError: invalid image config of {uri}: {exc}")
-    return ResolvedImage(uri, digest, config_desc.media_type, config, layers)
+    return ResolvedImage(uri, digest, config_desc.media_type, config, layers, config_digest=config_desc.digest)
 
 
 class RootfsCache:

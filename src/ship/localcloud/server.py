@@ -119,7 +119,8 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
         "state_dir": str(state),
     }
     endpoint = f"http://{host}:{port}"
-    dataplane = DataPlane(state, endpoint=endpoint)
+    dataplane = DataPlane(state, endpoint=endpoint, instance=info["instance"])
+    info["runtime"] = "+".join(["process"] + (["container"] if len(dataplane.runners) > 1 else []))
     moto_app = DomainDispatcherApplication(create_backend_app)
     app = ShipApp(moto_app, motoadapter.LOCK, info, dataplane, blobs)
 
