@@ -14,7 +14,19 @@ ratios the goal is stated in: proxy rps / direct rps (goal >= 0.85) and
 proxy p50 / direct p50 (goal <= 1.15). Medians over the rounds are used.
 
 Usage:  .venv/bin/python benchmarks/lb_overhead.py [--workers 1] [--connections 16]
-        [--duration 10] [--rounds 3]
+        [--duration 10] [--rounds 3] [--worker-class sync|gthread] [--algorithm round_robin]
+
+Scenarios of the replicas (``--worker-class``):
+
+* ``sync`` (default, the comparable baseline): gunicorn's sync worker closes every
+  connection, so wrk and the proxy open a new TCP connection per request;
+* ``gthread``: keep-alive replicas (``--keep-alive 75``, longer than the proxy's
+  30 s upstream pool timeout, as AWS advises for targets behind an ALB), which is
+  the realistic production case: the proxy reuses pooled target connections.
+  Results go to ``lb_overhead_gthread.json`` unless ``--output`` says otherwise.
+
+``--algorithm least_outstanding_requests`` runs the proxy with that target group
+algorithm instead of ALB's default round robin.
 This is a benchmark, not a test: it takes about rounds x scenarios x duration seconds.
 Each run also records who used the CPU (wrk, proxy, replicas, and "other" =
 everything else on the machine) so that runs on a busy machine can be spotted.
@@ -85,7 +97,7 @@ def wait_http_ok(port: int, timeout: float = 30.0) -> None:
 
 
 class Replica:
-    def __init__(self, workers: int, worker_class: str, log_dir: Path):
+    def __init__(self, workers: int, worker_class: str, log_dir: Path, threads: int = 1):
         self.port = free_port()
         self.log_path = log_dir / f"replica-{self.port}.log"
         self._log = open(self.log_path, "wb")
@@ -95,8 +107,10 @@ class Replica:
             "-b", f"127.0.0.1:{self.port}",
             "--pythonpath", str(HERE),
             "--log-level", "warning",
-            "lb_overhead:create_app()",
         ]
+        if worker_class == "gthread":
+            cmd += ["--threads", str(threads), "--keep-alive", "75"]
+        cmd.append("lb_overhead:create_app()")
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -208,14 +222,22 @@ def run_wrk(url: str, connections: int, duration: int, threads: int = 1) -> dict
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=1, help="gunicorn workers per replica (default 1)")
-    ap.add_argument("--worker-class", default="sync", help="gunicorn worker class (default sync)")
+    ap.add_argument("--worker-class", default="sync", choices=("sync", "gthread"),
+                    help="gunicorn worker class: sync closes every connection, gthread keeps them alive (default sync)")
+    ap.add_argument("--threads", type=int, default=1, help="threads per gthread worker (default 1)")
+    ap.add_argument("--algorithm", default="round_robin",
+                    help="the proxy's load balancing algorithm (default round_robin)")
     ap.add_argument("--connections", "-c", type=int, default=16, help="wrk connections (default 16)")
     ap.add_argument("--duration", "-d", type=int, default=10, help="seconds per wrk run (default 10)")
     ap.add_argument("--rounds", "-r", type=int, default=3, help="alternating rounds (default 3)")
     ap.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per scenario (default 2)")
     ap.add_argument("--no-proxy-one", action="store_true", help="skip the proxy -> one replica scenario")
-    ap.add_argument("--output", "-o", type=Path, default=DEFAULT_OUTPUT)
+    ap.add_argument("--output", "-o", type=Path, default=None,
+                    help="default results/lb_overhead.json (sync) or results/lb_overhead_<worker class>.json")
     args = ap.parse_args(argv)
+    if args.output is None:
+        args.output = DEFAULT_OUTPUT if args.worker_class == "sync" else \
+            DEFAULT_OUTPUT.with_name(f"lb_overhead_{args.worker_class}.json")
 
     if shutil.which("wrk") is None:
         print("lb_overhead: wrk not found; install wrk: apt-get install wrk", file=sys.stderr)
@@ -237,11 +259,11 @@ def main(argv=None) -> int:
     scenarios = ["direct", "proxy"] + ([] if args.no_proxy_one else ["proxy_one"])
     runs: dict[str, list] = {s: [] for s in scenarios}
     try:
-        replicas = [Replica(args.workers, args.worker_class, log_dir) for _ in range(2)]
+        replicas = [Replica(args.workers, args.worker_class, log_dir, args.threads) for _ in range(2)]
         for r in replicas:
             wait_http_ok(r.port)
         a, b = replicas
-        proxy = ListenerProxy(host="127.0.0.1", port=0, listener_port=80, protocol="HTTP")
+        proxy = ListenerProxy(host="127.0.0.1", port=0, listener_port=80, protocol="HTTP", algorithm=args.algorithm)
         proxy.start()
         both = [Target("127.0.0.1", a.port, "healthy"), Target("127.0.0.1", b.port, "healthy")]
         only_a = [Target("127.0.0.1", a.port, "healthy"), Target("127.0.0.1", b.port, "unused")]
@@ -259,7 +281,8 @@ def main(argv=None) -> int:
                 run_wrk(url(s), args.connections, args.warmup)
 
         print(f"lb_overhead: nproc={os.cpu_count()} workers/replica={args.workers} ({args.worker_class}) "
-              f"wrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds", flush=True)
+              f"wrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds, "
+              f"proxy {args.algorithm}, uvloop {'yes' if has_uvloop else 'no'}", flush=True)
         for rnd in range(args.rounds):
             order = scenarios if rnd % 2 == 0 else list(reversed(scenarios))
             for s in order:
@@ -267,13 +290,18 @@ def main(argv=None) -> int:
                 before = cpu_snapshot(replicas)
                 res = run_wrk(u, args.connections, args.duration)
                 res["cpu"] = cpu_delta(before, cpu_snapshot(replicas), args.duration)
+                # CPU per request (user + system), from the cores used over the run.
+                done = res["requests"] or 1
+                res["proxy_cpu_us_per_req"] = round(res["cpu"]["proxy_cores"] * args.duration / done * 1e6, 1)
+                res["replicas_cpu_us_per_req"] = round(res["cpu"]["replicas_cores"] * args.duration / done * 1e6, 1)
                 res["round"] = rnd + 1
                 runs[s].append(res)
                 cpu = res["cpu"]
                 print(f"  round {rnd + 1} {s:<9} {res['rps']:9.1f} req/s  p50 {res['p50_ms']:7.2f} ms  "
                       f"p99 {res['p99_ms']:7.2f} ms  non-2xx {res['non_2xx']}  "
                       f"cores: wrk {cpu['wrk_cores']:.2f} proxy {cpu['proxy_cores']:.2f} "
-                      f"replicas {cpu['replicas_cores']:.2f} other {cpu['other_cores']:.2f}", flush=True)
+                      f"replicas {cpu['replicas_cores']:.2f} other {cpu['other_cores']:.2f}"
+                      + (f"  proxy {res['proxy_cpu_us_per_req']:.0f} us/req" if s != "direct" else ""), flush=True)
         proxy_stats = proxy.stats()
         failed = False
     finally:
@@ -293,6 +321,8 @@ def main(argv=None) -> int:
             "p50_ms": statistics.median(r["p50_ms"] for r in rs),
             "p99_ms": statistics.median(r["p99_ms"] for r in rs),
             "other_load_cores": statistics.median(r["cpu"]["other_cores"] for r in rs),
+            "proxy_cpu_us_per_req": statistics.median(r["proxy_cpu_us_per_req"] for r in rs),
+            "replicas_cpu_us_per_req": statistics.median(r["replicas_cpu_us_per_req"] for r in rs),
         }
     d = summary["direct"]
     ratios = {
@@ -315,6 +345,8 @@ def main(argv=None) -> int:
             "replicas": 2,
             "workers_per_replica": args.workers,
             "worker_class": args.worker_class,
+            "threads_per_worker": args.threads if args.worker_class == "gthread" else None,
+            "algorithm": args.algorithm,
             "wrk": f"wrk -t1 -c{args.connections} -d{args.duration}s --latency",
             "rounds": args.rounds,
             "warmup_s": args.warmup,
@@ -333,7 +365,8 @@ def main(argv=None) -> int:
     print("median over rounds:")
     for s, v in summary.items():
         print(f"  {s:<9} {v['rps']:9.1f} req/s  p50 {v['p50_ms']:7.2f} ms  p99 {v['p99_ms']:7.2f} ms  "
-              f"(other processes used {v['other_load_cores']:.2f} cores)")
+              f"(other processes used {v['other_load_cores']:.2f} cores)"
+              + (f"  proxy {v['proxy_cpu_us_per_req']:.0f} us/req" if s != "direct" else ""))
     print(f"  proxy/direct: throughput x{ratios['proxy_rps_over_direct']:.2f} (goal >= 0.85), "
           f"p50 x{ratios['proxy_p50_over_direct']:.2f} (goal <= 1.15)  -> goal {'met' if goal_met else 'MISSED'}")
     if "proxy_one_rps_over_direct" in ratios:

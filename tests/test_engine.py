@@ -98,14 +98,15 @@ def test_container_runner_run_line_follows_the_task_definition(tmp_path):
     spec = TaskSpec("t1", "arn:t1", {"name": "app", "portMappings": [{"containerPort": 8080}],
                                      "environment": [{"name": "GREETING", "value": "hi"}],
                                      "entryPoint": ["python", "-m"], "command": ["hello"]},
-                    image, 41000, {"AWS_REGION": "eu-west-1"})
+                    image, 41000, {"AWS_REGION": "eu-west-1",
+                                   "ECS_CONTAINER_METADATA_URI_V4": "http://127.0.0.1:4566/_ship/metadata/t1"})
     runner = ContainerRunner(engine.Engine("podman", exe="podman"), "inst", tmp_path)
     argv = runner.run_args(spec, "sha256:" + "2" * 64)
     assert argv == ["podman", "run", "--detach", "--name", "ship-t1", "--publish", "127.0.0.1:41000:8080",
                     "--env", "AWS_REGION=eu-west-1", "--env", "GREETING=hi",
                     "--label", "ship.localcloud=inst", "--label", f"ship.localcloud.state={tmp_path.resolve()}",
                     "--label", "ship.localcloud.task=t1", "--entrypoint", "python", "--pull", "never",
-                    "2" * 64, "-m", "hello"]
+                    "--hostname", "t1", "2" * 64, "-m", "hello"]
     assert runner.can_run(image)
 
 

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -122,14 +123,10 @@ def dependency_wheels(source: Path) -> Path:
         (tmp / ".complete").write_text("\n".join(reqs) + "\n")
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
-            import shutil
-
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
     return target
 

@@ -352,6 +352,49 @@ def test_draining_target_gets_no_new_requests_but_finishes_in_flight(backends, p
     assert b.hits == 1
 
 
+def _hold_one_slow_request(p, backend):
+    """Start a 1 s request that the proxy routes to ``backend``; return its thread and result box."""
+    box: list = []
+    t = threading.Thread(target=lambda: box.append(get(p, "/slow?s=1")))
+    t.start()
+    deadline = time.monotonic() + 5
+    while backend.hits == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert backend.hits == 1
+    return t, box
+
+
+@pytest.mark.parametrize("algorithm", [None, "round_robin"])
+def test_round_robin_does_not_skip_a_busy_target(algorithm, backends, proxies):
+    a, b = backends("a"), backends("b")
+    p = proxies(**({} if algorithm is None else {"algorithm": algorithm}))
+    p.set_targets([a.target()])
+    t, slow = _hold_one_slow_request(p, a)
+    p.set_targets([a.target(), b.target()])
+    assert ids([get(p) for _ in range(6)]) == {"a": 3, "b": 3}  # a's request in flight changes nothing
+    t.join(10)
+    assert ids(slow) == {"a": 1}
+
+
+def test_least_outstanding_requests_avoids_a_busy_target(backends, proxies):
+    a, b = backends("a"), backends("b")
+    p = proxies(algorithm="least_outstanding_requests")
+    p.set_targets([a.target()])
+    t, slow = _hold_one_slow_request(p, a)
+    p.set_targets([a.target(), b.target()])
+    assert ids([get(p) for _ in range(6)]) == {"b": 6}  # a has one request in flight, b none
+    t.join(10)
+    assert ids(slow) == {"a": 1}
+    # Idle again: ties are broken in round-robin order.
+    assert ids([get(p) for _ in range(10)]) == {"a": 5, "b": 5}
+    assert p._outstanding == {}
+
+
+def test_unknown_algorithm_is_refused():
+    with pytest.raises(ValueError):
+        ListenerProxy(algorithm="weighted_random_typo")
+
+
 def test_503_when_there_is_no_routable_target(backends, proxies):
     a = backends("a")
     p = proxies()

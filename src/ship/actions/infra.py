@@ -149,14 +149,21 @@ def _cluster_exists(env: Environment, session: Session) -> bool:
     return any(c.get("status") == "ACTIVE" for c in clusters)
 
 
-def apply(env: Environment, opts: Options, image: str | None = None, echo=print, targets=None) -> dict:
-    terraform.binary()
+def prepare(env: Environment, opts: Options, echo=print) -> tuple[dict | None, Session]:
+    """Everything Terraform needs before init: its binary, the local cloud (emulator
+    environments) and the state bucket (created on the emulator, required on AWS)."""
+    terraform.binary()  # before anything starts: a missing binary changes nothing
     info = ensure_local_cloud(env, echo)
     session = Session(env)
     if env.emulator:
         bootstrap(env, opts, echo, session)
     else:
         require_state_bucket(env, session)
+    return info, session
+
+
+def apply(env: Environment, opts: Options, image: str | None = None, echo=print, targets=None) -> dict:
+    info, session = prepare(env, opts, echo)
     tf = terraform.Runner(env, echo)
     started = time.monotonic()
     tf.init()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -67,9 +69,6 @@ def build_and_push(env: Environment, session: Session, echo=print, root: Path | 
 
 
 def _copy_worktree(root: Path, dest: Path) -> None:
-    import shutil
-    import subprocess
-
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, capture_output=True)
     for name in filter(None, listed.stdout.decode().split("\0")):
         src = root / name

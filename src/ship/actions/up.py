@@ -14,11 +14,9 @@ import urllib.request
 from ship import terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
-from ship.actions.infra import bootstrap, current_image, ensure_local_cloud, record_emulator_identity, \
-    require_state_bucket, terraform_image
+from ship.actions.infra import current_image, prepare, record_emulator_identity, terraform_image
 from ship.actions.release import build_and_push
 from ship.actions.status import service_url
-from ship.aws import Session
 from ship.config import Environment
 from ship.errors import ShipError
 
@@ -44,13 +42,7 @@ def wait_for_url(url: str, timeout: float = 60.0) -> dict:
 
 def up(env: Environment, opts: Options, echo=print) -> str | None:
     started = time.monotonic()
-    terraform.binary()  # before anything starts: a missing binary changes nothing
-    info = ensure_local_cloud(env, echo)
-    session = Session(env)
-    if env.emulator:
-        bootstrap(env, opts, echo, session)
-    else:
-        require_state_bucket(env, session)
+    info, session = prepare(env, opts, echo)
     tf = terraform.Runner(env, echo)
     echo(f"terraform init ({env.name})")
     tf.init()

@@ -32,7 +32,7 @@ from ship import oci
 from ship.engine import Engine, normalize_id
 from ship.errors import ShipError
 from ship.localcloud.images import ImageError, ResolvedImage
-from ship.localcloud.runner import OutputCallback, TaskHandle, TaskSpec
+from ship.localcloud.runner import OutputCallback, TaskHandle, TaskSpec, pump_output
 
 log = logging.getLogger("ship.localcloud.containers")
 
@@ -207,12 +207,7 @@ class ContainerRunner:
 
     @staticmethod
     def _read(proc: subprocess.Popen, on_output: OutputCallback) -> None:
-        for raw in iter(proc.stdout.readline, b""):
-            try:
-                on_output(raw.decode("utf-8", "replace").rstrip("\n"))
-            except Exception:  # never let logging kill the reader
-                log.exception("log callback failed")
-        proc.stdout.close()
+        pump_output(proc, on_output)
         proc.wait()
 
     def _quiet_remove(self, name: str) -> None:

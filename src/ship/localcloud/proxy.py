@@ -6,6 +6,8 @@ the targets registered in its target group, the way an ALB listener does:
 * round robin over ``healthy`` targets; when none is healthy it fails open
   and round-robins over every ``initial``/``unhealthy`` target; ``draining``
   and ``unused`` targets get no new requests (requests in flight finish);
+  ``algorithm="least_outstanding_requests"`` (the other ALB target group
+  algorithm) picks the target with the fewest requests in flight instead;
 * 503 when there is nothing to route to, 502 when a target refuses, resets
   or answers garbage, 504 when a target stays silent past the idle timeout;
 * ``X-Forwarded-For`` (appended), ``X-Forwarded-Proto``, ``X-Forwarded-Port``
@@ -15,6 +17,10 @@ the targets registered in its target group, the way an ALB listener does:
 
 The proxy runs an asyncio event loop (uvloop when it is importable) in a
 daemon thread of its own; ``set_targets`` may be called from any thread.
+Client connections are asyncio protocols with a lean buffered reader; target
+connections are bare non-blocking sockets watched with ``add_reader`` (no
+transport per connection: with targets that close after every response, one
+is made per request).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Iterable
 
-__all__ = ["ListenerProxy", "Target", "TARGET_STATES"]
+__all__ = ["ListenerProxy", "Target", "TARGET_STATES", "ALGORITHMS"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,8 @@ TARGET_STATES = frozenset({"initial", "healthy", "unhealthy", "draining", "unuse
 # always receives traffic, like a healthy one.
 _ROUTED_STATES = frozenset({"healthy", "unavailable"})
 _FAIL_OPEN_STATES = frozenset({"initial", "unhealthy"})
+# The target group's load_balancing.algorithm.type values this proxy implements.
+ALGORITHMS = frozenset({"round_robin", "least_outstanding_requests"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,9 @@ _SMALL_BODY = 65536  # bodies up to this size go out in the same write as the he
 _HEAD_LIMIT = 65536  # request/response head (and chunk-size line) size limit
 _MAX_TRAILER_LINES = 100
 _POOL_MAX_IDLE_PER_TARGET = 256
+_PAUSE_AT = 2 * _HEAD_LIMIT  # stop reading a connection whose unread input exceeds this
+_WRITE_HIGH = 65536  # drain() waits while more than this is unsent to a target ...
+_WRITE_LOW = 16384  # ... until no more than this is left
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS"})
@@ -150,37 +161,356 @@ class _UpstreamFailed(Exception):
     """The target closed, reset or answered something that is not HTTP."""
 
 
-class _Upstream:
-    """One connection to a target."""
+class _Buffered:
+    """Incoming bytes of one connection, read with StreamReader-like calls.
 
-    __slots__ = ("reader", "writer", "transport", "key", "idle_since")
+    Cheaper than ``asyncio.StreamReader``: one bytearray, one waiter, no locks,
+    and bodies leave by swapping the buffer out rather than copying it.
+    Subclasses feed it (``data_received`` / a readable socket) and implement
+    ``_pause``/``_resume`` for backpressure.
+    """
 
-    def __init__(self, reader, writer, key):
-        self.reader = reader
-        self.writer = writer
-        self.transport = writer.transport
+    __slots__ = ("_loop", "_buf", "_eof", "_exc", "_waiter", "_paused")
+
+    def _init_buffer(self, loop) -> None:
+        self._loop = loop
+        self._buf = bytearray()
+        self._eof = False
+        self._exc = None
+        self._waiter = None
+        self._paused = False
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None:
+            self._waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    async def _wait(self) -> None:
+        if self._paused:
+            self._resume()
+        w = self._waiter = self._loop.create_future()
+        try:
+            await w
+        finally:
+            self._waiter = None
+
+    def at_eof(self) -> bool:
+        return self._eof and not self._buf
+
+    async def readuntil(self, sep: bytes) -> bytes:
+        """Bytes up to and including ``sep``, at most _HEAD_LIMIT of them."""
+        buf = self._buf
+        start = 0
+        while True:
+            i = buf.find(sep, start)
+            if i >= 0:
+                end = i + len(sep)
+                if end > _HEAD_LIMIT:
+                    raise asyncio.LimitOverrunError("separator is found, but chunk is longer than limit", i)
+                if end == len(buf):
+                    data = bytes(buf)
+                    buf.clear()
+                else:
+                    data = bytes(buf[:end])
+                    del buf[:end]
+                return data
+            if len(buf) > _HEAD_LIMIT:
+                raise asyncio.LimitOverrunError("separator is not found, and chunk exceeds the limit", len(buf))
+            if self._exc is not None:
+                raise self._exc
+            if self._eof:
+                partial = bytes(buf)
+                buf.clear()
+                raise asyncio.IncompleteReadError(partial, None)
+            start = max(0, len(buf) - len(sep) + 1)
+            await self._wait()
+            buf = self._buf
+
+    async def readexactly(self, n: int) -> bytes:
+        buf = self._buf
+        while len(buf) < n:
+            if self._exc is not None:
+                raise self._exc
+            if self._eof:
+                partial = bytes(buf)
+                buf.clear()
+                raise asyncio.IncompleteReadError(partial, n)
+            await self._wait()
+            buf = self._buf
+        if len(buf) == n:
+            self._buf = bytearray()
+            return buf
+        data = bytes(buf[:n])
+        del buf[:n]
+        return data
+
+    async def read(self, n: int):
+        """Up to ``n`` bytes (a bytes-like object), b"" at EOF."""
+        buf = self._buf
+        while not buf:
+            if self._exc is not None:
+                raise self._exc
+            if self._eof:
+                return b""
+            await self._wait()
+            buf = self._buf
+        if len(buf) <= n:
+            self._buf = bytearray()  # hand the buffer over instead of copying it
+            data = buf
+        else:
+            data = bytes(buf[:n])
+            del buf[:n]
+        if self._paused and len(self._buf) < _CHUNK:
+            self._resume()
+        return data
+
+    def _pause(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _resume(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class _Upstream(_Buffered):
+    """One connection to a target: a bare non-blocking socket on the event loop.
+
+    No transport/protocol pair: a connection to a target that closes after every
+    response (gunicorn's sync worker) is made and dropped per request, so the
+    fewer objects and system calls around it, the better.
+    """
+
+    __slots__ = ("sock", "fd", "key", "idle_since", "closed", "nodelay", "_reading", "_wbuf", "_wexc", "_wwaiter")
+
+    def __init__(self, loop, sock: socket.socket, key):
+        self._init_buffer(loop)
+        self.sock = sock
+        self.fd = sock.fileno()
         self.key = key
         self.idle_since = 0.0
+        self.closed = False
+        self.nodelay = False
+        self._wbuf = None
+        self._wexc = None
+        self._wwaiter = None
+        loop.add_reader(self.fd, self._on_readable)
+        self._reading = True
 
+    # -- reading
+    def _on_readable(self) -> None:
+        try:
+            data = self.sock.recv(_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._exc = exc
+            self._stop_reading()
+        else:
+            if data:
+                buf = self._buf
+                buf += data
+                if len(buf) > _PAUSE_AT:
+                    self._paused = True
+                    self._stop_reading()
+            else:
+                self._eof = True
+                self._stop_reading()
+        self._wake()
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self.fd)
+
+    def _pause(self) -> None:
+        self._paused = True
+        self._stop_reading()
+
+    def _resume(self) -> None:
+        self._paused = False
+        if not self._reading and not self.closed and not self._eof and self._exc is None:
+            self._reading = True
+            self._loop.add_reader(self.fd, self._on_readable)
+
+    def usable(self) -> bool:
+        """Idle in the pool and still fit for a new request?"""
+        return not (self.closed or self._eof or self._buf or self._exc is not None or self._wexc is not None)
+
+    # -- writing
+    def set_nodelay(self) -> None:
+        if not self.nodelay:
+            self.nodelay = True
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def write(self, data) -> None:
+        if self.closed or self._wexc is not None:
+            return
+        if self._wbuf:
+            self._wbuf += data
+            return
+        try:
+            n = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as exc:
+            self._wexc = exc
+            return
+        if n < len(data):
+            self._wbuf = bytearray(memoryview(data)[n:])
+            self._loop.add_writer(self.fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        wbuf = self._wbuf
+        try:
+            n = self.sock.send(wbuf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._wexc = exc
+            n = len(wbuf)
+        del wbuf[:n]
+        if not wbuf:
+            self._wbuf = None
+            self._loop.remove_writer(self.fd)
+        w = self._wwaiter
+        if w is not None and (self._wbuf is None or len(wbuf) <= _WRITE_LOW):
+            self._wwaiter = None
+            if not w.done():
+                w.set_result(None)
+
+    async def drain(self) -> None:
+        if self._wexc is None and self._wbuf is not None and len(self._wbuf) > _WRITE_HIGH:
+            w = self._wwaiter = self._loop.create_future()
+            try:
+                await w
+            finally:
+                self._wwaiter = None
+        if self._wexc is not None:
+            raise self._wexc
+        if self.closed:
+            raise ConnectionAbortedError("connection to the target was closed")
+
+    # -- closing
     def abort(self) -> None:
-        self.transport.abort()
+        if self.closed:
+            return
+        self.closed = True
+        loop = self._loop
+        if self._reading:
+            self._reading = False
+            loop.remove_reader(self.fd)
+        if self._wbuf is not None:
+            self._wbuf = None
+            loop.remove_writer(self.fd)
+        self.sock.close()
+        if self._exc is None:
+            self._exc = ConnectionAbortedError("connection to the target was closed")
+        self._wake()
+        w = self._wwaiter
+        if w is not None:
+            self._wwaiter = None
+            if not w.done():
+                w.set_result(None)
+
+    close = abort  # a finished exchange leaves nothing to flush
 
 
-class _Client:
-    """State of one client connection, read by the idle-timeout sweeper."""
+class _Client(_Buffered, asyncio.Protocol):
+    """One client connection: the protocol, its buffered reader, and the state
+    read by the idle-timeout sweeper."""
 
-    __slots__ = ("reader", "writer", "transport", "task", "ip", "phase", "t", "timed_out", "up")
+    __slots__ = ("proxy", "transport", "task", "ip", "phase", "t", "timed_out", "up", "_lost", "_wpaused", "_drainer")
 
-    def __init__(self, reader, writer, ip, now):
-        self.reader = reader
-        self.writer = writer
-        self.transport = writer.transport
-        self.task = asyncio.current_task()
-        self.ip = ip
+    def __init__(self, proxy: "ListenerProxy"):
+        self.proxy = proxy
+        self.transport = None
+        self.task = None
+        self.ip = b"127.0.0.1"
         self.phase = _CLIENT
-        self.t = now
+        self.t = proxy._now
         self.timed_out = False
         self.up = None
+        self._lost = False
+        self._wpaused = False
+        self._drainer = None
+
+    # -- asyncio.Protocol
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        loop = self.proxy._loop
+        self._init_buffer(loop)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.ip = peer[0].encode()
+        self.task = loop.create_task(self.proxy._serve_client(self))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        if len(buf) > _PAUSE_AT and not self._paused:
+            self._pause()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return True  # half-closed: the answer can still be sent
+
+    def connection_lost(self, exc) -> None:
+        self._lost = True
+        if exc is None:
+            self._eof = True
+        else:
+            self._exc = exc
+        self._wake()
+        self._release_drainer()
+
+    def pause_writing(self) -> None:
+        self._wpaused = True
+
+    def resume_writing(self) -> None:
+        self._wpaused = False
+        self._release_drainer()
+
+    def _release_drainer(self) -> None:
+        w = self._drainer
+        if w is not None:
+            self._drainer = None
+            if not w.done():
+                w.set_result(None)
+
+    def _pause(self) -> None:
+        self._paused = True
+        try:
+            self.transport.pause_reading()
+        except (AttributeError, RuntimeError):
+            pass
+
+    def _resume(self) -> None:
+        self._paused = False
+        if not self._lost:
+            try:
+                self.transport.resume_reading()
+            except (AttributeError, RuntimeError):
+                pass
+
+    # -- writing
+    def write(self, data) -> None:
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self._wpaused and not self._lost:
+            w = self._drainer = self._loop.create_future()
+            try:
+                await w
+            finally:
+                self._drainer = None
+        if self._lost:
+            raise ConnectionResetError("client connection lost")
 
 
 def _numeric_family(host: str) -> int:
@@ -221,6 +551,7 @@ class ListenerProxy:
         idle_timeout: float = 60.0,
         upstream_keepalive: float = 30.0,
         connect_timeout: float = 10.0,
+        algorithm: str = "round_robin",
     ):
         protocol = str(protocol or "HTTP").upper()
         if protocol not in ("HTTP", "HTTPS"):
@@ -230,6 +561,9 @@ class ListenerProxy:
             log.info("HTTPS listener on port %s is served as plain HTTP locally", listener_port)
         if idle_timeout <= 0 or upstream_keepalive <= 0 or connect_timeout <= 0:
             raise ValueError("timeouts must be positive")
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"load balancing algorithm {algorithm!r} is not one of {sorted(ALGORITHMS)}")
+        self.algorithm = algorithm
         self.host = host
         self.listener_port = int(listener_port)
         self.protocol = protocol
@@ -246,6 +580,8 @@ class ListenerProxy:
         self._routable: tuple = ()
         self._routable_keys: frozenset = frozenset()
         self._rr = 0
+        self._least_outstanding = algorithm == "least_outstanding_requests"
+        self._outstanding: dict = {}  # (host, port) -> requests in flight (loop thread only)
 
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -366,19 +702,18 @@ class ListenerProxy:
     def _run(self, started: threading.Event, box: list) -> None:
         loop = _new_loop()
         asyncio.set_event_loop(loop)
+        self._loop = loop  # the client protocols created by the server need it
         try:
             self._server = loop.run_until_complete(
-                asyncio.start_server(
-                    self._serve_client, self.host, self._requested_port, limit=_HEAD_LIMIT, backlog=1024
-                )
+                loop.create_server(lambda: _Client(self), self.host, self._requested_port, backlog=1024)
             )
         except BaseException as exc:  # bind failure: hand it to start()
             box.append(exc)
+            self._loop = None
             loop.close()
             started.set()
             return
         self._bound_port = self._server.sockets[0].getsockname()[1]
-        self._loop = loop
         self._clients = set()
         self._pool = {}
         self._busy_upstreams = set()
@@ -435,7 +770,7 @@ class ListenerProxy:
                     c.transport.abort()
         stale = now - self.upstream_keepalive
         for key, conns in list(self._pool.items()):
-            keep = [u for u in conns if u.idle_since >= stale and not u.reader.at_eof()]
+            keep = [u for u in conns if u.idle_since >= stale and u.usable()]
             if len(keep) != len(conns):
                 for u in conns:
                     if u not in keep:
@@ -462,6 +797,21 @@ class ListenerProxy:
             return None
         i = self._rr
         self._rr = i + 1
+        if self._least_outstanding and n > 1:
+            # The target with the fewest requests in flight; ties in round-robin order.
+            out = self._outstanding
+            best = None
+            low = 0
+            for j in range(n):
+                t = group[(i + j) % n]
+                if avoid is not None and t.host == avoid.host and t.port == avoid.port:
+                    continue
+                k = out.get((t.host, t.port), 0)
+                if best is None or k < low:
+                    best, low = t, k
+                    if not k:
+                        break
+            return best
         t = group[i % n]
         if avoid is not None and t.host == avoid.host and t.port == avoid.port:
             for j in range(1, n):
@@ -475,7 +825,7 @@ class ListenerProxy:
         conns = self._pool.get(key)
         while conns:
             up = conns.pop()
-            if up.reader.at_eof() or up.transport.is_closing():
+            if not up.usable():
                 up.abort()
                 continue
             return up
@@ -496,40 +846,47 @@ class ListenerProxy:
 
     async def _connect(self, key) -> _Upstream:
         self._stats["upstream_connects"] += 1
+        loop = self._loop
         family = self._families.get(key)
         if family is None:
             family = self._families[key] = _numeric_family(key[0])
-        if not family:  # a host name: let asyncio resolve it
-            reader, writer = await asyncio.open_connection(key[0], key[1], limit=_HEAD_LIMIT)
-            return _Upstream(reader, writer, key)
-        # Numeric address (the usual case): a non-blocking connect to a local
-        # target completes within the call, which saves a trip through the loop.
-        loop = self._loop
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        if family:
+            addrs = [(family, key)]
+        else:  # a host name: resolve it (each time, as its address may change)
+            infos = await loop.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
+            addrs = [(fam, addr) for fam, _type, _proto, _name, addr in infos
+                     if fam in (socket.AF_INET, socket.AF_INET6)]
+            if not addrs:
+                raise OSError(f"cannot resolve {key[0]}")
+        err = None
+        for family, addr in addrs:
+            try:
+                return _Upstream(loop, await self._connect_sock(family, addr), key)
+            except OSError as exc:
+                err = exc
+        raise err
+
+    async def _connect_sock(self, family, addr) -> socket.socket:
+        # A non-blocking connect to a local target completes within the call,
+        # which saves a trip through the loop.
+        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         try:
-            sock.setblocking(False)
-            err = sock.connect_ex(key)
+            err = sock.connect_ex(addr)
             if err == errno.EINPROGRESS:
                 try:
                     sock.getpeername()
                 except OSError:
-                    await loop.sock_connect(sock, key)
+                    await self._loop.sock_connect(sock, addr)
             elif err:
-                raise OSError(err, f"connect to {key[0]}:{key[1]}: {errno.errorcode.get(err, err)}")
-            reader = asyncio.StreamReader(limit=_HEAD_LIMIT, loop=loop)
-            protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-            transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
+                raise OSError(err, f"connect to {addr[0]}:{addr[1]}: {errno.errorcode.get(err, err)}")
         except BaseException:
             sock.close()
             raise
-        return _Upstream(reader, asyncio.StreamWriter(transport, protocol, reader, loop), key)
+        return sock
 
     # -- client side ---------------------------------------------------
 
-    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        ip = (peer[0] if isinstance(peer, tuple) else "127.0.0.1").encode()
-        conn = _Client(reader, writer, ip, self._now)
+    async def _serve_client(self, conn: _Client) -> None:
         self._clients.add(conn)
         self._stats["connections"] += 1
         keep = False
@@ -537,7 +894,7 @@ class ListenerProxy:
             while True:
                 conn.phase = _CLIENT
                 try:
-                    head = await reader.readuntil(_CRLF2)
+                    head = await conn.readuntil(_CRLF2)
                 except asyncio.IncompleteReadError as e:
                     if e.partial.strip():
                         self._reject(conn, 400)
@@ -573,9 +930,9 @@ class ListenerProxy:
                 self._busy_upstreams.discard(conn.up)
                 conn.up = None
             if self._stopping:
-                writer.transport.abort()
+                conn.transport.abort()
             else:
-                writer.close()  # flushes what is buffered (e.g. an error page) first
+                conn.transport.close()  # flushes what is buffered (e.g. an error page) first
 
     async def _handle(self, conn: _Client, head: bytes) -> bool:
         """Parse one request head, forward it, relay the answer. Returns keep-alive."""
@@ -701,7 +1058,7 @@ class ListenerProxy:
         stats[_CLASS_KEYS[status // 100 - 1]] += 1
         if str(status) in stats:
             stats[str(status)] += 1
-        conn.writer.write(_error_response(status, keep))
+        conn.write(_error_response(status, keep))
         return keep
 
     def _reject(self, conn: _Client, status: int) -> None:
@@ -715,6 +1072,9 @@ class ListenerProxy:
         target = self._pick()
         if target is None:
             return self._reply_error(conn, 503, keep and body == _NONE)
+        outstanding = self._outstanding
+        counted = (target.host, target.port)  # in flight to this target until the exchange ends
+        outstanding[counted] = outstanding.get(counted, 0) + 1
 
         conn.phase = _UPSTREAM
         conn.t = self._now
@@ -740,6 +1100,9 @@ class ListenerProxy:
                             retried = True
                             stats["retries"] += 1
                             target = alt
+                            outstanding[counted] -= 1
+                            counted = (target.host, target.port)
+                            outstanding[counted] = outstanding.get(counted, 0) + 1
                             continue
                         return self._reply_error(conn, 502, keep and body_done)
                 conn.t = self._now
@@ -748,10 +1111,10 @@ class ListenerProxy:
 
                 upstream_broke = False
                 if body == _NONE:
-                    up.writer.write(up_head)
+                    up.write(up_head)
                 else:
                     if expect:
-                        conn.writer.write(_CONTINUE)
+                        conn.write(_CONTINUE)
                         expect = False
                     try:
                         await self._send_body(conn, up, up_head, body, cl)
@@ -762,7 +1125,7 @@ class ListenerProxy:
                         upstream_broke = True
 
                 try:
-                    rhead = await up.reader.readuntil(_CRLF2)
+                    rhead = await up.readuntil(_CRLF2)
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError) as e:
                     self._drop_upstream(conn, up)
                     up = None
@@ -789,10 +1152,10 @@ class ListenerProxy:
                     up = None
                     return self._reply_error(conn, 502, False)
                 if v11 and rhead[9:12] != b"100" and rhead[:5] == b"HTTP/":
-                    conn.writer.write(b"HTTP/1.1" + rhead[8:])
+                    conn.write(b"HTTP/1.1" + rhead[8:])
                     responded = True
                 try:
-                    rhead = await up.reader.readuntil(_CRLF2)
+                    rhead = await up.readuntil(_CRLF2)
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
                     self._drop_upstream(conn, up)
                     up = None
@@ -825,14 +1188,14 @@ class ListenerProxy:
             out.append(b"")
             out.append(b"")
 
-            writer = conn.writer
+            writer = conn
             klass = _CLASS_KEYS[status // 100 - 1]
             if rframing == _NONE:
                 stats[klass] += 1
                 writer.write(_CRLF.join(out))
             elif rframing == _LENGTH and rlength <= _SMALL_BODY:
                 try:
-                    data = await up.reader.readexactly(rlength)
+                    data = await up.readexactly(rlength)
                 except (asyncio.IncompleteReadError, OSError):
                     self._drop_upstream(conn, up)
                     up = None
@@ -848,12 +1211,12 @@ class ListenerProxy:
                 responded = True
                 try:
                     if rframing == _LENGTH:
-                        await self._copy_length(conn, up.reader, writer, rlength, _UpstreamFailed, _ClientGone)
+                        await self._copy_length(conn, up, writer, rlength, _UpstreamFailed, _ClientGone)
                     elif rframing == _CHUNKED:
-                        await self._copy_chunked(conn, up.reader, writer, _UpstreamFailed, _UpstreamFailed,
+                        await self._copy_chunked(conn, up, writer, _UpstreamFailed, _UpstreamFailed,
                                                  _ClientGone, v11)
                     else:
-                        await self._copy_until_close(conn, up.reader, writer, v11)
+                        await self._copy_until_close(conn, up, writer, v11)
                 except (_UpstreamFailed, _ClientGone):
                     self._drop_upstream(conn, up)
                     up = None
@@ -866,7 +1229,7 @@ class ListenerProxy:
             if up_keep and body_done and rframing != _UNTIL_CLOSE:
                 self._pool_put(up)
             else:
-                up.writer.close()
+                up.close()
             up = None
             return keep
         except _ClientGone:
@@ -888,6 +1251,11 @@ class ListenerProxy:
             return self._reply_error(conn, 504, keep and body_done)
         finally:
             conn.phase = _CLIENT
+            n = outstanding[counted] - 1
+            if n:
+                outstanding[counted] = n
+            else:
+                del outstanding[counted]
             if up is not None:
                 self._drop_upstream(conn, up)
 
@@ -968,19 +1336,20 @@ class ListenerProxy:
 
     async def _send_body(self, conn, up, up_head, body, cl) -> None:
         """Stream the request body from the client to the target."""
-        reader = conn.reader
+        reader = conn
         if body == _LENGTH and cl <= _SMALL_BODY:
             try:
                 data = await reader.readexactly(cl)
             except (asyncio.IncompleteReadError, OSError):
                 raise _ClientGone() from None
-            up.writer.write(up_head + data)
+            up.write(up_head + data)
             return
-        up.writer.write(up_head)
+        up.set_nodelay()  # the body follows in pieces
+        up.write(up_head)
         if body == _LENGTH:
-            await self._copy_length(conn, reader, up.writer, cl, _ClientGone, _UpstreamFailed)
+            await self._copy_length(conn, reader, up, cl, _ClientGone, _UpstreamFailed)
         else:
-            await self._copy_chunked(conn, reader, up.writer, _ClientGone, _BadRequest, _UpstreamFailed, True)
+            await self._copy_chunked(conn, reader, up, _ClientGone, _BadRequest, _UpstreamFailed, True)
 
     async def _copy_length(self, conn, src, dst, remaining, src_err, dst_err) -> None:
         while remaining:

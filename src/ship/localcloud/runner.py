@@ -165,6 +165,16 @@ def _env_list(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
+def pump_output(proc: subprocess.Popen, on_output: OutputCallback) -> None:
+    """Hand each line ``proc`` writes to ``on_output`` until it closes its output."""
+    for raw in iter(proc.stdout.readline, b""):
+        try:
+            on_output(raw.decode("utf-8", "replace").rstrip("\n"))
+        except Exception:  # never let logging kill the reader
+            log.exception("log callback failed")
+    proc.stdout.close()
+
+
 class ProcessRunner:
     """Runs a process image: Cmd in ``<rootfs>/app`` with ``<rootfs>/venv/bin`` first on PATH."""
 
@@ -220,19 +230,10 @@ class ProcessRunner:
             raise ImageError(f"CannotStartContainerError: {argv[0]}: {exc.strerror or exc}")
         record_task_pid(self.tasks_dir, spec.task_id, proc.pid)
         handle = TaskHandle(spec.task_id, "127.0.0.1", spec.port, proc.pid, proc)
-        handle.reader = threading.Thread(target=self._read, args=(proc, on_output),
+        handle.reader = threading.Thread(target=pump_output, args=(proc, on_output),
                                          name=f"task-out-{spec.task_id[:8]}", daemon=True)
         handle.reader.start()
         return handle
-
-    @staticmethod
-    def _read(proc: subprocess.Popen, on_output: OutputCallback) -> None:
-        for raw in iter(proc.stdout.readline, b""):
-            try:
-                on_output(raw.decode("utf-8", "replace").rstrip("\n"))
-            except Exception:  # never let logging kill the reader
-                log.exception("log callback failed")
-        proc.stdout.close()
 
     def poll(self, handle: TaskHandle) -> int | None:
         if handle.exit_code is None and handle.proc is not None:
