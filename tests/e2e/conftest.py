@@ -91,6 +91,11 @@ def _copy_tree(dest: Path) -> None:
     for args in (["init", "-q", "-b", "main"], ["add", "-A"],
                  ["-c", "user.email=e2e@example.invalid", "-c", "user.name=e2e", "commit", "-qm", "v1"]):
         subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
+    # What `pip install -e .` leaves in a developer's tree: src/hello_ship.egg-info. It must
+    # never pass for the app inside an image (it once did, through PYTHONPATH).
+    subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "egg_info",
+                    "--egg-base", "src"], cwd=dest, check=True, capture_output=True)
+    assert (dest / "src" / "hello_ship.egg-info").is_dir()
     subprocess.run(["git", "config", "user.email", "e2e@example.invalid"], cwd=dest, check=True)
     subprocess.run(["git", "config", "user.name", "e2e"], cwd=dest, check=True)
 

@@ -118,7 +118,8 @@ class RootfsCache:
                 if wheels:
                     wheels = [str(target / "wheels" / Path(w).name) for w in wheels]
                     self._run([str(target / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                               "--no-index", "--disable-pip-version-check", "--no-cache-dir",
+                               "--isolated", "--ignore-installed", "--no-index", "--disable-pip-version-check",
+                               "--no-cache-dir",
                                "--find-links", str(target / "wheels"), *wheels], image)
                 (target / ".complete").write_text(layer.digest)
             except BaseException:
@@ -128,8 +129,13 @@ class RootfsCache:
 
     @staticmethod
     def _run(cmd: list[str], image: ResolvedImage) -> None:
+        # Only the image's own wheels count: nothing from the local cloud's own
+        # environment (PYTHONPATH, pip settings) may satisfy or redirect the install,
+        # or an egg-info in a source tree would pass for the installed app.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PYTHON", "PIP_", "VIRTUAL_ENV", "CONDA"))}
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=600, stdin=subprocess.DEVNULL)
+                              timeout=600, stdin=subprocess.DEVNULL, env=env)
         if proc.returncode != 0:
             last = (proc.stdout or "").strip().splitlines()[-1:] or ["no output"]
             raise ImageError(f"CannotPullContainerError: preparing {image.uri} failed: {last[0]}")
