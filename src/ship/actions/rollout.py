@@ -116,16 +116,14 @@ def roll_to(session: Session, target: Target, arn: str, opts: Options, echo=prin
     """Point the service at ``arn`` (or force a new deployment) and wait for the outcome."""
     started = time.monotonic()
     svc = current_service(session, target)
-    if svc.task_definition == arn and not force:
-        primary = svc.primary
-        if primary and primary.rollout_state == "FAILED":
-            pass
-        else:
-            echo(f"{target.service} already runs {family_revision(arn)}; nothing to roll out")
-            if opts.wait and primary:
-                svc = watch(session, target, primary.id, arn, opts, echo, started)
-                mark_steady(session, arn)
-            return svc
+    primary = svc.primary
+    if svc.task_definition == arn and not force and not (primary and primary.failed):
+        # Nothing to change; still wait for (and record) the steady state it reaches.
+        echo(f"{target.service} already runs {family_revision(arn)}; nothing to roll out")
+        if opts.wait and primary:
+            svc = watch(session, target, primary.id, arn, opts, echo, started)
+            mark_steady(session, arn)
+        return svc
     if opts.dry_run:
         echo(f"dry run: would update {target.service} to {family_revision(arn)}"
              + (" with a forced new deployment" if force else ""))
