@@ -1401,20 +1401,7 @@ class ListenerProxy:
                 return
             if rechunk:
                 dst.write(b"%x\r\n" % size)
-            while size:
-                try:
-                    data = await src.read(size if size < _CHUNK else _CHUNK)
-                except OSError:
-                    raise src_err() from None
-                if not data:
-                    raise src_err()
-                size -= len(data)
-                dst.write(data)
-                try:
-                    await dst.drain()
-                except OSError:
-                    raise dst_err() from None
-                conn.t = self._now
+            await self._copy_length(conn, src, dst, size, src_err, dst_err)
             try:
                 end = await src.readexactly(2)
             except (asyncio.IncompleteReadError, OSError):
