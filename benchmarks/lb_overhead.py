@@ -243,7 +243,7 @@ def main(argv=None) -> int:
         print("lb_overhead: wrk not found; install wrk: apt-get install wrk", file=sys.stderr)
         return 2
     sys.path.insert(0, str(ROOT / "src"))
-    from ship.localcloud.proxy import ListenerProxy, Target
+    from ship.localcloud.alb.proxy import ListenerProxy, Target
 
     try:
         import uvloop  # noqa: F401

@@ -9,9 +9,9 @@ import pytest
 
 from ship import engine, oci
 from ship.errors import ShipError
-from ship.localcloud.containers import ContainerRunner
-from ship.localcloud.images import ResolvedImage
-from ship.localcloud.runner import TaskSpec
+from ship.localcloud.runtime.container import ContainerRunner
+from ship.localcloud.runtime.images import ResolvedImage
+from ship.localcloud.runtime.base import TaskSpec
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,9 @@ import pytest
 from container_support import SESSION, free_port, wait_for
 
 from ship import oci
-from ship.localcloud.containers import ContainerRunner, container_name, remove_leftovers
-from ship.localcloud.images import ResolvedImage
-from ship.localcloud.runner import TaskSpec
+from ship.localcloud.runtime.container import ContainerRunner, container_name, remove_leftovers
+from ship.localcloud.runtime.images import ResolvedImage
+from ship.localcloud.runtime.base import TaskSpec
 
 pytestmark = pytest.mark.container
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ship.localcloud.proxy import ListenerProxy, Target
+from ship.localcloud.alb.proxy import ListenerProxy, Target
 
 pytestmark = pytest.mark.timeout(60)
 

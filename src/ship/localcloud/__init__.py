@@ -1,16 +1,15 @@
 """The local cloud: an AWS emulator (moto, in-process) plus a data plane that
 makes its ECS services and ALB target groups behave like Fargate + ALB.
 
-Modules:
+Packages and modules, one concern each:
 
-* ``server``      the ``serve`` process: moto's WSGI app, ``/_ship/*`` endpoints,
-                  the data plane, signal handling.
-* ``control``     start/stop/probe the ``serve`` process (used by the tool).
-* ``motoadapter`` every touch of moto internals (patches + accessors).
-* ``dataplane``   the reconcile loop: deployments, tasks, targets, listeners.
-* ``runner``      how a task is run (process runner; container runners plug in).
-* ``images``      image resolution against ECR and process rootfs materialisation.
-* ``health``      ALB-style target health checks.
+* ``server``    the ``serve`` process: moto's WSGI app, ``/_ship/*`` endpoints,
+                the data planes, signal handling.
+* ``control``   start/stop/probe the ``serve`` process (used by the tool).
+* ``emulator``  every touch of moto's internals, one module per AWS service.
+* ``fargate``   the ECS data plane: deployments, tasks, awslogs, task metadata.
+* ``alb``       the ELB data plane: listeners and target health checks.
+* ``runtime``   how a task runs (processes or containers) and image resolution.
 """
 
 DEFAULT_HOST = "127.0.0.1"

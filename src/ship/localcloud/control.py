@@ -215,7 +215,7 @@ def _terminate(pid: int, timeout: float) -> None:
 def down(state_dir: str | os.PathLike, timeout: float = 45) -> bool:
     """Stop the local cloud recorded in ``state_dir`` and every task it started.
     Returns True when a running local cloud was stopped."""
-    from ship.localcloud.runner import kill_leftover_tasks
+    from ship.localcloud.runtime.process import kill_leftover_tasks
 
     state = Path(state_dir).resolve()
     pid = _read_pid(state)

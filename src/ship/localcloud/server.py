@@ -1,7 +1,7 @@
 """The ``serve`` process: moto's server app in-process plus the data plane.
 
 Requests under ``/_ship/`` are ours (moto never uses that prefix); all others
-go to moto, one at a time under ``motoadapter.LOCK``.
+go to moto, one at a time under ``emulator.LOCK``.
 """
 
 from __future__ import annotations
@@ -98,15 +98,16 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
         create_backend_app,
     )
 
-    from ship.localcloud import motoadapter
-    from ship.localcloud.dataplane import DataPlane
-    from ship.localcloud.runner import kill_leftover_tasks
+    from ship.localcloud import emulator
+    from ship.localcloud.emulator import compat
+    from ship.localcloud.fargate.dataplane import DataPlane
+    from ship.localcloud.runtime.process import kill_leftover_tasks
     from ship.oci import BlobStore
 
-    motoadapter.check_version()
+    compat.check_version()
     kill_leftover_tasks(state / "tasks")
     blobs = BlobStore(state / "blobs")
-    motoadapter.install(blobs)
+    emulator.install(blobs)
 
     info = {
         "service": SERVICE_NAME,
@@ -122,7 +123,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     dataplane = DataPlane(state, endpoint=endpoint, instance=info["instance"])
     info["runtime"] = "+".join(["process"] + (["container"] if len(dataplane.runners) > 1 else []))
     moto_app = DomainDispatcherApplication(create_backend_app)
-    app = ShipApp(moto_app, motoadapter.LOCK, info, dataplane, blobs)
+    app = ShipApp(moto_app, emulator.LOCK, info, dataplane, blobs)
 
     try:
         server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)

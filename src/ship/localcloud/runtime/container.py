@@ -1,6 +1,6 @@
 """The container runner: a task's essential container as a real container.
 
-It implements ``ship.localcloud.runner.Runner`` with the engine ``ship.engine``
+It implements ``ship.localcloud.runtime.base.Runner`` with the engine ``ship.engine``
 found (Docker or Podman), the way Fargate would run it:
 
 * the image is the one the ECR manifest names: its config digest is the image
@@ -31,10 +31,10 @@ from pathlib import Path
 from ship import oci
 from ship.engine import Engine, normalize_id
 from ship.errors import ShipError
-from ship.localcloud.images import ImageError, ResolvedImage
-from ship.localcloud.runner import OutputCallback, TaskHandle, TaskSpec, pump_output
+from ship.localcloud.runtime.base import OutputCallback, TaskHandle, TaskSpec, pump_output
+from ship.localcloud.runtime.images import ImageError, ResolvedImage
 
-log = logging.getLogger("ship.localcloud.containers")
+log = logging.getLogger("ship.localcloud.runtime.container")
 
 LABEL = "ship.localcloud"
 STATE_LABEL = "ship.localcloud.state"

@@ -1,4 +1,4 @@
-"""The moto adapter: the moto internals it relies on still exist, and each
+"""The emulator package: the moto internals it relies on still exist, and each
 patch does what AWS does. Runs moto in-process (mock_aws) for speed."""
 
 from __future__ import annotations
@@ -13,13 +13,18 @@ import pytest
 from moto import mock_aws
 
 from ship import oci
-from ship.localcloud import motoadapter
+from ship.localcloud import emulator
+from ship.localcloud.emulator import compat
+from ship.localcloud.emulator import ecr as ecr_api
+from ship.localcloud.emulator import ecs as ecs_api
+from ship.localcloud.emulator import elbv2 as elbv2_api
+from ship.localcloud.emulator import logs as logs_api
 
 
 @pytest.fixture(scope="module", autouse=True)
 def installed(tmp_path_factory):
     store = oci.BlobStore(tmp_path_factory.mktemp("blobs"))
-    motoadapter.install(store)
+    emulator.install(store)
     return store
 
 
@@ -33,12 +38,12 @@ def aws(monkeypatch):
 
 
 def test_moto_version_is_pinned():
-    motoadapter.check_version()
-    assert motoadapter.MOTO_MIN <= motoadapter.moto_version() < motoadapter.MOTO_MAX_EXCLUSIVE
+    compat.check_version()
+    assert compat.MOTO_MIN <= compat.moto_version() < compat.MOTO_MAX_EXCLUSIVE
 
 
 def test_moto_internals_we_rely_on_exist():
-    ecs_models, ecs_responses, elbv2_models, ecr_models, logs_models = motoadapter._moto()
+    ecs_models, ecs_responses, elbv2_models, ecr_models, logs_models = compat.internals()
     Resp = ecs_responses.EC2ContainerServiceResponse
     for name in ("create_service", "update_service", "_get_param", "ecs_backend"):
         assert hasattr(Resp, name), name
@@ -146,8 +151,8 @@ def test_update_service_starts_deployments(aws):
 def test_tasks_of_the_data_plane_are_listed_and_described(aws):
     _service(aws)
     ecs = aws["ecs"]
-    with motoadapter.LOCK:
-        [svc] = [s for s in motoadapter.iter_services() if s.name == "s"]
+    with emulator.LOCK:
+        [svc] = [s for s in ecs_api.iter_services() if s.name == "s"]
         task = svc.new_task(svc.primary())
         task.last_status = "RUNNING"
         task.set_listening(40000, 8000)
@@ -178,10 +183,10 @@ def test_targets_keyed_by_ip_and_port_with_real_states(aws):
     descs = elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
     assert {h["TargetHealth"]["State"] for h in descs} == {"initial"}
     assert {h["TargetHealth"]["Reason"] for h in descs} == {"Elb.RegistrationInProgress"}
-    with motoadapter.LOCK:
-        motoadapter.set_target_health(tg, "127.0.0.1:1001", "healthy", None, None)
-        motoadapter.set_target_health(tg, "127.0.0.1:1002", "unhealthy", "Target.ResponseCodeMismatch",
-                                      "Health checks failed with these codes: [500]")
+    with emulator.LOCK:
+        elbv2_api.set_target_health(tg, "127.0.0.1:1001", "healthy", None, None)
+        elbv2_api.set_target_health(tg, "127.0.0.1:1002", "unhealthy", "Target.ResponseCodeMismatch",
+                                        "Health checks failed with these codes: [500]")
     descs = {h["Target"]["Port"]: h["TargetHealth"] for h in
              elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}
     assert descs[1001]["State"] == "healthy"
@@ -191,8 +196,8 @@ def test_targets_keyed_by_ip_and_port_with_real_states(aws):
     descs = {h["Target"]["Port"]: h["TargetHealth"] for h in
              elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}
     assert descs[1001]["State"] == "draining" and descs[1001]["Reason"] == "Target.DeregistrationInProgress"
-    with motoadapter.LOCK:
-        [spec] = [s for s in motoadapter.listeners() if s.port == 80]
+    with emulator.LOCK:
+        [spec] = [s for s in elbv2_api.listeners() if s.port == 80]
     assert spec.target_group_arn == tg
 
 
@@ -226,17 +231,17 @@ def test_ecr_layers_land_in_the_blob_store(aws, installed):
                   imageManifestMediaType=oci.OCI_MANIFEST_MEDIA_TYPE)
     ids = ecr.list_images(repositoryName="repo")["imageIds"]
     assert {i["imageDigest"] for i in ids} == {img["imageId"]["imageDigest"]}
-    with motoadapter.LOCK:
-        found = motoadapter.find_image("us-east-1", "123456789012", "repo", "prod", None)
+    with emulator.LOCK:
+        found = ecr_api.find_image("us-east-1", "123456789012", "repo", "prod", None)
     assert json.loads(found[0]) == json.loads(manifest)
 
 
 def test_logs_go_through_the_logs_api(aws):
     aws["logs"].create_log_group(logGroupName="/g")
     now = int(time.time() * 1000)
-    with motoadapter.LOCK:
-        assert motoadapter.put_log_events("us-east-1", "123456789012", "/g", "p/app/1",
-                                          [{"timestamp": now + 1, "message": "b"}, {"timestamp": now, "message": "a"}])
-        assert not motoadapter.put_log_events("us-east-1", "123456789012", "/missing", "s", [])
+    with emulator.LOCK:
+        assert logs_api.put_log_events("us-east-1", "123456789012", "/g", "p/app/1",
+                                       [{"timestamp": now + 1, "message": "b"}, {"timestamp": now, "message": "a"}])
+        assert not logs_api.put_log_events("us-east-1", "123456789012", "/missing", "s", [])
     ev = aws["logs"].get_log_events(logGroupName="/g", logStreamName="p/app/1", startFromHead=True)["events"]
     assert [e["message"] for e in ev] == ["a", "b"]

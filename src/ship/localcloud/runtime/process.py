@@ -1,8 +1,4 @@
-"""How a task's essential container is run.
-
-``Runner`` is the interface the data plane uses; ``ProcessRunner`` runs process
-images (ship.oci) as local processes. A container runner implements the same
-four methods and is picked by ``Runner.can_run``.
+"""The process runner: process images (ship.oci) run as local processes.
 
 Each task process runs in its own process group (session), gets
 PR_SET_PDEATHSIG=SIGKILL (from one long-lived spawner thread, because the
@@ -22,52 +18,13 @@ import signal
 import subprocess
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
 
-from ship.localcloud.images import ImageError, ResolvedImage, RootfsCache
+from ship.localcloud.runtime.base import OutputCallback, TaskHandle, TaskSpec, pump_output
+from ship.localcloud.runtime.images import ImageError, ResolvedImage, RootfsCache
 
-log = logging.getLogger("ship.localcloud.runner")
+log = logging.getLogger("ship.localcloud.runtime.process")
 
-OutputCallback = Callable[[str], None]
-
-
-@dataclass
-class TaskSpec:
-    task_id: str
-    task_arn: str
-    container: dict            # the task definition's container definition
-    image: ResolvedImage
-    port: int                  # host port on 127.0.0.1 the task must listen on
-    environment: dict[str, str] = field(default_factory=dict)   # extra env (PORT, metadata URI)
-    log_file: Path | None = None
-
-
-@dataclass
-class TaskHandle:
-    task_id: str
-    host: str
-    port: int
-    pid: int | None
-    proc: object = None
-    exit_code: int | None = None
-    reader: threading.Thread | None = None
-
-
-class Runner(Protocol):
-    def can_run(self, image: ResolvedImage) -> bool: ...
-
-    def start(self, spec: TaskSpec, on_output: OutputCallback) -> TaskHandle: ...
-
-    def poll(self, handle: TaskHandle) -> int | None: ...
-
-    def stop(self, handle: TaskHandle, timeout: float) -> int | None: ...
-
-
-# --------------------------------------------------------------------------
-# spawning with a parent-death signal, from one long-lived thread
-# --------------------------------------------------------------------------
 
 _PR_SET_PDEATHSIG = 1
 
@@ -163,16 +120,6 @@ def _env_list(pairs: list[str] | None) -> dict[str, str]:
         k, _, v = item.partition("=")
         out[k] = v
     return out
-
-
-def pump_output(proc: subprocess.Popen, on_output: OutputCallback) -> None:
-    """Hand each line ``proc`` writes to ``on_output`` until it closes its output."""
-    for raw in iter(proc.stdout.readline, b""):
-        try:
-            on_output(raw.decode("utf-8", "replace").rstrip("\n"))
-        except Exception:  # never let logging kill the reader
-            log.exception("log callback failed")
-    proc.stdout.close()
 
 
 class ProcessRunner:

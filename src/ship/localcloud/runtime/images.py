@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ship import oci
-from ship.localcloud import motoadapter
+from ship.localcloud import emulator
+from ship.localcloud.emulator import ecr
 
 ECR_URI = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
@@ -54,9 +55,9 @@ def resolve(uri: str, blobs: oci.BlobStore) -> ResolvedImage:
     tag = m.group("tag") if not m.group("digest") else None
     if not m.group("digest") and not tag:
         tag = "latest"
-    with motoadapter.LOCK:
-        found = motoadapter.find_image(m.group("region"), m.group("account"), m.group("repo"),
-                                       tag, m.group("digest"))
+    with emulator.LOCK:
+        found = ecr.find_image(m.group("region"), m.group("account"), m.group("repo"),
+                               tag, m.group("digest"))
     if found is None:
         raise ImageError(
             f"CannotPullContainerError: pull image manifest has been retried 1 time(s): "

@@ -11,9 +11,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from ship.localcloud import motoadapter
+from ship.localcloud import emulator
+from ship.localcloud.emulator import elbv2
 
-log = logging.getLogger("ship.localcloud.health")
+log = logging.getLogger("ship.localcloud.alb.healthcheck")
 
 
 def parse_matcher(matcher: str) -> Callable[[int], bool]:
@@ -30,7 +31,7 @@ def parse_matcher(matcher: str) -> Callable[[int], bool]:
     return lambda code: any(lo <= code <= hi for lo, hi in ranges)
 
 
-def check_once(host: str, port: int, spec: motoadapter.TargetGroupSpec) -> tuple[bool, str, str]:
+def check_once(host: str, port: int, spec: elbv2.TargetGroupSpec) -> tuple[bool, str, str]:
     """One health check: (passed, reason, description) in ALB's vocabulary."""
     hc_port = port if spec.health_check_port in (None, "", "traffic-port") else int(spec.health_check_port)
     timeout = max(0.5, spec.timeout)
@@ -100,8 +101,8 @@ class HealthChecker:
                 log.exception("health check scheduling failed")
 
     def _schedule(self) -> None:
-        with motoadapter.LOCK:
-            specs = motoadapter.target_groups()
+        with emulator.LOCK:
+            specs = elbv2.target_groups()
         now = time.monotonic()
         seen = set()
         for spec in specs:
@@ -148,11 +149,11 @@ class HealthChecker:
                     st.reason, st.desc = reason, desc
                     changed = True
         if changed:
-            with motoadapter.LOCK:
+            with emulator.LOCK:
                 self._publish(spec.arn, key, st)
             self.on_change()
 
     @staticmethod
     def _publish(tg_arn: str, key: str, st: _TargetState) -> None:
-        with motoadapter.LOCK:
-            motoadapter.set_target_health(tg_arn, key, st.state, st.reason, st.desc)
+        with emulator.LOCK:
+            elbv2.set_target_health(tg_arn, key, st.state, st.reason, st.desc)

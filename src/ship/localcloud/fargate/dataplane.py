@@ -2,7 +2,7 @@
 registers them in their target groups, runs one listener proxy per ALB
 listener, and ships task output to CloudWatch Logs.
 
-One reconcile thread decides (under ``motoadapter.LOCK``, never doing I/O while
+One reconcile thread decides (under ``emulator.LOCK``, never doing I/O while
 holding it); starting and stopping a task happen on their own threads.
 """
 
@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ship import oci
-from ship.localcloud import motoadapter
-from ship.localcloud.health import HealthChecker
-from ship.localcloud.images import ImageError, RootfsCache, resolve
-from ship.localcloud.runner import ProcessRunner, Runner, TaskHandle, TaskSpec
+from ship.localcloud import emulator
+from ship.localcloud.alb.healthcheck import HealthChecker
+from ship.localcloud.emulator import ecs, elbv2, logs
+from ship.localcloud.emulator.compat import utcnow
+from ship.localcloud.runtime.base import Runner, TaskHandle, TaskSpec
+from ship.localcloud.runtime.images import ImageError, RootfsCache, resolve
+from ship.localcloud.runtime.process import ProcessRunner
 
-log = logging.getLogger("ship.localcloud.dataplane")
+log = logging.getLogger("ship.localcloud.fargate.dataplane")
 
 TICK = 0.5
 KEEP_STOPPED = 100
@@ -36,7 +39,7 @@ MAX_STOP_TIMEOUT = 120.0
 
 def load_proxy_module():
     """The listener proxy implementation."""
-    from ship.localcloud import proxy
+    from ship.localcloud.alb import proxy
 
     return proxy
 
@@ -53,7 +56,7 @@ def _now_ms() -> int:
 
 @dataclass
 class TaskRuntime:
-    task: motoadapter.LocalTask
+    task: ecs.LocalTask
     service_arn: str
     deployment_id: str
     containers: list[dict]
@@ -90,7 +93,7 @@ class DataPlane:
         self.rootfs = RootfsCache(self.state / "rootfs", self.blobs)
         self.runners: list[Runner] = [ProcessRunner(self.rootfs, self.tasks_dir)]
         # Container images run as containers when an engine (Docker or Podman) answers.
-        from ship.localcloud.containers import container_runner
+        from ship.localcloud.runtime.container import container_runner
 
         containers = container_runner(self.state, instance or "unknown", host)
         if containers is not None:
@@ -120,7 +123,7 @@ class DataPlane:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10)
-        with motoadapter.LOCK:
+        with emulator.LOCK:
             live = [rt for rt in self.runtimes.values() if not rt.done]
         threads = []
         for rt in live:
@@ -185,16 +188,16 @@ class DataPlane:
         if len(rt.registered) < len({lb.get("targetGroupArn") for lb in rt.load_balancers
                                      if lb.get("targetGroupArn")}):
             return False
-        return all(motoadapter.target_state(tg, self.host, rt.port) == "healthy" for tg in rt.registered)
+        return all(elbv2.target_state(tg, self.host, rt.port) == "healthy" for tg in rt.registered)
 
-    def _count_failure(self, svc: motoadapter.ServiceHandle, rt: TaskRuntime) -> None:
+    def _count_failure(self, svc: ecs.ServiceHandle, rt: TaskRuntime) -> None:
         if rt.failed_counted:
             return
         rt.failed_counted = True
         dep = next((d for d in svc.deployments if d["id"] == rt.deployment_id), None)
         if dep is not None:
             dep["failedTasks"] = int(dep.get("failedTasks") or 0) + 1
-            dep["updatedAt"] = motoadapter.utcnow()
+            dep["updatedAt"] = utcnow()
         bk = svc.bookkeeping
         bk["fail_streak"] = bk.get("fail_streak", 0) + 1
         bk["next_launch_at"] = time.monotonic() + min(15.0, 0.5 * 2 ** (bk["fail_streak"] - 1))
@@ -203,11 +206,11 @@ class DataPlane:
         to_start: list[TaskRuntime] = []
         to_stop: list[tuple[TaskRuntime, str, str, bool]] = []
         now = time.monotonic()
-        with motoadapter.LOCK:
-            motoadapter.prune_draining()
-            for svc in motoadapter.iter_services():
+        with emulator.LOCK:
+            elbv2.prune_draining()
+            for svc in ecs.iter_services():
                 self._reconcile_service(svc, now, to_start, to_stop)
-            motoadapter.update_cluster_counts()
+            ecs.update_cluster_counts()
             self._prune_stopped()
         for rt in to_start:
             self._spawn(self._start_task, rt)
@@ -226,7 +229,7 @@ class DataPlane:
             t.stop_code = code
         to_stop.append((rt, t.stopped_reason, t.stop_code, failed))
 
-    def _reconcile_service(self, svc: motoadapter.ServiceHandle, now: float, to_start: list,
+    def _reconcile_service(self, svc: ecs.ServiceHandle, now: float, to_start: list,
                            to_stop: list) -> None:
         runtimes = [self.runtimes[t.id] for t in svc.tasks() if t.id in self.runtimes]
         live = [rt for rt in runtimes if not rt.stopping]
@@ -250,7 +253,7 @@ class DataPlane:
             if t.last_status == "RUNNING" and rt.registered:
                 past_grace = rt.started_mono is not None and now - rt.started_mono >= rt.grace
                 for tg in rt.registered:
-                    if motoadapter.target_state(tg, self.host, rt.port) == "unhealthy" and past_grace:
+                    if elbv2.target_state(tg, self.host, rt.port) == "unhealthy" and past_grace:
                         self._count_failure(svc, rt)
                         self._request_stop(rt, f"Task failed ELB health checks in (target-group {tg})",
                                            "ServiceSchedulerInitiated", to_stop, failed=True)
@@ -274,10 +277,10 @@ class DataPlane:
 
         # 2. circuit breaker
         if (primary.get("rolloutState") == "IN_PROGRESS" and cb.get("enable")
-                and int(primary.get("failedTasks") or 0) >= motoadapter.circuit_breaker_threshold(desired)):
+                and int(primary.get("failedTasks") or 0) >= ecs.circuit_breaker_threshold(desired)):
             primary["rolloutState"] = "FAILED"
             primary["rolloutStateReason"] = "ECS deployment circuit breaker: tasks failed to start."
-            primary["updatedAt"] = motoadapter.utcnow()
+            primary["updatedAt"] = utcnow()
             svc.event(f"(deployment {primary['id']}) deployment failed: tasks failed to start.")
             target_td = bk.get("last_completed_task_definition")
             if cb.get("rollback") and target_td:
@@ -358,7 +361,7 @@ class DataPlane:
             if primary.get("rolloutState") != "COMPLETED":
                 primary["rolloutState"] = "COMPLETED"
                 primary["rolloutStateReason"] = f"ECS deployment {primary['id']} completed."
-                primary["updatedAt"] = motoadapter.utcnow()
+                primary["updatedAt"] = utcnow()
                 svc.event(f"(deployment {primary['id']}) deployment completed.")
             bk["last_completed_task_definition"] = primary["taskDefinition"]
             bk["last_completed_deployment_id"] = primary["id"]
@@ -371,7 +374,7 @@ class DataPlane:
             bk["steady"] = False
         self._set_counts(svc, runtimes + started)
 
-    def _set_counts(self, svc: motoadapter.ServiceHandle, runtimes: list[TaskRuntime]) -> None:
+    def _set_counts(self, svc: ecs.ServiceHandle, runtimes: list[TaskRuntime]) -> None:
         running = pending = 0
         for dep in svc.deployments:
             r = p = 0
@@ -384,12 +387,12 @@ class DataPlane:
                     p += 1
             if (dep.get("runningCount"), dep.get("pendingCount")) != (r, p):
                 dep["runningCount"], dep["pendingCount"] = r, p
-                dep["updatedAt"] = motoadapter.utcnow()
+                dep["updatedAt"] = utcnow()
             running += r
             pending += p
         svc.set_counts(running, pending)
 
-    def _new_task(self, svc: motoadapter.ServiceHandle, dep: dict) -> TaskRuntime | None:
+    def _new_task(self, svc: ecs.ServiceHandle, dep: dict) -> TaskRuntime | None:
         try:
             td = svc.task_definition(dep["taskDefinition"])
         except Exception:
@@ -422,19 +425,19 @@ class DataPlane:
 
     def _prune_stopped(self) -> None:
         done = [rt for rt in self.runtimes.values() if rt.done]
-        done.sort(key=lambda rt: rt.task.stopped_at or motoadapter.utcnow())
+        done.sort(key=lambda rt: rt.task.stopped_at or utcnow())
         cutoff = time.time() - STOPPED_TTL
         excess = len(done) - KEEP_STOPPED
         for i, rt in enumerate(done):
             ts = rt.task.stopped_at.timestamp() if rt.task.stopped_at else time.time()
             if i < excess or ts < cutoff:
-                motoadapter.forget_task(rt.task)
+                ecs.forget_task(rt.task)
                 del self.runtimes[rt.task.id]
 
     # ------------------------------------------------------------------ task start/stop
 
     def _fail_start(self, rt: TaskRuntime, reason: str) -> None:
-        with motoadapter.LOCK:
+        with emulator.LOCK:
             t = rt.task
             log.info("task %s failed to start: %s", t.id, reason)
             rt.stopping = True
@@ -444,11 +447,11 @@ class DataPlane:
             for c in t.containers:
                 c["lastStatus"] = "STOPPED"
                 c["reason"] = reason
-            svc = next((s for s in motoadapter.iter_services() if s.arn == rt.service_arn), None)
+            svc = next((s for s in ecs.iter_services() if s.arn == rt.service_arn), None)
             if svc is not None:
                 self._count_failure(svc, rt)
             t.last_status = "STOPPED"
-            t.stopping_at = t.stopped_at = t.execution_stopped_at = motoadapter.utcnow()
+            t.stopping_at = t.stopped_at = t.execution_stopped_at = utcnow()
             self._ports_in_use.discard(rt.port)
             rt.done = True
         self._append_log(rt, f"[ship-localcloud] task failed to start: {reason}")
@@ -456,11 +459,11 @@ class DataPlane:
 
     def _start_task(self, rt: TaskRuntime) -> None:
         t = rt.task
-        with motoadapter.LOCK:
+        with emulator.LOCK:
             if rt.stopping:
                 return
             t.last_status = "PENDING"
-            t.pull_started_at = motoadapter.utcnow()
+            t.pull_started_at = utcnow()
         rt.log_file = open(self.tasks_dir / f"{t.id}.log", "a", buffering=1, encoding="utf-8")
         try:
             image = resolve(rt.essential.get("image", ""), self.blobs)
@@ -472,8 +475,8 @@ class DataPlane:
                 rt, f"CannotPullContainerError: {image.uri} is a container image "
                     f"({image.config_media_type}) and this local cloud has no container runner")
         if rt.log_group:
-            with motoadapter.LOCK:
-                ok = rt.log_create_group or motoadapter.log_group_exists(rt.region, rt.account, rt.log_group)
+            with emulator.LOCK:
+                ok = rt.log_create_group or logs.log_group_exists(rt.region, rt.account, rt.log_group)
             if not ok:
                 return self._fail_start(
                     rt, "ResourceInitializationError: failed to validate logger args: create stream has been "
@@ -499,10 +502,10 @@ class DataPlane:
             log.exception("task %s start failed", t.id)
             return self._fail_start(rt, f"CannotStartContainerError: {exc}")
         registered_msgs = []
-        with motoadapter.LOCK:
+        with emulator.LOCK:
             rt.handle, rt.runner = handle, runner
             rt.started_mono = time.monotonic()
-            now = motoadapter.utcnow()
+            now = utcnow()
             t.pull_stopped_at = now
             t.set_listening(rt.port, container_port)
             if rt.stopping:       # stop was requested while starting: let the stop path finish it
@@ -517,10 +520,10 @@ class DataPlane:
                 for lb in rt.load_balancers:
                     tg = lb.get("targetGroupArn")
                     if tg and tg not in rt.registered:
-                        motoadapter.register_target(tg, self.host, rt.port)
+                        elbv2.register_target(tg, self.host, rt.port)
                         rt.registered.append(tg)
                         registered_msgs.append(tg)
-                svc = next((s for s in motoadapter.iter_services() if s.arn == rt.service_arn), None)
+                svc = next((s for s in ecs.iter_services() if s.arn == rt.service_arn), None)
                 if svc is not None:
                     for tg in registered_msgs:
                         svc.event(f"registered 1 targets in (target-group {tg})")
@@ -530,18 +533,18 @@ class DataPlane:
     def _stop_task(self, rt: TaskRuntime, reason: str, code: str, failed: bool) -> None:
         t = rt.task
         delay = 0.0
-        with motoadapter.LOCK:
+        with emulator.LOCK:
             if rt.done:
                 return
             rt.stopping = True
             t.desired_status = "STOPPED"
             t.stopped_reason = t.stopped_reason or reason
             t.stop_code = t.stop_code or code
-            t.stopping_at = motoadapter.utcnow()
+            t.stopping_at = utcnow()
             alive = rt.handle is not None and rt.runner is not None and rt.runner.poll(rt.handle) is None
             for tg in rt.registered:
-                delay = max(delay, motoadapter.deregister_target(tg, self.host, rt.port))
-            svc = next((s for s in motoadapter.iter_services() if s.arn == rt.service_arn), None)
+                delay = max(delay, elbv2.deregister_target(tg, self.host, rt.port))
+            svc = next((s for s in ecs.iter_services() if s.arn == rt.service_arn), None)
             if svc is not None:
                 for tg in rt.registered:
                     svc.event(f"deregistered 1 targets in (target-group {tg})")
@@ -559,23 +562,23 @@ class DataPlane:
             time.sleep(0.1)
         if rt.done:
             return
-        with motoadapter.LOCK:
+        with emulator.LOCK:
             t.last_status = "STOPPING"
         stop_timeout = float(rt.essential.get("stopTimeout") or 30)
         stop_timeout = min(stop_timeout, MAX_STOP_TIMEOUT)
         if self._shutting_down:
             stop_timeout = min(stop_timeout, SHUTDOWN_STOP_CAP)
         exit_code = rt.runner.stop(rt.handle, stop_timeout) if rt.runner else None
-        with motoadapter.LOCK:
+        with emulator.LOCK:
             t.last_status = "DEPROVISIONING"
             for c in t.containers:
                 c["lastStatus"] = "STOPPED"
                 c["exitCode"] = exit_code if exit_code is None or exit_code >= 0 else 128 - exit_code
-            t.execution_stopped_at = motoadapter.utcnow()
+            t.execution_stopped_at = utcnow()
         self._flush_task_logs(rt)
-        with motoadapter.LOCK:
+        with emulator.LOCK:
             t.last_status = "STOPPED"
-            t.stopped_at = motoadapter.utcnow()
+            t.stopped_at = utcnow()
             self._ports_in_use.discard(rt.port)
             rt.done = True
         if rt.log_file is not None:
@@ -604,10 +607,10 @@ class DataPlane:
             events, rt.log_buf = rt.log_buf, []
         if not events or not rt.log_group:
             return
-        with motoadapter.LOCK:
+        with emulator.LOCK:
             try:
-                motoadapter.put_log_events(rt.region, rt.account, rt.log_group, rt.log_stream, events,
-                                           create_group=rt.log_create_group)
+                logs.put_log_events(rt.region, rt.account, rt.log_group, rt.log_stream, events,
+                                    create_group=rt.log_create_group)
             except Exception:
                 log.exception("writing logs of task %s failed", rt.task.id)
 
@@ -635,11 +638,11 @@ class DataPlane:
             self._proxy_loaded = True
         if self._proxy_mod is None:
             return
-        with motoadapter.LOCK:
-            specs = motoadapter.listeners()
+        with emulator.LOCK:
+            specs = elbv2.listeners()
             wanted = {}
             for spec in specs:
-                states = motoadapter.target_states(spec.target_group_arn) if spec.target_group_arn else []
+                states = elbv2.target_states(spec.target_group_arn) if spec.target_group_arn else []
                 wanted[spec.listener_arn] = (spec, states)
         Target = self._proxy_mod.Target
         for arn, (spec, states) in wanted.items():
@@ -660,7 +663,7 @@ class DataPlane:
             except Exception:
                 log.exception("stopping listener proxy failed")
 
-    def _open_proxy(self, spec: motoadapter.ListenerSpec) -> dict | None:
+    def _open_proxy(self, spec: elbv2.ListenerSpec) -> dict | None:
         key = f"{spec.load_balancer_name}:{spec.port}"
         preferred = self._listener_ports.get(key, 0)
         proxy = None
@@ -703,7 +706,7 @@ class DataPlane:
     # ------------------------------------------------------------------ task metadata
 
     def task_metadata(self, task_id: str) -> dict | None:
-        with motoadapter.LOCK:
+        with emulator.LOCK:
             rt = self.runtimes.get(task_id)
             if rt is None:
                 return None
