@@ -24,8 +24,9 @@ log = logging.getLogger("ship.localcloud")
 class ShipApp:
     """WSGI app: ``/_ship/*`` endpoints, everything else to moto under the lock."""
 
-    def __init__(self, moto_app, lock, info: dict, dataplane=None, blobs=None):
+    def __init__(self, moto_app, lock, info: dict, dataplane=None, blobs=None, balancers=None):
         self.blobs = blobs
+        self.balancers = balancers
         self.moto_app = moto_app
         self.lock = lock
         self.info = info
@@ -41,7 +42,7 @@ class ShipApp:
         if parts == ["health"]:
             return self._json(start_response, "200 OK", self.info)
         if parts == ["listeners"]:
-            body = self.dataplane.listener_table() if self.dataplane else []
+            body = self.balancers.listener_table() if self.balancers else []
             return self._json(start_response, "200 OK", body)
         if len(parts) == 3 and parts[0] == "blobs" and self.blobs is not None:
             try:
@@ -99,6 +100,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     )
 
     from ship.localcloud import emulator
+    from ship.localcloud.alb.balancers import LoadBalancers
     from ship.localcloud.emulator import compat
     from ship.localcloud.fargate.dataplane import DataPlane
     from ship.localcloud.runtime.process import kill_leftover_tasks
@@ -123,7 +125,8 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     dataplane = DataPlane(state, endpoint=endpoint, instance=info["instance"])
     info["runtime"] = "+".join(["process"] + (["container"] if len(dataplane.runners) > 1 else []))
     moto_app = DomainDispatcherApplication(create_backend_app)
-    app = ShipApp(moto_app, emulator.LOCK, info, dataplane, blobs)
+    balancers = LoadBalancers(state, host=host, on_health_change=dataplane.wake)
+    app = ShipApp(moto_app, emulator.LOCK, info, dataplane, blobs, balancers)
 
     try:
         server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -145,6 +148,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
 
     (state / "localcloud.json").write_text(json.dumps(info))
     dataplane.start()
+    balancers.start()
     log.info("ship-localcloud %s listening on %s (state %s)", info["instance"], endpoint, state)
     print(f"ship-localcloud listening on {endpoint}", flush=True)
     try:
@@ -152,6 +156,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     finally:
         log.info("stopping data plane")
         dataplane.stop()
+        balancers.stop()
         server.server_close()
         log.info("stopped")
     return 0

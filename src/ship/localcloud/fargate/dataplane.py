@@ -1,6 +1,6 @@
 """The data plane: keeps every ECS service's tasks running the way ECS does,
-registers them in their target groups, runs one listener proxy per ALB
-listener, and ships task output to CloudWatch Logs.
+registers them in their target groups (the ``alb`` package health-checks
+them and serves the listeners), and ships task output to CloudWatch Logs.
 
 One reconcile thread decides (under ``emulator.LOCK``, never doing I/O while
 holding it); starting and stopping a task happen on their own threads.
@@ -9,10 +9,8 @@ holding it); starting and stopping a task happen on their own threads.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
-import os
 import socket
 import threading
 import time
@@ -21,7 +19,6 @@ from pathlib import Path
 
 from ship import oci
 from ship.localcloud import emulator
-from ship.localcloud.alb.healthcheck import HealthChecker
 from ship.localcloud.emulator import ecs, elbv2, logs
 from ship.localcloud.emulator.compat import utcnow
 from ship.localcloud.runtime.base import Runner, TaskHandle, TaskSpec
@@ -35,13 +32,6 @@ KEEP_STOPPED = 100
 STOPPED_TTL = 3600.0
 SHUTDOWN_STOP_CAP = 10.0
 MAX_STOP_TIMEOUT = 120.0
-
-
-def load_proxy_module():
-    """The listener proxy implementation."""
-    from ship.localcloud.alb import proxy
-
-    return proxy
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -104,19 +94,17 @@ class DataPlane:
         self._stop = threading.Event()
         self._shutting_down = False
         self._thread = threading.Thread(target=self._loop, name="dataplane", daemon=True)
-        self.health = HealthChecker(on_change=self._wake.set)
-        self._proxy_mod = None
-        self._proxy_loaded = False
-        self._proxies: dict[str, dict] = {}      # listener arn -> {"proxy", "spec", "targets", "local_port"}
-        self._listener_ports = self._load_listener_ports()
         self._workers: set[threading.Thread] = set()
         self._workers_mu = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self.health.start()
         self._thread.start()
+
+    def wake(self) -> None:
+        """Reconcile soon (target health changed, for example)."""
+        self._wake.set()
 
     def stop(self) -> None:
         self._shutting_down = True
@@ -133,13 +121,6 @@ class DataPlane:
             pending = list(self._workers)
         for t in pending + threads:
             t.join(timeout=SHUTDOWN_STOP_CAP + 15)
-        for entry in list(self._proxies.values()):
-            try:
-                entry["proxy"].stop()
-            except Exception:
-                log.exception("stopping a listener proxy failed")
-        self._proxies.clear()
-        self.health.stop()
         self._flush_logs()
 
     def _spawn(self, fn, *args) -> threading.Thread:
@@ -165,7 +146,7 @@ class DataPlane:
             self._wake.clear()
             if self._stop.is_set():
                 break
-            for step in (self._reconcile, self._sync_listeners):
+            for step in (self._reconcile,):
                 try:
                     step()
                 except Exception:
@@ -618,90 +599,6 @@ class DataPlane:
         for rt in list(self.runtimes.values()):
             if rt.log_buf:
                 self._flush_task_logs(rt)
-
-    # ------------------------------------------------------------------ listeners
-
-    def _load_listener_ports(self) -> dict[str, int]:
-        try:
-            return {k: int(v) for k, v in json.loads((self.state / "listeners.json").read_text()).items()}
-        except (OSError, ValueError, AttributeError):
-            return {}
-
-    def _save_listener_ports(self) -> None:
-        tmp = self.state / "listeners.json.tmp"
-        tmp.write_text(json.dumps(self._listener_ports, indent=1, sort_keys=True))
-        os.replace(tmp, self.state / "listeners.json")
-
-    def _sync_listeners(self) -> None:
-        if not self._proxy_loaded:
-            self._proxy_mod = load_proxy_module()
-            self._proxy_loaded = True
-        if self._proxy_mod is None:
-            return
-        with emulator.LOCK:
-            specs = elbv2.listeners()
-            wanted = {}
-            for spec in specs:
-                states = elbv2.target_states(spec.target_group_arn) if spec.target_group_arn else []
-                wanted[spec.listener_arn] = (spec, states)
-        Target = self._proxy_mod.Target
-        for arn, (spec, states) in wanted.items():
-            entry = self._proxies.get(arn)
-            if entry is None:
-                entry = self._open_proxy(spec)
-                if entry is None:
-                    continue
-            entry["spec"] = spec
-            targets = [Target(host=h, port=p, state=s) for h, p, s in states]
-            if targets != entry["targets"]:
-                entry["proxy"].set_targets(targets)
-                entry["targets"] = targets
-        for arn in [a for a in self._proxies if a not in wanted]:
-            entry = self._proxies.pop(arn)
-            try:
-                entry["proxy"].stop()
-            except Exception:
-                log.exception("stopping listener proxy failed")
-
-    def _open_proxy(self, spec: elbv2.ListenerSpec) -> dict | None:
-        key = f"{spec.load_balancer_name}:{spec.port}"
-        preferred = self._listener_ports.get(key, 0)
-        proxy = None
-        for port in ([preferred, 0] if preferred else [0]):
-            try:
-                proxy = self._proxy_mod.ListenerProxy(host=self.host, port=port, listener_port=spec.port,
-                                                      protocol=spec.protocol or "HTTP")
-                proxy.start()
-                break
-            except OSError as exc:
-                log.info("listener %s: port %s unavailable (%s)", key, port, exc)
-                proxy = None
-        if proxy is None:
-            return None
-        entry = {"proxy": proxy, "spec": spec, "targets": None, "local_port": proxy.port}
-        self._proxies[spec.listener_arn] = entry
-        if self._listener_ports.get(key) != proxy.port:
-            self._listener_ports[key] = proxy.port
-            self._save_listener_ports()
-        log.info("listener %s (%s) served on http://%s:%s", key, spec.listener_arn, self.host, proxy.port)
-        return entry
-
-    def listener_table(self) -> list[dict]:
-        out = []
-        for entry in list(self._proxies.values()):
-            spec = entry["spec"]
-            out.append({
-                "load_balancer_arn": spec.load_balancer_arn,
-                "load_balancer_name": spec.load_balancer_name,
-                "dns_name": spec.dns_name,
-                "listener_arn": spec.listener_arn,
-                "port": spec.port,
-                "protocol": spec.protocol,
-                "target_group_arn": spec.target_group_arn,
-                "local_port": entry["local_port"],
-                "url": f"http://{self.host}:{entry['local_port']}",
-            })
-        return sorted(out, key=lambda x: (x["load_balancer_name"], x["port"]))
 
     # ------------------------------------------------------------------ task metadata
 
