@@ -100,6 +100,15 @@ def _copy_tree(dest: Path) -> None:
     subprocess.run(["git", "config", "user.name", "e2e"], cwd=dest, check=True)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``teardown`` (destroy the shared stack) run after every other test."""
+    items.sort(key=lambda item: item.get_closest_marker("teardown") is not None)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "teardown: runs after every other test (destroys the shared stack)")
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
@@ -121,3 +130,17 @@ def stack(tmp_path_factory):
             except ProcessLookupError:
                 pass
         print(f"e2e log: {log}")
+
+
+@pytest.fixture(scope="session")
+def deployed(stack):
+    """The shared stack after one cold `inv deploy --env=local`; its URL in ``stack.url``."""
+    if stack.url is None:
+        started = time.monotonic()
+        result = stack.inv("deploy", "--env=local")
+        stack.cold_deploy_seconds = time.monotonic() - started
+        stack.cold_deploy_output = result.stdout
+        last = result.stdout.strip().splitlines()[-1]
+        assert last.startswith("http://127.0.0.1:"), last
+        stack.url = last
+    return stack

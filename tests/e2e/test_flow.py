@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 from helpers import processes_mentioning
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("deployed")]
 
 
 def service(stack, env="local"):
@@ -30,14 +30,9 @@ def running_image(stack, env="local"):
     return td["containerDefinitions"][0]["image"]
 
 
-def test_deploy_local_from_nothing(stack):
-    started = time.monotonic()
-    result = stack.inv("deploy", "--env=local")
-    elapsed = time.monotonic() - started
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("http://127.0.0.1:"), last
-    stack.url = last
-    print(f"cold `inv deploy --env=local`: {elapsed:.1f}s")
+def test_deploy_local_from_nothing(deployed):
+    assert deployed.url.startswith("http://127.0.0.1:")
+    print(f"cold `inv deploy --env=local`: {deployed.cold_deploy_seconds:.1f}s")
 
 
 def test_terraform_created_the_stack(stack):
@@ -294,6 +289,7 @@ def test_prune_keeps_the_configured_number_plus_running_and_rollback_target(stac
     assert len(after) == len(expected) + len(extra)
 
 
+@pytest.mark.teardown
 def test_destroy_leaves_nothing(stack):
     stack.inv("destroy", "--env=local-prod")
     stack.inv("destroy", "--env=local")
