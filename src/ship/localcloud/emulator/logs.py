@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from ship.localcloud.emulator.compat import internals as _moto
 
+PATCHES: list[str] = []
+
+
+def install() -> None:
+    pass
+
 
 def put_log_events(region: str, account: str, group: str, stream: str, events: list[dict],
                    create_group: bool = False) -> bool:
