@@ -42,6 +42,9 @@ PATCHES = [
     "application-autoscaling: PutScalingPolicy needs a registered target; an update keeps the policy ARN",
 ]
 
+# Stored, not acted on yet: the data plane does not scale services by these policies (emulator/coverage.py).
+ACTED_ON: set[str] = set()
+
 # What the service-linked roles are called, per namespace (Application Auto Scaling user guide,
 # "Service-linked roles for Application Auto Scaling").
 _SERVICE_LINKED_ROLES = {

@@ -14,6 +14,11 @@ PATCHES = [
     "not the config blob's size",
 ]
 
+# What the local cloud acts on (emulator/coverage.py): the layer bytes are kept, and the data plane
+# runs the images it finds here.
+ACTED_ON = {"InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "PutImage", "BatchGetImage",
+            "GetDownloadUrlForLayer", "DescribeImages"}
+
 
 def image_size(manifest: dict, child_size=lambda digest: None) -> int | None:
     """ECR's imageSizeInBytes of a manifest: the sum of its layers' (compressed) sizes; for a manifest

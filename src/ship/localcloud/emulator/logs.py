@@ -20,6 +20,11 @@ PATCHES = [
     "logs: TestMetricFilter is implemented (matches and extractedValues)",
 ]
 
+# What the local cloud acts on (emulator/coverage.py): tasks' output is delivered to these groups and
+# streams by the data plane, and these answers are computed from it.
+ACTED_ON = {"CreateLogGroup", "DeleteLogGroup", "CreateLogStream", "GetLogEvents", "FilterLogEvents",
+            "StartLiveTail", "TestMetricFilter"}
+
 
 def check_pattern(pattern: str | None, what: str = "filter pattern") -> None:
     """Raise moto's InvalidParameterException for a pattern AWS rejects."""
