@@ -26,6 +26,7 @@ Tags live beside moto in ``STORE`` (a dataclass of plain dicts, picklable).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,10 +169,11 @@ def tracking_policy(policy: Any, account: str, region: str) -> TargetTrackingPol
 
 # -- the patches ---------------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
 def _errors():
-    from moto.core.exceptions import JsonRESTError
-
+    """(ValidationException, ObjectNotFoundException, ResourceNotFoundException) as moto serialises them."""
     from moto.applicationautoscaling.exceptions import AWSValidationException
+    from moto.core.exceptions import JsonRESTError
 
     class ObjectNotFoundException(JsonRESTError):
         def __init__(self, message: str) -> None:
@@ -182,6 +184,12 @@ def _errors():
             super().__init__("ResourceNotFoundException", message)
 
     return AWSValidationException, ObjectNotFoundException, ResourceNotFoundException
+
+
+def _models():
+    from moto.applicationautoscaling import models
+
+    return models
 
 
 def _target_by_arn(backend, arn: str):
@@ -196,149 +204,165 @@ def _find_target(backend, resource_id: str, dimension: str):
     return backend.targets.get(dimension, {}).get(resource_id)
 
 
+def _no_target(namespace: str, resource_id: str, dimension: str):
+    return _errors()[1](f"No scalable target registered for service namespace: {namespace}, "
+                        f"resource ID: {resource_id}, scalable dimension: {dimension}")
+
+
 def _tags_list_to_dict(tags) -> dict[str, str]:
     if isinstance(tags, dict):
         return {str(k): str(v) for k, v in tags.items()}
     return {}
 
 
-def install() -> None:
-    from moto.applicationautoscaling import models, responses
+_ORIGINAL: dict[str, Any] = {}   # moto's own functions that the patches call
 
-    Resp = responses.ApplicationAutoScalingResponse
-    Backend = models.ApplicationAutoscalingBackend
+
+# -- the patched response handlers (``self`` is moto's ApplicationAutoScalingResponse) ---------------------------
+
+def register_scalable_target(self):
+    self._validate_params()
+    backend = self.applicationautoscaling_backend
+    resource_id, dimension = self._get_param("ResourceId"), self._get_param("ScalableDimension")
+    existing = _find_target(backend, resource_id, dimension)
+    problem = capacity_error(existing is not None, self._get_int_param("MinCapacity"),
+                             self._get_int_param("MaxCapacity"), getattr(existing, "min_capacity", None),
+                             getattr(existing, "max_capacity", None))
+    if problem:
+        raise _errors()[0](problem)
+    old_suspended = dict(existing.suspended_state or SUSPENDED_DEFAULT) if existing is not None else None
+    body = _ORIGINAL["register_scalable_target"](self)
+    target = _find_target(backend, resource_id, dimension)
+    if existing is None:
+        target.role_arn = target.role_arn or service_linked_role(target.service_namespace, backend.account_id)
+        target.suspended_state = {**SUSPENDED_DEFAULT, **(target.suspended_state or {})}
+        tags = _tags_list_to_dict(self._get_param("Tags"))
+        if tags:
+            STORE.tags[target.arn] = tags
+    else:
+        target.suspended_state = {**old_suspended, **(self._get_param("SuspendedState") or {})}
+        if self._get_param("RoleARN"):
+            target.role_arn = self._get_param("RoleARN")
+    return body
+
+
+def deregister_scalable_target(self):
+    self._validate_params()
+    backend = self.applicationautoscaling_backend
+    namespace = self._get_param("ServiceNamespace")
+    resource_id, dimension = self._get_param("ResourceId"), self._get_param("ScalableDimension")
+    target = _find_target(backend, resource_id, dimension)
+    if target is None or target.service_namespace != namespace:
+        raise _no_target(namespace, resource_id, dimension)
+    for key, policy in list(backend.policies.items()):
+        if policy.resource_id == resource_id and policy.scalable_dimension == dimension:
+            policy.delete_alarms(backend.account_id, backend.region_name)
+            del backend.policies[key]
+    backend.scheduled_actions = [a for a in backend.scheduled_actions
+                                 if not (a.resource_id == resource_id and a.scalable_dimension == dimension)]
+    del backend.targets[dimension][resource_id]
+    STORE.tags.pop(target.arn, None)
+    return json.dumps({})
+
+
+def describe_scaling_policies(self):
+    self._validate_params()
+    backend = self.applicationautoscaling_backend
+    names = self._get_param("PolicyNames") or []
+    resource_id, dimension = self._get_param("ResourceId"), self._get_param("ScalableDimension")
+    found = [p for p in backend.policies.values()
+             if p.service_namespace == self._get_param("ServiceNamespace")
+             and (not resource_id or p.resource_id == resource_id)
+             and (not dimension or p.scalable_dimension == dimension)
+             and (not names or p.policy_name in names)]
+    start = int(self._get_param("NextToken") or 0)
+    size = self._get_int_param("MaxResults") or 10
+    from moto.applicationautoscaling.responses import _build_policy
+
+    body = {"ScalingPolicies": [_build_policy(p) for p in found[start:start + size]]}
+    if start + size < len(found):
+        body["NextToken"] = str(start + size)
+    return json.dumps(body)
+
+
+def delete_scaling_policy(self):
+    backend = self.applicationautoscaling_backend
+    args = {k: self._get_param(v) for k, v in (("policy_name", "PolicyName"),
+                                               ("service_namespace", "ServiceNamespace"),
+                                               ("resource_id", "ResourceId"),
+                                               ("scalable_dimension", "ScalableDimension"))}
+    key = _models().FakeApplicationAutoscalingPolicy.formulate_key(
+        args["service_namespace"], args["resource_id"], args["scalable_dimension"], args["policy_name"])
+    if key not in backend.policies:
+        raise _errors()[1](f"No scaling policy found for service namespace: {args['service_namespace']}, "
+                           f"resource ID: {args['resource_id']}, scalable dimension: "
+                           f"{args['scalable_dimension']}, policy name: {args['policy_name']}")
+    backend.delete_scaling_policy(**args)
+    return json.dumps({})
+
+
+def _target_or_404(self):
+    arn = self._get_param("ResourceARN")
+    target = _target_by_arn(self.applicationautoscaling_backend, arn or "")
+    if target is None:
+        raise _errors()[2](f"The resource {arn} does not exist")
+    return target
+
+
+def list_tags_for_resource(self):
+    target = _target_or_404(self)
+    return json.dumps({"Tags": dict(STORE.tags.get(target.arn, {}))})
+
+
+def tag_resource(self):
+    target = _target_or_404(self)
+    tags, problem = merged_tags(STORE.tags.get(target.arn, {}), _tags_list_to_dict(self._get_param("Tags")))
+    if problem:
+        raise _errors()[0](problem)
+    STORE.tags[target.arn] = tags
+    return json.dumps({})
+
+
+def untag_resource(self):
+    target = _target_or_404(self)
+    keys = set(self._get_param("TagKeys") or [])
+    STORE.tags[target.arn] = {k: v for k, v in STORE.tags.get(target.arn, {}).items() if k not in keys}
+    return json.dumps({})
+
+
+# -- the patched backend method (``self`` is moto's ApplicationAutoscalingBackend) ----------------------------------
+
+def put_scaling_policy(self, policy_name, service_namespace, resource_id, scalable_dimension, policy_body,
+                       policy_type):
+    target = _find_target(self, resource_id, scalable_dimension)
+    if target is None or target.service_namespace != service_namespace:
+        raise _no_target(service_namespace, resource_id, scalable_dimension)
+    key = _models().FakeApplicationAutoscalingPolicy.formulate_key(
+        service_namespace, resource_id, scalable_dimension, policy_name)
+    old = self.policies.get(key)
+    if old is not None:
+        old.delete_alarms(self.account_id, self.region_name)
+    policy = _ORIGINAL["put_scaling_policy"](self, policy_name, service_namespace, resource_id,
+                                             scalable_dimension, policy_body, policy_type)
+    if old is not None:
+        policy.policy_arn, policy.creation_time = old.policy_arn, old.creation_time
+    return policy
+
+
+_RESPONSE_PATCHES = (register_scalable_target, deregister_scalable_target, describe_scaling_policies,
+                     delete_scaling_policy, list_tags_for_resource, tag_resource, untag_resource)
+
+
+def install() -> None:
+    from moto.applicationautoscaling import responses
+
+    Resp, Backend = responses.ApplicationAutoScalingResponse, _models().ApplicationAutoscalingBackend
     if getattr(Resp, "_ship_patched", False):
         return
-    Validation, ObjectNotFound, ResourceNotFound = _errors()
-    orig_register = Resp.register_scalable_target
-    orig_put_policy = Backend.put_scaling_policy
-
-    def register_scalable_target(self):
-        self._validate_params()
-        backend = self.applicationautoscaling_backend
-        resource_id, dimension = self._get_param("ResourceId"), self._get_param("ScalableDimension")
-        existing = _find_target(backend, resource_id, dimension)
-        lo, hi = self._get_int_param("MinCapacity"), self._get_int_param("MaxCapacity")
-        problem = capacity_error(existing is not None, lo, hi, getattr(existing, "min_capacity", None),
-                                 getattr(existing, "max_capacity", None))
-        if problem:
-            raise Validation(problem)
-        old_suspended = dict(existing.suspended_state or SUSPENDED_DEFAULT) if existing is not None else None
-        body = orig_register(self)
-        target = _find_target(backend, resource_id, dimension)
-        if existing is None:
-            target.role_arn = target.role_arn or service_linked_role(target.service_namespace, backend.account_id)
-            target.suspended_state = {**SUSPENDED_DEFAULT, **(target.suspended_state or {})}
-            tags = _tags_list_to_dict(self._get_param("Tags"))
-            if tags:
-                STORE.tags[target.arn] = tags
-        else:
-            target.suspended_state = {**old_suspended, **(self._get_param("SuspendedState") or {})}
-            if self._get_param("RoleARN"):
-                target.role_arn = self._get_param("RoleARN")
-        return body
-
-    def deregister_scalable_target(self):
-        self._validate_params()
-        backend = self.applicationautoscaling_backend
-        namespace = self._get_param("ServiceNamespace")
-        resource_id, dimension = self._get_param("ResourceId"), self._get_param("ScalableDimension")
-        target = _find_target(backend, resource_id, dimension)
-        if target is None or target.service_namespace != namespace:
-            raise ObjectNotFound(f"No scalable target registered for service namespace: {namespace}, "
-                                 f"resource ID: {resource_id}, scalable dimension: {dimension}")
-        for key, policy in list(backend.policies.items()):
-            if policy.resource_id == resource_id and policy.scalable_dimension == dimension:
-                policy.delete_alarms(backend.account_id, backend.region_name)
-                del backend.policies[key]
-        backend.scheduled_actions = [a for a in backend.scheduled_actions
-                                     if not (a.resource_id == resource_id and a.scalable_dimension == dimension)]
-        del backend.targets[dimension][resource_id]
-        STORE.tags.pop(target.arn, None)
-        return json.dumps({})
-
-    def put_scaling_policy(self, policy_name, service_namespace, resource_id, scalable_dimension,
-                           policy_body, policy_type):
-        target = _find_target(self, resource_id, scalable_dimension)
-        if target is None or target.service_namespace != service_namespace:
-            raise ObjectNotFound(f"No scalable target registered for service namespace: {service_namespace}, "
-                                 f"resource ID: {resource_id}, scalable dimension: {scalable_dimension}")
-        key = models.FakeApplicationAutoscalingPolicy.formulate_key(
-            service_namespace, resource_id, scalable_dimension, policy_name)
-        old = self.policies.get(key)
-        if old is not None:
-            old.delete_alarms(self.account_id, self.region_name)
-        policy = orig_put_policy(self, policy_name, service_namespace, resource_id, scalable_dimension,
-                                 policy_body, policy_type)
-        if old is not None:
-            policy.policy_arn, policy.creation_time = old.policy_arn, old.creation_time
-        return policy
-
-    def describe_scaling_policies(self):
-        self._validate_params()
-        backend = self.applicationautoscaling_backend
-        names = self._get_param("PolicyNames") or []
-        resource_id, dimension = self._get_param("ResourceId"), self._get_param("ScalableDimension")
-        found = [p for p in backend.policies.values()
-                 if p.service_namespace == self._get_param("ServiceNamespace")
-                 and (not resource_id or p.resource_id == resource_id)
-                 and (not dimension or p.scalable_dimension == dimension)
-                 and (not names or p.policy_name in names)]
-        start = int(self._get_param("NextToken") or 0)
-        size = self._get_int_param("MaxResults") or 10
-        page = found[start:start + size]
-        body = {"ScalingPolicies": [responses._build_policy(p) for p in page]}
-        if start + size < len(found):
-            body["NextToken"] = str(start + size)
-        return json.dumps(body)
-
-    def delete_scaling_policy(self):
-        backend = self.applicationautoscaling_backend
-        args = {k: self._get_param(v) for k, v in (("policy_name", "PolicyName"),
-                                                   ("service_namespace", "ServiceNamespace"),
-                                                   ("resource_id", "ResourceId"),
-                                                   ("scalable_dimension", "ScalableDimension"))}
-        key = models.FakeApplicationAutoscalingPolicy.formulate_key(
-            args["service_namespace"], args["resource_id"], args["scalable_dimension"], args["policy_name"])
-        if key not in backend.policies:
-            raise ObjectNotFound(f"No scaling policy found for service namespace: {args['service_namespace']}, "
-                                 f"resource ID: {args['resource_id']}, scalable dimension: "
-                                 f"{args['scalable_dimension']}, policy name: {args['policy_name']}")
-        backend.delete_scaling_policy(**args)
-        return json.dumps({})
-
-    def _target_or_404(self):
-        arn = self._get_param("ResourceARN")
-        target = _target_by_arn(self.applicationautoscaling_backend, arn or "")
-        if target is None:
-            raise ResourceNotFound(f"The resource {arn} does not exist")
-        return target
-
-    def list_tags_for_resource(self):
-        target = _target_or_404(self)
-        return json.dumps({"Tags": dict(STORE.tags.get(target.arn, {}))})
-
-    def tag_resource(self):
-        target = _target_or_404(self)
-        tags, problem = merged_tags(STORE.tags.get(target.arn, {}), _tags_list_to_dict(self._get_param("Tags")))
-        if problem:
-            raise Validation(problem)
-        STORE.tags[target.arn] = tags
-        return json.dumps({})
-
-    def untag_resource(self):
-        target = _target_or_404(self)
-        keys = set(self._get_param("TagKeys") or [])
-        STORE.tags[target.arn] = {k: v for k, v in STORE.tags.get(target.arn, {}).items() if k not in keys}
-        return json.dumps({})
-
-    Resp.register_scalable_target = register_scalable_target
-    Resp.deregister_scalable_target = deregister_scalable_target
-    Resp.describe_scaling_policies = describe_scaling_policies
-    Resp.delete_scaling_policy = delete_scaling_policy
-    Resp.list_tags_for_resource = list_tags_for_resource
-    Resp.tag_resource = tag_resource
-    Resp.untag_resource = untag_resource
+    _ORIGINAL["register_scalable_target"] = Resp.register_scalable_target
+    _ORIGINAL["put_scaling_policy"] = Backend.put_scaling_policy
+    for fn in _RESPONSE_PATCHES:
+        setattr(Resp, fn.__name__, fn)
     Backend.put_scaling_policy = put_scaling_policy
     Resp._ship_patched = True
 
