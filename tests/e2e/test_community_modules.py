@@ -8,6 +8,7 @@ and removes everything it made before it ends.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 import urllib.error
@@ -24,13 +25,15 @@ NAME = "community"
 class Root:
     """terraform in the stack's copy of tests/e2e/community/stack, against the shared local cloud."""
 
-    def __init__(self, stack, workdir: Path, variables: dict):
+    def __init__(self, stack, tmp: Path, variables: dict):
         from ship import terraform
 
-        self.stack, self.workdir, self.tf = stack, workdir, terraform.binary()
+        # A copy outside the stack's repository: Terraform's working files must not make its tree dirty.
+        shutil.copytree(stack.repo / "tests" / "e2e" / "community", tmp / "community")
+        self.stack, self.workdir, self.tf = stack, tmp / "community" / "stack", terraform.binary()
         self.vars = [f"-var={k}={v}" for k, v in variables.items()]
         self.env = dict(stack.env, AWS_ENDPOINT_URL=f"http://127.0.0.1:{stack.port}", TF_IN_AUTOMATION="1")
-        config = terraform.cli_config(workdir / ".cli")
+        config = terraform.cli_config(tmp / "cli")
         if config is not None:
             self.env["TF_CLI_CONFIG_FILE"] = str(config)
 
@@ -80,10 +83,9 @@ def _shared_image(stack) -> tuple[str, int]:
     return container["image"], container["portMappings"][0]["containerPort"]
 
 
-def test_community_modules_apply_serve_plan_clean_and_destroy(deployed):
+def test_community_modules_apply_serve_plan_clean_and_destroy(deployed, tmp_path):
     image, port = _shared_image(deployed)
-    root = Root(deployed, deployed.repo / "tests" / "e2e" / "community" / "stack",
-                {"image": image, "container_port": port, "name": NAME})
+    root = Root(deployed, tmp_path, {"image": image, "container_port": port, "name": NAME})
     root.run("init", "-input=false", "-no-color")
     started = time.monotonic()
     root.run("apply", "-auto-approve", "-input=false", "-no-color", *root.vars, timeout=900)
@@ -137,5 +139,6 @@ def test_community_modules_apply_serve_plan_clean_and_destroy(deployed):
     cold = getattr(deployed, "cold_deploy_seconds", None)
     print(f"community modules: terraform apply {apply_seconds:.1f}s; this project's cold "
           f"`inv deploy --env=local` {cold:.1f}s" if cold else f"community apply {apply_seconds:.1f}s")
-    # the shared stack is untouched
+    # the shared stack is untouched, its tree too
     assert deployed.get("/")[0] == 200
+    assert deployed.git("status", "--porcelain") == ""
