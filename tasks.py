@@ -183,13 +183,15 @@ def status(c, env="", json=False):
     print(render(collect(_env(env)), as_json=json))
 
 
-@task(help={"env": ENV_HELP, "follow": "keep printing new events", "since": "how far back to start (30s, 10m, 2h)"})
+@task(help={"env": ENV_HELP, "follow": "keep printing new events", "since": "how far back to start (30s, 10m, 2h)",
+            "filter": "only events matching this CloudWatch Logs filter pattern, e.g. "
+                      "'{ $.status >= 500 }', '?ERROR ?WARN', '[ip, ..., status = 404, bytes]'"})
 @_errors
-def logs(c, env="", follow=False, since="10m"):
-    """Print the service's logs from CloudWatch Logs."""
+def logs(c, env="", follow=False, since="10m", filter=""):
+    """Print the service's logs from CloudWatch Logs (--filter PATTERN: only the matching events)."""
     from ship.actions.logs import tail
 
-    tail(_env(env), since=since, follow=follow, echo=_echo)
+    tail(_env(env), since=since, follow=follow, echo=_echo, pattern=filter)
 
 
 @task(help={"env": ENV_HELP})

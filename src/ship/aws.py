@@ -323,8 +323,10 @@ class Logs:
         self.client = client
 
     def filter_events(self, group: str, start_ms: int | None = None, token: str | None = None,
-                      prefix: str | None = None) -> dict:
+                      prefix: str | None = None, pattern: str | None = None) -> dict:
         kwargs = {"logGroupName": group, "interleaved": True}
+        if pattern:
+            kwargs["filterPattern"] = pattern
         if start_ms is not None:
             kwargs["startTime"] = start_ms
         if token:

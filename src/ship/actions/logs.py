@@ -35,7 +35,8 @@ def log_group(env: Environment, session: Session) -> tuple[str, str]:
 
 
 def tail(env: Environment, since: str = "10m", follow: bool = False, echo=print, poll: float = 2.0,
-         session: Session | None = None, max_polls: int | None = None) -> int:
+         session: Session | None = None, max_polls: int | None = None, pattern: str = "") -> int:
+    """Print the service's log events (those matching ``pattern``, a CloudWatch Logs filter pattern)."""
     session = session or Session(env)
     group, prefix = log_group(env, session)
     start = parse_since(since)
@@ -45,7 +46,7 @@ def tail(env: Environment, since: str = "10m", follow: bool = False, echo=print,
         token = None
         newest = start
         while True:
-            resp = session.logs.filter_events(group, start_ms=start, token=token)
+            resp = session.logs.filter_events(group, start_ms=start, token=token, pattern=pattern or None)
             for ev in resp.get("events", []):
                 if ev["eventId"] in seen:
                     continue

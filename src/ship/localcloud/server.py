@@ -101,7 +101,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
 
     from ship.localcloud import emulator
     from ship.localcloud.alb.balancers import LoadBalancers
-    from ship.localcloud.emulator import compat
+    from ship.localcloud.emulator import compat, unimplemented
     from ship.localcloud.fargate.dataplane import DataPlane
     from ship.localcloud.runtime.process import kill_leftover_tasks
     from ship.oci import BlobStore
@@ -124,7 +124,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     endpoint = f"http://{host}:{port}"
     dataplane = DataPlane(state, endpoint=endpoint, instance=info["instance"])
     info["runtime"] = "+".join(["process"] + (["container"] if len(dataplane.runners) > 1 else []))
-    moto_app = DomainDispatcherApplication(create_backend_app)
+    moto_app = DomainDispatcherApplication(unimplemented.app_factory(create_backend_app))
     balancers = LoadBalancers(state, host=host, on_health_change=dataplane.wake)
     app = ShipApp(moto_app, emulator.LOCK, info, dataplane, blobs, balancers)
 

@@ -1,4 +1,4 @@
-"""ECR in the emulator: layer bytes kept in a BlobStore, image digests from manifest bytes."""
+"""ECR in the emulator: layer bytes kept in a BlobStore, image digests from manifest bytes, image sizes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,27 @@ from ship.localcloud.emulator.compat import internals as _moto
 PATCHES = [
     "ecr: complete_layer_upload keeps the uploaded bytes in a BlobStore; a digest mismatch is rejected",
     "ecr: put_image without imageDigest uses sha256 of the manifest bytes (as ECR), not of layer digests",
+    "ecr: imageSizeInBytes is the sum of the layers' sizes (an index: its largest image), as ECR reports, "
+    "not the config blob's size",
 ]
+
+# What the local cloud acts on (emulator/coverage.py): the layer bytes are kept, and the data plane
+# runs the images it finds here.
+ACTED_ON = {"InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "PutImage", "BatchGetImage",
+            "GetDownloadUrlForLayer", "DescribeImages"}
+
+
+def image_size(manifest: dict, child_size=lambda digest: None) -> int | None:
+    """ECR's imageSizeInBytes of a manifest: the sum of its layers' (compressed) sizes; for a manifest
+    list or OCI index, the largest of its images that are in the repository (ECR API reference,
+    ImageDetail.imageSizeInBytes). None when the manifest says no sizes (schema 1)."""
+    if isinstance(manifest.get("layers"), list):
+        return sum(int(layer.get("size") or 0) for layer in manifest["layers"])
+    if isinstance(manifest.get("manifests"), list):
+        sizes = [child_size(m.get("digest")) for m in manifest["manifests"]]
+        sizes = [n for n in sizes if n is not None]
+        return max(sizes) if sizes else None
+    return None
 
 
 _BLOBS = None
@@ -66,10 +86,33 @@ def install(blob_store) -> None:
         url = f"http://{host}/_ship/blobs/{digest.replace(':', '/')}"
         return json.dumps({"downloadUrl": url, "layerDigest": digest})
 
+    def get_image_size_in_bytes(self):
+        try:
+            manifest = json.loads(self.image_manifest)
+        except (TypeError, ValueError):
+            return None
+        return image_size(manifest, lambda digest: _child_size(self, digest))
+
     Backend.complete_layer_upload = complete_layer_upload
     Backend.put_image = put_image
+    ecr_models.Image.get_image_size_in_bytes = get_image_size_in_bytes
     _moto_ecr_responses().ECRResponse.get_download_url_for_layer = get_download_url_for_layer
     Backend._ship_patched = True
+
+
+def _child_size(image, digest: str | None) -> int | None:
+    """The size of another image of the same repository (an index's entry), found by digest."""
+    ecr_models = _moto()[3]
+    per_region = dict.get(ecr_models.ecr_backends, image.registry_id) or {}
+    for backend in list(dict.values(per_region)):
+        repo = backend.repositories.get(image.repository_name)
+        for other in (repo.images if repo is not None else []):
+            if other is not image and other.get_image_digest() == digest:
+                try:
+                    return image_size(json.loads(other.image_manifest))
+                except (TypeError, ValueError):
+                    return None
+    return None
 
 
 def _moto_ecr_responses():
