@@ -90,11 +90,17 @@ def _read_oci_archive(archive: Path, tag: str, local_ref: str) -> artifact.Image
 
     blobs: dict[str, bytes] = {}
     with tarfile.open(archive) as tar:
-        index = json.load(tar.extractfile("index.json"))
+        def member(name: str) -> bytes:
+            found = tar.extractfile(name)
+            if found is None:
+                raise ShipError(f"{archive}: {name} is not a file in the OCI archive the engine saved")
+            return found.read()
+
+        index = json.loads(member("index.json"))
         manifest_desc = index["manifests"][0]
 
         def blob(digest: str) -> bytes:
-            return tar.extractfile("blobs/" + digest.replace(":", "/")).read()
+            return member("blobs/" + digest.replace(":", "/"))
 
         manifest = blob(manifest_desc["digest"])
         config, layers = oci.parse_manifest(manifest)

@@ -122,6 +122,7 @@ class Runner:
         started = time.monotonic()
         proc = subprocess.Popen(argv, cwd=self.workdir, env=self.process_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
+        assert proc.stdout is not None  # stdout=PIPE
         lines = []
         try:
             for line in proc.stdout:
