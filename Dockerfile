@@ -4,15 +4,23 @@
 #   runtime (default, the last stage)  what ECS runs: a virtualenv with the app and
 #                      gunicorn.conf.py, non-root. ship's process images read their
 #                      CMD, WORKDIR, ENV, USER and EXPOSE from this stage: keep it last.
-#   test               the same virtualenv plus the dev extra, tests/ and src/: runs
-#                      pytest, flake8 and the local cloud (`python -m ship.localcloud serve`)
+#   test               the same virtualenv plus ship and the test group, tests/ and src/:
+#                      runs pytest, flake8 and the local cloud (`python -m ship.localcloud serve`)
 #
-# Offline, reproducible builds install from wheelhouses the host builds first
-# (`inv build` does this):
-#   pip wheel --wheel-dir build/wheelhouse .                 # app + runtime deps
-#   pip wheel --wheel-dir build/wheelhouse-test '.[dev]'     # test target only
-# Without them a plain `docker build .` installs from PyPI instead (slower, not
-# pinned). Where pip needs a private CA bundle, pass it as a secret:
+# Reproducible from the commit alone: every third-party package is the version
+# uv.lock pins, and the runtime's are checked against its hashes. The builder
+# installs the uv that the lock pins (UV_VERSION, kept equal to uv.lock by
+# tests/test_packaging.py), which turns uv.lock into the requirements of the app
+# alone (`uv export --package hello`): ship and its dependencies never enter the
+# runtime image.
+#
+# Offline (no PyPI inside the build), the host puts the files in build/ first
+# (`inv build` does it, through ship.wheelhouse):
+#   build/wheelhouse        the app's locked dependencies + uv's wheel
+#   build/wheelhouse-test   the test target's locked dependencies
+#   build/dist              hello's (and, for the test target, ship's) wheel
+# Without them a plain `docker build .` fetches the same locked files from PyPI.
+# Where pip needs a private CA bundle, pass it as a secret:
 #   --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt
 #
 # BASE_IMAGE must be a Debian-based image with python3 (and its venv module).
@@ -28,45 +36,67 @@ RUN echo 'app:x:10001:10001:hello app:/app:/usr/sbin/nologin' >> /etc/passwd \
 
 
 FROM base AS builder
+ARG UV_VERSION=0.13.9
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_ROOT_USER_ACTION=ignore
-# `python3 -m venv` works for both python3 locations (/usr/local/bin in the
-# official image, /usr/bin in Debian's); ensurepip needs no network.
-RUN python3 -m venv /opt/venv
-# The globs let the build go on when build/wheelhouse or README.md is absent
-# (a COPY needs one source that exists: pyproject.toml, harmless among wheels).
-COPY pyproject.toml build/wheelhous[e] /wheels/
-COPY pyproject.toml README.m[d] /src/
-COPY src/ /src/src/
-# The runtime needs no installer: pip and setuptools are removed at the end.
+    PIP_ROOT_USER_ACTION=ignore \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never
+# The lock and the workspace's metadata: this layer and the next change only
+# when dependencies do. (The globs let a COPY go on when build/ is absent: a
+# COPY needs one source that exists, and uv.lock is harmless among wheels.)
+COPY pyproject.toml uv.lock /src/
+COPY distributions/ /src/distributions/
+COPY uv.lock build/wheelhous[e] /wheels/
+# The runtime's virtualenv has no installer at all (--without-pip); uv installs
+# into it from outside.
 RUN --mount=type=secret,id=ca \
     set -eu; \
-    if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
-    if ls /wheels/hello_ship-*.whl >/dev/null 2>&1; then \
-        /opt/venv/bin/pip install --no-index --find-links /wheels hello-ship; \
+    if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi; \
+    python3 -m venv /opt/uv; \
+    if ls /wheels/uv-*.whl >/dev/null 2>&1; then \
+        /opt/uv/bin/pip install --quiet --no-index --find-links /wheels "uv==${UV_VERSION}"; \
     else \
-        echo "build/wheelhouse has no hello_ship wheel: installing from PyPI" >&2; \
-        /opt/venv/bin/pip install /src; \
+        echo "build/wheelhouse is empty: installing uv ${UV_VERSION} and the locked dependencies from PyPI" >&2; \
+        /opt/uv/bin/pip install --quiet "uv==${UV_VERSION}"; \
     fi; \
-    /opt/venv/bin/pip uninstall --yes --quiet pip setuptools
-
-
-# The dev extra (pytest, flake8, moto, boto3, ...) goes into a copy of the
-# runtime's virtualenv in a stage of its own, so the wheels stay out of the
-# test image.
-FROM builder AS test-builder
-COPY pyproject.toml build/wheelhouse-tes[t] /wheels-test/
+    ln -s /opt/uv/bin/uv /usr/local/bin/uv; \
+    python3 -m venv --without-pip /opt/venv; \
+    uv export --frozen --project /src --package hello --no-dev --no-emit-workspace --no-header \
+        --output-file /src/requirements.txt; \
+    if ls /wheels/*.whl >/dev/null 2>&1; then set -- --no-index --find-links /wheels; else set --; fi; \
+    uv pip install --python /opt/venv/bin/python --require-hashes --no-deps "$@" -r /src/requirements.txt
+# The app itself, last: a code change rebuilds from here on.
+COPY src/hello/ /src/src/hello/
+COPY uv.lock build/dis[t] /dist/
 RUN --mount=type=secret,id=ca \
     set -eu; \
-    if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
-    /opt/venv/bin/python -m ensurepip --default-pip >/dev/null; \
-    if ls /wheels-test/*.whl >/dev/null 2>&1; then \
-        /opt/venv/bin/pip install --no-index --find-links /wheels-test 'hello-ship[dev]'; \
-    else \
-        echo "build/wheelhouse-test is empty: installing the dev extra from PyPI" >&2; \
-        /opt/venv/bin/pip install '/src[dev]'; \
-    fi
+    if [ -f /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi; \
+    if ! ls /dist/hello-*.whl >/dev/null 2>&1; then \
+        uv build --wheel --project /src --package hello --out-dir /dist; \
+    fi; \
+    uv pip install --python /opt/venv/bin/python --no-deps --no-index /dist/hello-*.whl
+
+
+# Both distributions and the test group (pytest, flake8, moto, boto3, ...) in a
+# copy of the runtime's virtualenv, in a stage of its own: none of it reaches
+# the runtime image. Exact versions from uv.lock (one of the tool's dependencies,
+# python-terraform, exists only as an sdist, so the host builds its wheel and
+# hashes are not required here).
+FROM builder AS test-builder
+COPY uv.lock build/wheelhouse-tes[t] /wheels-test/
+COPY src/ship/ /src/src/ship/
+RUN --mount=type=secret,id=ca \
+    set -eu; \
+    if [ -f /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi; \
+    uv export --frozen --project /src --no-default-groups --group test --no-emit-workspace --no-header \
+        --no-hashes --output-file /src/requirements-test.txt; \
+    if ls /wheels-test/*.whl >/dev/null 2>&1; then set -- --no-index --find-links /wheels-test; else set --; fi; \
+    uv pip install --python /opt/venv/bin/python --no-deps "$@" -r /src/requirements-test.txt; \
+    if ! ls /dist/ship-*.whl >/dev/null 2>&1; then \
+        uv build --wheel --project /src --package ship --out-dir /dist; \
+    fi; \
+    uv pip install --python /opt/venv/bin/python --no-deps --no-index /dist/ship-*.whl
 
 
 FROM base AS test

@@ -1,5 +1,5 @@
 locals {
-  config       = yamldecode(file("${path.module}/environments.yaml"))
+  config       = yamldecode(file(coalesce(var.environments_file, "${path.module}/environments.yaml")))
   environments = local.config.environments
 
   # Shallow merge: an environment overrides whole keys of `defaults`.

@@ -17,3 +17,9 @@ variable "image" {
     error_message = "image must not be empty."
   }
 }
+
+variable "environments_file" {
+  type        = string
+  description = "Path of the environment settings file. Empty: environments.yaml beside this module (ship passes SHIP_ENVIRONMENTS_FILE here when it is set)."
+  default     = ""
+}

@@ -17,7 +17,9 @@ def exported(tmp_path_factory):
     dest = tmp_path_factory.mktemp("src")
     git.export(ROOT, dest)
     # The working tree's own files, so the test sees what is being changed.
-    for name in ("Dockerfile", "gunicorn.conf.py", "pyproject.toml"):
+    for name in ("Dockerfile", "gunicorn.conf.py", "pyproject.toml", "uv.lock", "distributions/hello/pyproject.toml",
+                 "distributions/ship/pyproject.toml"):
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
         (dest / name).write_bytes((ROOT / name).read_bytes())
     return dest
 
@@ -51,8 +53,10 @@ def test_same_commit_same_digest(exported, tmp_path, monkeypatch):
         names = tar.getnames()
     assert "app/gunicorn.conf.py" in names
     wheels = [n for n in names if n.startswith("wheels/")]
-    assert any("hello_ship" in n for n in wheels) and any("flask" in n.lower() for n in wheels)
-    assert any("gunicorn" in n for n in wheels)
+    names = {n.split("/")[1].split("-")[0].lower() for n in wheels}
+    assert {"hello", "flask", "gunicorn", "werkzeug"} <= names
+    # The app alone: nothing of the deployment tool or its dependencies.
+    assert not names & {"ship", "boto3", "botocore", "moto", "invoke", "python_terraform", "pyyaml", "uv", "pip"}
 
     # Another version of the same tree is another image.
     other = artifact.build_process_image(exported, git.Commit("b" * 40, "b" * 12, False, 1700000000))

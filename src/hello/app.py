@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timezone
 
 from flask import Flask, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from hello import config as app_config
@@ -34,8 +35,16 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _JSONProvider(DefaultJSONProvider):
+    """Flask's JSON with keys in the order the view wrote them."""
+
+    sort_keys = False
+
+
 class _StdoutHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stdout`` is at the time of the record."""
+
+    _hello = True  # the handler create_app installs (once per process)
 
     @property
     def stream(self):
@@ -48,10 +57,9 @@ class _StdoutHandler(logging.StreamHandler):
 
 def _configure_logging(level: str) -> None:
     root = logging.getLogger("hello")
-    if not any(getattr(h, "_hello", False) for h in root.handlers):
+    if not any(isinstance(h, _StdoutHandler) for h in root.handlers):
         handler = _StdoutHandler()
         handler.setFormatter(JsonLineFormatter())
-        handler._hello = True
         root.addHandler(handler)
         root.propagate = False
     root.setLevel(level)
@@ -67,7 +75,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["INSTANCE"] = app.config.get("INSTANCE") or describe_instance(
         app.config["ECS_CONTAINER_METADATA_URI_V4"], app.config["METADATA_TIMEOUT"]
     )
-    app.json.sort_keys = False
+    app.json = _JSONProvider(app)
     app.register_blueprint(bp)
     _register_error_handlers(app)
     _register_request_log(app)

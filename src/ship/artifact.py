@@ -3,7 +3,9 @@
 With a container engine the image is built from the Dockerfile (see
 ``ship.containers``). Without one, ship builds a *process image* with the
 same shape as a container image (see ``ship.oci``): one layer holding the
-working directory and every wheel the app needs, and a config whose Cmd,
+working directory, the app's wheel and the wheels of its dependencies at the
+versions and hashes of uv.lock (see ``ship.wheelhouse``; nothing of ship's own),
+and a config whose Cmd,
 WorkingDir, ExposedPorts and Env are read from the Dockerfile's final stage,
 so both kinds of image start the app the same way. The build is
 reproducible: the same commit gives the same bytes and so the same digest.
@@ -12,22 +14,17 @@ reproducible: the same commit gives the same bytes and so the same digest.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
-import os
 import re
 import shlex
-import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ship import git, oci, paths
+from ship import git, oci, wheelhouse
 from ship.errors import ShipError
 
 
@@ -97,49 +94,6 @@ def runtime_spec(dockerfile: Path) -> RuntimeSpec:
     return RuntimeSpec(cmd=cmd, workdir=workdir, ports=ports, env=env, user=user)
 
 
-def _pip(*args: str, env: dict | None = None) -> None:
-    result = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        lines = [ln for ln in (result.stderr or result.stdout).splitlines() if ln.strip()]
-        errors = [ln for ln in lines if ln.startswith("ERROR")]
-        raise ShipError(f"pip {args[0]} failed: {(errors or lines or ['no output'])[-1].strip()}")
-
-
-def runtime_requirements(source: Path) -> list[str]:
-    data = tomllib.loads((source / "pyproject.toml").read_text())
-    return sorted(data["project"].get("dependencies", []))
-
-
-def dependency_wheels(source: Path) -> Path:
-    """Wheels of the app's runtime dependencies, built once per dependency set and cached."""
-    reqs = runtime_requirements(source)
-    key = hashlib.sha256("\n".join(reqs + [sys.version.split()[0]]).encode()).hexdigest()[:16]
-    target = paths.state_dir() / "wheelhouse" / f"deps-{key}"
-    if (target / ".complete").is_file():
-        return target
-    tmp = Path(tempfile.mkdtemp(prefix="deps-", dir=target.parent if target.parent.exists() else None))
-    try:
-        _pip("wheel", "--quiet", "--wheel-dir", str(tmp), *reqs)
-        (tmp / ".complete").write_text("\n".join(reqs) + "\n")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def app_wheel(source: Path, out: Path, epoch: int) -> Path:
-    env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), PYTHONHASHSEED="0")
-    _pip("wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(source), env=env)
-    wheels = sorted(out.glob("*.whl"))
-    if not wheels:
-        raise ShipError(f"building the app wheel from {source} produced nothing")
-    return wheels[-1]
-
-
 def _layer(source: Path, spec: RuntimeSpec, wheels: list[Path], epoch: int) -> bytes:
     """A reproducible tar.gz: app/ (the working directory) and wheels/."""
     buf = io.BytesIO()
@@ -163,9 +117,9 @@ def build_process_image(source: Path, commit: git.Commit, tag: str | None = None
     """Build the process image of ``source`` (an exported tree of ``commit``)."""
     tag = tag or commit.tag
     spec = runtime_spec(source / "Dockerfile")
-    deps = dependency_wheels(source)
+    deps = wheelhouse.dependency_wheels(source, wheelhouse.APP)
     with tempfile.TemporaryDirectory(prefix="ship-wheel-") as tmp:
-        wheel = app_wheel(source, Path(tmp), commit.timestamp)
+        wheel = wheelhouse.build_wheel(source, "hello", Path(tmp), commit.timestamp)
         wheels = [wheel] + sorted(deps.glob("*.whl"))
         layer = _layer(source, spec, wheels, commit.timestamp)
     env = {**spec.env, "APP_VERSION": tag}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from functools import cached_property
+from typing import Any
 from urllib.parse import urlparse
 
 import boto3
@@ -216,7 +217,7 @@ class Ecr:
         self.client = client
 
     def describe_images(self, repo: str, image_ids: list[dict] | None = None) -> list[dict]:
-        kwargs = {"repositoryName": repo}
+        kwargs: dict[str, Any] = {"repositoryName": repo}
         if image_ids:
             kwargs["imageIds"] = image_ids
         images, token = [], None

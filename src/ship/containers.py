@@ -1,9 +1,9 @@
 """Container images: build once per commit, test inside, push to ECR.
 
 Talks to "a Docker-compatible engine" through ``ship.engine`` (Docker where it
-answers, else Podman's CLI). Builds install from wheelhouses built on the
-host (``build/wheelhouse``, ``build/wheelhouse-test``) with --no-index, so
-they are offline and reproducible; BASE_IMAGE picks the base (default: the
+answers, else Podman's CLI). Builds install offline from what the host puts in
+``build/`` (``ship.wheelhouse``: the wheels uv.lock pins, checked against its
+hashes inside the build, and this repository's own wheels); BASE_IMAGE picks the base (default: the
 Dockerfile's official python image; SHIP_BASE_IMAGE overrides it, e.g. the
 local base that .ci/podman-setup.sh makes).
 """
@@ -14,12 +14,11 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ship import artifact, engine, git, oci, paths
+from ship import artifact, engine, git, oci, paths, wheelhouse
 from ship.errors import ShipError
 
 IMAGE_NAME = "hello"
@@ -37,34 +36,14 @@ def _build_args(tag: str) -> dict:
     return args
 
 
-def wheelhouses(source: Path, test: bool = False, echo=print) -> None:
-    """build/wheelhouse (app + runtime deps) and, for the test target, build/wheelhouse-test."""
-    out = source / "build" / "wheelhouse"
-    out.mkdir(parents=True, exist_ok=True)
-    deps = artifact.dependency_wheels(source)
-    for wheel in deps.glob("*.whl"):
-        target = out / wheel.name
-        if not target.exists():
-            target.write_bytes(wheel.read_bytes())
+def wheelhouses(source: Path, test: bool = False) -> None:
+    """build/wheelhouse, build/dist (and build/wheelhouse-test for the test target) for an offline build."""
     commit_epoch = int(time.time())
     try:
         commit_epoch = git.head(source).timestamp
     except ShipError:
         pass
-    for stale in out.glob("hello_ship-*.whl"):
-        stale.unlink()
-    artifact.app_wheel(source, out, commit_epoch)
-    if test:
-        test_out = source / "build" / "wheelhouse-test"
-        test_out.mkdir(parents=True, exist_ok=True)
-        if not any(test_out.glob("*.whl")):
-            echo("building the test wheelhouse (once)")
-            result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(test_out),
-                                     f"{source}[dev]"], capture_output=True, text=True)
-            if result.returncode != 0:
-                raise ShipError(f"pip wheel for the test image failed: {result.stderr.strip().splitlines()[-1:]}")
-        for stale in test_out.glob("hello_ship-*.whl"):
-            stale.unlink()
+    wheelhouse.for_dockerfile(source, commit_epoch, test=test)
 
 
 def build_local(tag: str | None = None, target: str = "runtime", echo=print) -> str:
@@ -73,7 +52,7 @@ def build_local(tag: str | None = None, target: str = "runtime", echo=print) -> 
     root = paths.project_root()
     commit = git.head(root)
     tag = tag or commit.tag
-    wheelhouses(root, test=target == "test", echo=echo)
+    wheelhouses(root, test=target == "test")
     ref = f"{IMAGE_NAME}:{tag}" if target == "runtime" else f"{IMAGE_NAME}:{tag}-{target}"
     started = time.monotonic()
     image_id = eng.build(root, ref, target=target, build_args=_build_args(tag),
@@ -111,11 +90,17 @@ def _read_oci_archive(archive: Path, tag: str, local_ref: str) -> artifact.Image
 
     blobs: dict[str, bytes] = {}
     with tarfile.open(archive) as tar:
-        index = json.load(tar.extractfile("index.json"))
+        def member(name: str) -> bytes:
+            found = tar.extractfile(name)
+            if found is None:
+                raise ShipError(f"{archive}: {name} is not a file in the OCI archive the engine saved")
+            return found.read()
+
+        index = json.loads(member("index.json"))
         manifest_desc = index["manifests"][0]
 
         def blob(digest: str) -> bytes:
-            return tar.extractfile("blobs/" + digest.replace(":", "/")).read()
+            return member("blobs/" + digest.replace(":", "/"))
 
         manifest = blob(manifest_desc["digest"])
         config, layers = oci.parse_manifest(manifest)

@@ -208,6 +208,7 @@ class Engine:
                                         stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
             except OSError as exc:
                 raise ShipError(f"{self.name} build: cannot run {self.exe}: {exc.strerror or exc}") from None
+            assert proc.stdout is not None  # stdout=PIPE
             timer = threading.Timer(timeout, proc.kill) if timeout else None
             if timer:
                 timer.start()

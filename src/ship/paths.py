@@ -36,5 +36,13 @@ def local_cloud_dir() -> Path:
     return state_dir() / "localcloud"
 
 
+def cache_dir() -> Path:
+    """Downloads shared by every checkout and run (SHIP_CACHE_DIR, else $XDG_CACHE_HOME/ship or ~/.cache/ship)."""
+    override = os.environ.get("SHIP_CACHE_DIR")
+    if override:
+        return Path(override).expanduser().resolve()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ship"
+
+
 def build_dir() -> Path:
     return project_root() / "build"

@@ -122,6 +122,7 @@ class Runner:
         started = time.monotonic()
         proc = subprocess.Popen(argv, cwd=self.workdir, env=self.process_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
+        assert proc.stdout is not None  # stdout=PIPE
         lines = []
         try:
             for line in proc.stdout:
@@ -144,14 +145,20 @@ class Runner:
         return ShipError(f"terraform {doing} failed for {self.env.name}: {detail}{hint}")
 
     def init(self) -> None:
+        # The committed .terraform.lock.hcl decides the provider; init never rewrites it
+        # (a rewritten lock would also make the tree dirty for `inv release`).
         argv = self.command("init", backend_config=self.backend_config(), reconfigure=IsFlagged, input=False,
-                            no_color=IsFlagged)
+                            no_color=IsFlagged, lockfile="readonly")
         code, out = self.run(argv, doing="init")
         if code != 0:
             raise self._fail("init", out)
 
     def _vars(self, variables: dict) -> dict:
-        return {"environment": self.env.name, **variables}
+        base = {"environment": self.env.name}
+        if os.environ.get("SHIP_ENVIRONMENTS_FILE"):
+            # Terraform reads the same settings file as ship, not its default beside the module.
+            base["environments_file"] = str(paths.environments_file().resolve())
+        return {**base, **variables}
 
     def plan(self, variables: dict, stream: bool = True, destroy: bool = False) -> int:
         """Return 0 (no changes) or 2 (changes), as ``-detailed-exitcode`` does."""

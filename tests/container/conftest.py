@@ -1,5 +1,5 @@
 """Fixtures for the container tests: the engine, a build context with
-wheelhouses, the runtime and test images, and cleanup by label.
+the locked wheels, the runtime and test images, and cleanup by label.
 
 Skipped only when no container engine answers (the reason says why). On a
 machine without a registry the images are built from the local base image
@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from container_support import APP_VERSION, LABEL, METRICS, ROOT, SESSION
 
 from ship import engine as engines
+from ship import wheelhouse
 
 # What the build context must not carry (mirrors .dockerignore; keeps the copy small).
 IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", ".nox", ".tox", ".ship", "build", "dist", "__pycache__",
@@ -56,21 +54,15 @@ def build_args(engine):
     return args
 
 
-def _pip_wheel(dest: Path, *requirements: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest), *requirements],
-                          cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, f"pip wheel {' '.join(requirements)}: {proc.stderr.strip()[-500:]}"
-
-
 @pytest.fixture(scope="session")
 def context(tmp_path_factory):
-    """A copy of the build context with build/wheelhouse and build/wheelhouse-test, as `inv build` makes them."""
+    """A copy of the build context with build/wheelhouse, build/wheelhouse-test and build/dist, as `inv build`
+    makes them (third-party wheels come from the shared cache: fetched once per uv.lock)."""
     ctx = tmp_path_factory.mktemp("context") / "src"
     shutil.copytree(ROOT, ctx, ignore=IGNORE)
     started = time.monotonic()
-    _pip_wheel(ctx / "build" / "wheelhouse", str(ctx))
-    _pip_wheel(ctx / "build" / "wheelhouse-test", f"{ctx}[dev]")
-    METRICS["wheelhouses (pip wheel)"] = f"{time.monotonic() - started:.1f}s"
+    wheelhouse.for_dockerfile(ctx, epoch=1700000000, test=True)
+    METRICS["wheelhouses (cache + uv build)"] = f"{time.monotonic() - started:.1f}s"
     return ctx
 
 

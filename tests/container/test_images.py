@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from container_support import APP_VERSION, LABEL_KEY, METRICS, SESSION, free_port, wait_for
+from container_support import APP_VERSION, LABEL_KEY, METRICS, ROOT, SESSION, free_port, wait_for
 
+from ship import wheelhouse
 from ship.errors import ShipError
 
 pytestmark = pytest.mark.container
@@ -45,6 +46,21 @@ def test_runtime_image_holds_only_the_app(engine, runtime_image):
     assert listing[1] == "False", "pip belongs to the build stage, not the runtime"
     assert engine.run(runtime_image, ["--check-config", "--config", "gunicorn.conf.py", "hello.wsgi:app"],
                       entrypoint="gunicorn", remove=True, check=False).returncode == 0
+
+
+def test_runtime_image_holds_the_app_and_its_locked_dependencies_only(engine, runtime_image):
+    listing = engine.run(runtime_image, ["-c", "import importlib.metadata as m; "
+                                               "print('\\n'.join(f\"{d.metadata['Name']}=={d.version}\" "
+                                               "for d in m.distributions()))"],
+                         entrypoint="python", remove=True).stdout.split()
+    installed = {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1] for line in listing}
+    locked = {}
+    for line in wheelhouse.requirements(ROOT, wheelhouse.APP).splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, _, version = line.split(";")[0].split()[0].partition("==")
+            locked[name.lower().replace("_", "-")] = version
+    METRICS["runtime image: distributions"] = ", ".join(f"{k} {v}" for k, v in sorted(installed.items()))
+    assert installed == {**locked, "hello": "0.1.0"}, "the runtime image holds the app and uv.lock's pins, nothing else"
 
 
 def test_runtime_serves_health_as_non_root_and_stops_on_sigterm(engine, runtime_image, container_name):

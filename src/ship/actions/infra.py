@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import botocore.exceptions
 
@@ -74,7 +75,7 @@ def bootstrap(env: Environment, opts: Options, echo=print, session: Session | No
         echo(f"dry run: would create state bucket {bucket}")
         return True
     try:
-        kwargs = {"Bucket": bucket}
+        kwargs: dict[str, Any] = {"Bucket": bucket}
         if env.region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": env.region}
         s3.create_bucket(**kwargs)

@@ -77,7 +77,7 @@ def _copy_worktree(root: Path, dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def release(env: Environment, opts: Options, echo=print, root: Path | None = None) -> ImageRef:
+def release(env: Environment, opts: Options, echo=print, root: Path | None = None) -> ImageRef | None:
     session = Session(env)
     root = root or paths.project_root()
     git.require_clean(root)

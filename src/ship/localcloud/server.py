@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from ship.localcloud import SERVICE_NAME
 
@@ -111,7 +112,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     blobs = BlobStore(state / "blobs")
     emulator.install(blobs)
 
-    info = {
+    info: dict[str, Any] = {
         "service": SERVICE_NAME,
         "pid": os.getpid(),
         "instance": str(uuid.uuid4()),
@@ -133,7 +134,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     except OSError as exc:
         print(f"cannot listen on {host}:{port}: {exc}", file=sys.stderr, flush=True)
         return 2
-    server.daemon_threads = True
+    server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True: a ThreadingMixIn server
 
     stopping = threading.Event()
 

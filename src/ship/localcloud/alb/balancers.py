@@ -120,7 +120,7 @@ class LoadBalancers:
         entry = {"proxy": proxy, "spec": spec, "targets": None, "local_port": proxy.port}
         self._proxies[spec.listener_arn] = entry
         if self._listener_ports.get(key) != proxy.port:
-            self._listener_ports[key] = proxy.port
+            self._listener_ports[key] = proxy.port  # type: ignore[assignment]  # set once the proxy listens
             self._save_listener_ports()
         log.info("listener %s (%s) served on http://%s:%s", key, spec.listener_arn, self.host, proxy.port)
         return entry

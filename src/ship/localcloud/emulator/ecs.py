@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import math
 import uuid
+from datetime import datetime
+from typing import Any
 
 from ship.localcloud.emulator.compat import backends as _backends, internals as _moto, utcnow
 
@@ -48,20 +50,20 @@ class LocalTask:
         self.availability_zone = f"{region}a"
         self.created_at = utcnow()
         self.connectivity_at = self.created_at
-        self.pull_started_at = None
-        self.pull_stopped_at = None
-        self.started_at = None
-        self.stopping_at = None
-        self.stopped_at = None
-        self.execution_stopped_at = None
-        self.stopped_reason = None
-        self.stop_code = None
+        self.pull_started_at: datetime | None = None
+        self.pull_stopped_at: datetime | None = None
+        self.started_at: datetime | None = None
+        self.stopping_at: datetime | None = None
+        self.stopped_at: datetime | None = None
+        self.execution_stopped_at: datetime | None = None
+        self.stopped_reason: str | None = None
+        self.stop_code: str | None = None
         self.version = 1
-        self.overrides = {"containerOverrides": [], "inferenceAcceleratorOverrides": []}
+        self.overrides: dict[str, list] = {"containerOverrides": [], "inferenceAcceleratorOverrides": []}
         self.tags: list = []
         self.enable_execute_command = False
         self.eni_id = "eni-" + self.id[:17]
-        self.attachments = [{
+        self.attachments: list[dict[str, Any]] = [{
             "id": str(uuid.uuid4()),
             "type": "ElasticNetworkInterface",
             "status": "PRECREATED",
@@ -388,7 +390,7 @@ def iter_services() -> list[ServiceHandle]:
 
 def all_local_tasks() -> list[LocalTask]:
     ecs_models = _moto()[0]
-    out = []
+    out: list[LocalTask] = []
     for _a, _r, backend in _backends(ecs_models.ecs_backends):
         for per_cluster in backend.tasks.values():
             out.extend(t for t in per_cluster.values() if isinstance(t, LocalTask))

@@ -174,7 +174,7 @@ def target_states(tg_arn: str) -> list[tuple[str, int, str]]:
     if tg is None:
         return []
     elbv2_models = _moto()[2]
-    backend = None
+    backend: Any = None
     for _a, _r, b in _backends(elbv2_models.elbv2_backends):
         if tg_arn in b.target_groups:
             backend = b

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from ship import oci
 from ship.localcloud import emulator
@@ -68,7 +69,7 @@ class TaskRuntime:
     log_create_group: bool = False
     log_buf: list = field(default_factory=list)
     log_mu: threading.Lock = field(default_factory=threading.Lock)
-    log_file: object = None
+    log_file: IO[str] | None = None
     done: bool = False
 
 
@@ -305,7 +306,7 @@ class DataPlane:
             launch = 0
         started = []
         for _ in range(launch):
-            rt = self._new_task(svc, primary)
+            rt = self._new_task(svc, primary)  # type: ignore[assignment]  # None: not started
             if rt is not None:
                 started.append(rt)
                 to_start.append(rt)
@@ -549,7 +550,7 @@ class DataPlane:
         stop_timeout = min(stop_timeout, MAX_STOP_TIMEOUT)
         if self._shutting_down:
             stop_timeout = min(stop_timeout, SHUTDOWN_STOP_CAP)
-        exit_code = rt.runner.stop(rt.handle, stop_timeout) if rt.runner else None
+        exit_code = rt.runner.stop(rt.handle, stop_timeout) if rt.runner else None  # type: ignore[arg-type]
         with emulator.LOCK:
             t.last_status = "DEPROVISIONING"
             for c in t.containers:
@@ -590,7 +591,8 @@ class DataPlane:
             return
         with emulator.LOCK:
             try:
-                logs.put_log_events(rt.region, rt.account, rt.log_group, rt.log_stream, events,
+                logs.put_log_events(rt.region, rt.account, rt.log_group,
+                                    rt.log_stream, events,  # type: ignore[arg-type]  # set with log_group
                                     create_group=rt.log_create_group)
             except Exception:
                 log.exception("writing logs of task %s failed", rt.task.id)

@@ -36,7 +36,7 @@ class TaskHandle:
     host: str
     port: int
     pid: int | None
-    proc: object = None
+    proc: subprocess.Popen | None = None
     exit_code: int | None = None
     reader: threading.Thread | None = None
 
@@ -57,9 +57,9 @@ class Runner(Protocol):
 
 def pump_output(proc: subprocess.Popen, on_output: OutputCallback) -> None:
     """Hand each line ``proc`` writes to ``on_output`` until it closes its output."""
-    for raw in iter(proc.stdout.readline, b""):
+    for raw in iter(proc.stdout.readline, b""):  # type: ignore[union-attr]  # started with stdout=PIPE
         try:
             on_output(raw.decode("utf-8", "replace").rstrip("\n"))
         except Exception:  # never let logging kill the reader
             log.exception("log callback failed")
-    proc.stdout.close()
+    proc.stdout.close()  # type: ignore[union-attr]

@@ -38,7 +38,7 @@ def _set_pdeathsig() -> None:
 
 
 class Spawner:
-    def __init__(self):
+    def __init__(self) -> None:
         self._q: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="task-spawner", daemon=True)
         self._thread.start()
@@ -188,7 +188,7 @@ class ProcessRunner:
         return handle.exit_code
 
     def stop(self, handle: TaskHandle, timeout: float) -> int | None:
-        proc: subprocess.Popen = handle.proc
+        proc: subprocess.Popen | None = handle.proc
         if proc is None:
             return handle.exit_code
         if proc.poll() is None:
