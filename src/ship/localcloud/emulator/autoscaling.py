@@ -363,8 +363,8 @@ def install() -> None:
     _ORIGINAL["put_scaling_policy"] = Backend.put_scaling_policy
     for fn in _RESPONSE_PATCHES:
         setattr(Resp, fn.__name__, fn)
-    Backend.put_scaling_policy = put_scaling_policy
-    Resp._ship_patched = True
+    setattr(Backend, "put_scaling_policy", put_scaling_policy)
+    setattr(Resp, "_ship_patched", True)
 
 
 # -- accessors for the data plane ------------------------------------------------------------------------------
@@ -395,7 +395,8 @@ def scaling_policies(account: str, region: str, resource_id: str,
     """The target tracking policies of one scalable target."""
     from moto.applicationautoscaling.models import applicationautoscaling_backends
 
-    per_region = dict.get(applicationautoscaling_backends, account) or {}
+    # dict.get, not BackendDict's own get, which would create the backend
+    per_region: dict[str, Any] = dict.get(applicationautoscaling_backends, account) or {}  # type: ignore[arg-type]
     backend = dict.get(per_region, region)
     if backend is None:
         return []

@@ -172,10 +172,12 @@ def _equal(x: Any, v: Value, numeric_strings: bool) -> bool:
     if v.kind == "number":
         n = x if numeric_strings else (None if isinstance(x, str) else x)
         n = _as_number(n)
+        assert v.number is not None            # a number value always has its number
         return n is not None and math.isclose(n, v.number, rel_tol=0.0, abs_tol=1e-12)
     text = _as_text(x)
     if text is None:
         return False
+    assert v.pattern is not None               # string and regex values always have a pattern
     return bool(v.pattern.search(text)) if v.kind == "regex" else bool(v.pattern.match(text))
 
 
@@ -186,7 +188,7 @@ def compare(x: Any, op: str, v: Value, numeric_strings: bool = False) -> bool:
     if op == "!=":
         return _as_text(x) is not None and not _equal(x, v, numeric_strings)
     n = _as_number(x if numeric_strings or not isinstance(x, str) else None)
-    if n is None:
+    if n is None or v.number is None:          # the parser admits only numbers after < > <= >=
         return False
     return {"<": n < v.number, ">": n > v.number, "<=": n <= v.number, ">=": n >= v.number}[op]
 
@@ -212,8 +214,9 @@ class _Parser:
 
     def parse(self) -> Callable[[Any], bool]:
         expr = self.or_expr()
-        if self.peek() is not None:
-            raise FilterPatternError(f"unexpected {self.peek().text!r}")
+        extra = self.peek()
+        if extra is not None:
+            raise FilterPatternError(f"unexpected {extra.text!r}")
         return expr
 
     def or_expr(self):
@@ -264,7 +267,7 @@ def resolve(doc: Any, steps: tuple[str | int, ...]) -> list[Any]:
     """Every value the selector reaches (none when the path does not exist)."""
     found = [doc]
     for step in steps:
-        nxt = []
+        nxt: list[Any] = []
         for node in found:
             if step == "*":
                 nxt.extend(node.values() if isinstance(node, dict) else node if isinstance(node, list) else [])
@@ -373,7 +376,8 @@ def _field_spec(toks: list[Tok], names: set[str]) -> _Field:
 
     def leaf(p: _Parser) -> Callable[[dict[str, str]], bool]:
         subject = name
-        if p.peek() and p.peek().kind in ("WORD", "NUMBER") and p.peek(1) and p.peek(1).kind == "OP":
+        first, second = p.peek(), p.peek(1)
+        if first and first.kind in ("WORD", "NUMBER") and second and second.kind == "OP":
             subject = p.take().text
             if subject not in names:
                 raise FilterPatternError(f"condition on {subject!r}, which is not a field of the pattern")

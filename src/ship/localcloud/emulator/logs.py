@@ -53,7 +53,7 @@ def install() -> None:
     Backend = models.LogsBackend
     if getattr(Backend, "_ship_patched", False):
         return
-    models.EventMessageFilter = EventMessageFilter
+    setattr(models, "EventMessageFilter", EventMessageFilter)
     orig_filter, orig_tail = Backend.filter_log_events, Backend.start_live_tail
     orig_metric, orig_subscription = Backend.put_metric_filter, Backend.put_subscription_filter
 
@@ -87,12 +87,12 @@ def install() -> None:
                  if matcher.matches(message)]
         return json.dumps({"matches": found})
 
-    Backend.filter_log_events = filter_log_events
-    Backend.start_live_tail = start_live_tail
-    Backend.put_metric_filter = put_metric_filter
-    Backend.put_subscription_filter = put_subscription_filter
-    responses.LogsResponse.test_metric_filter = test_metric_filter
-    Backend._ship_patched = True
+    # Patches are set as attributes: moto's classes are typed, their methods are not ours to retype.
+    for name, fn in (("filter_log_events", filter_log_events), ("start_live_tail", start_live_tail),
+                     ("put_metric_filter", put_metric_filter), ("put_subscription_filter", put_subscription_filter)):
+        setattr(Backend, name, fn)
+    setattr(responses.LogsResponse, "test_metric_filter", test_metric_filter)
+    setattr(Backend, "_ship_patched", True)
 
 
 def put_log_events(region: str, account: str, group: str, stream: str, events: list[dict],

@@ -156,15 +156,16 @@ def error_response(u: Unimplemented, request_id: str | None = None) -> tuple[int
         return JSON_STATUS, headers, cbor_map({"__type": JSON_CODE, "message": msg})
     headers["Content-Type"] = "text/xml"
     code, text = XML_CODE, escape(msg)
+    xml: str
     if u.protocol == "ec2":
-        body = (f"<Response><Errors><Error><Code>{code}</Code><Message>{text}</Message></Error></Errors>"
-                f"<RequestID>{rid}</RequestID></Response>")
+        xml = (f"<Response><Errors><Error><Code>{code}</Code><Message>{text}</Message></Error></Errors>"
+               f"<RequestID>{rid}</RequestID></Response>")
     elif u.protocol == "rest-xml" and u.service == "s3":
-        body = f"<Error><Code>{code}</Code><Message>{text}</Message><RequestId>{rid}</RequestId></Error>"
+        xml = f"<Error><Code>{code}</Code><Message>{text}</Message><RequestId>{rid}</RequestId></Error>"
     else:
-        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{text}</Message></Error>"
-                f"<RequestId>{rid}</RequestId></ErrorResponse>")
-    return XML_STATUS, headers, ('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode()
+        xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{text}</Message></Error>"
+               f"<RequestId>{rid}</RequestId></ErrorResponse>")
+    return XML_STATUS, headers, ('<?xml version="1.0" encoding="UTF-8"?>\n' + xml).encode()
 
 
 # -- the shell: Flask error handlers on moto's per-service apps -------------------------------------------------
@@ -185,7 +186,7 @@ def _model(name: str):
 def _describe(backend: str | None, detail: str) -> Unimplemented:
     from flask import request
 
-    headers = request.headers
+    headers: dict[str, str] = dict(request.headers.items())
     params = dict(request.args.items())
     form = (headers.get("Content-Type") or "").startswith("application/x-www-form-urlencoded")
     if form:
@@ -200,7 +201,7 @@ def _describe(backend: str | None, detail: str) -> Unimplemented:
         from moto.core.routing import get_service_router
 
         try:
-            operation, _ = get_service_router(service).match(request)
+            operation, _ = get_service_router(service).match(request)  # type: ignore[arg-type]  # a Flask request
             return operation.name
         except Exception:
             return None
