@@ -269,12 +269,13 @@ class Worker:
                 c["lastStatus"] = "STOPPED"
                 if c.get("name") == run.container.get("name") and exit_code is not None:
                     c["exitCode"] = exit_code if exit_code >= 0 else 128 - exit_code
-                if problems:
-                    c["reason"] = "; ".join(problems)
             t.execution_stopped_at = utcnow()
         self._guarded(problems, "deliver logs", self.flush_logs)
         run.logs.close()
         with emulator.LOCK:
+            if problems:
+                for c in t.containers:
+                    c["reason"] = "; ".join(problems)
             t.set_status("STOPPED")
             t.stopped_at = utcnow()
             run.done = True
