@@ -73,7 +73,8 @@ def _wait(pred, timeout, what):
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    for k, v in env.items():
         monkeypatch.setenv(k, v)
     with mock_aws():
         emulator.install(oci.BlobStore(tmp_path / "state" / "blobs"))
