@@ -76,7 +76,7 @@ ROLLING_ROWS = [
                  dict(stops=["t1"]),
                  id="DT: old tasks that are not healthy are stopped regardless of minimumHealthyPercent"),
     pytest.param(snap([task("t1"), task("t2", last_status="STOPPED", desired_status="STOPPED",
-                                   stop_code=S.USER_INITIATED)]), dict(starts=[NEW], stops=[]),
+                                        stop_code=S.USER_INITIATED)]), dict(starts=[NEW], stops=[]),
                  id="DT: a task stopped by StopTask is replaced and is not a failure"),
     pytest.param(snap([task("t1"), task("t2"), task("t3")], desired=2), dict(starts=[], stops=["t1"]),
                  id="DT: scale-in stops tasks beyond desiredCount (unhealthy first, then oldest)"),
