@@ -144,10 +144,8 @@ READINESS_ROWS = [
                  id="DT: with a container check the scheduler waits for HEALTHY as well as the target"),
     pytest.param(task("t1", has_health_check=True, health="HEALTHY"), settings(), True,
                  id="DT: HEALTHY container and healthy target: healthy"),
-    pytest.param(task("t1", targets=(), target_groups=0, started=NOW - 10), settings(load_balanced=False), False,
-                 id="DT: without load balancer or container check, 40 s of RUNNING before it counts"),
-    pytest.param(task("t1", targets=(), target_groups=0, started=NOW - 41), settings(load_balanced=False), True,
-                 id="DT: without load balancer or container check, healthy after 40 s RUNNING"),
+    pytest.param(task("t1", targets=(), target_groups=0, started=NOW - 10), settings(load_balanced=False), True,
+                 id="DT: without load balancer or container check, RUNNING is healthy"),
     pytest.param(task("t1", last_status="PENDING", started=None), settings(), False,
                  id="DT: a PENDING task never counts as healthy"),
 ]
@@ -156,6 +154,36 @@ READINESS_ROWS = [
 @pytest.mark.parametrize("t, s, ready", READINESS_ROWS)
 def test_what_counts_as_healthy(t, s, ready):
     assert S.is_ready(t, s, NOW) is ready
+
+
+MIN_HEALTHY_ROWS = [
+    pytest.param(task("t1", targets=(), target_groups=0, started=NOW - 10), settings(load_balanced=False), False,
+                 id="DT: without load balancer or container check, 40 s of RUNNING before it counts toward "
+                    "minimumHealthyPercent"),
+    pytest.param(task("t1", targets=(), target_groups=0, started=NOW - 41), settings(load_balanced=False), True,
+                 id="DT: without load balancer or container check, counts after 40 s RUNNING"),
+    pytest.param(task("t1", targets=(), target_groups=0, started=NOW - 1, has_health_check=True, health="HEALTHY"),
+                 settings(load_balanced=False), True,
+                 id="DT: with a container check, counts as soon as HEALTHY"),
+    pytest.param(task("t1", started=NOW - 1), settings(), True,
+                 id="DT: with a load balancer, counts as soon as its target is healthy"),
+]
+
+
+@pytest.mark.parametrize("t, s, counts", MIN_HEALTHY_ROWS)
+def test_what_counts_toward_minimum_healthy_percent(t, s, counts):
+    assert S.counts_toward_minimum_healthy(t, s, NOW) is counts
+
+
+def test_old_tasks_without_any_health_check_wait_40_seconds_before_being_replaced():
+    """DT: a new task with neither a load balancer nor a container check must run 40 s before
+    an old one is stopped for it (minimumHealthyPercent 100)."""
+    bare = dict(targets=(), target_groups=0)
+    young = snap([task("t1", OLD, **bare), task("t2", OLD, **bare), task("t3", started=NOW - 5, **bare),
+                  task("t4", started=NOW - 5, **bare)], ROLLING, load_balanced=False)
+    assert S.decide(young).stops == []
+    old_enough = replace(young, now=NOW + 40)
+    assert sorted(stopped_ids(S.decide(old_enough))) == ["t1", "t2"]
 
 
 # ----------------------------------------------------------------------------- circuit breaker

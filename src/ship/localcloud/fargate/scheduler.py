@@ -5,9 +5,9 @@ The rules and where AWS documents them:
 
 * rolling update within ``minimumHealthyPercent`` / ``maximumPercent``
   (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-ecs.html);
-* what counts as a healthy task for those limits: the load balancer's target
-  health, the essential containers' health checks, or 40 s of RUNNING when the
-  service has neither (same page, "minimumHealthyPercent");
+* what counts as a healthy task: the load balancer's target health and the
+  essential containers' health checks; toward ``minimumHealthyPercent``, a task
+  with neither counts after 40 s of RUNNING (same page, "minimumHealthyPercent");
 * ``healthCheckGracePeriodSeconds``: unhealthy ELB and container health checks
   are ignored that long after a task started
   (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html);
@@ -136,7 +136,8 @@ class Decisions:
 # ---------------------------------------------------------------------------- task predicates
 
 def is_ready(task: Task, s: Settings, now: float) -> bool:
-    """Counts as healthy toward minimumHealthyPercent and completion."""
+    """Healthy: RUNNING, its targets healthy (with a load balancer), its essential containers
+    HEALTHY (with container health checks)."""
     if task.last_status != "RUNNING" or task.stopping:
         return False
     if s.load_balanced:
@@ -144,9 +145,17 @@ def is_ready(task: Task, s: Settings, now: float) -> bool:
             return False
     if task.has_health_check:
         return task.health == "HEALTHY"
-    if not s.load_balanced:
-        return task.started is not None and now - task.started >= s.settle
     return True
+
+
+def counts_toward_minimum_healthy(task: Task, s: Settings, now: float) -> bool:
+    """As ``is_ready``, except that a task with neither a load balancer nor a container
+    health check counts only after 40 s of RUNNING (DT, "minimumHealthyPercent")."""
+    if not is_ready(task, s, now):
+        return False
+    if s.load_balanced or task.has_health_check:
+        return True
+    return task.started is not None and now - task.started >= s.settle
 
 
 def _past_grace(task: Task, s: Settings, now: float) -> bool:
@@ -292,11 +301,15 @@ def _retire_old(st: _Step, primary: Deployment, launched: int) -> None:
     old_live = [t for t in st.live() if t.deployment_id != primary.id]
     if not old_live:
         return
+
+    def healthy(t: Task) -> bool:
+        return t.id not in st.stopping and counts_toward_minimum_healthy(t, st.s, st.now)
+
     min_healthy = math.ceil(st.s.desired * st.s.minimum_healthy_percent / 100)
-    budget = sum(1 for t in st.live() if st.ready(t)) - min_healthy
+    budget = sum(1 for t in st.live() if healthy(t)) - min_healthy
     stopped = []
-    for t in sorted(old_live, key=st.ready):
-        if st.ready(t):
+    for t in sorted(old_live, key=healthy):
+        if healthy(t):
             if budget <= 0:
                 continue
             budget -= 1
