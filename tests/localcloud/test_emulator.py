@@ -266,7 +266,7 @@ def test_run_task_creates_tasks_for_the_data_plane(aws):
     listed = ecs.list_tasks(cluster="c", startedBy="migrations")["taskArns"]
     assert sorted(listed) == sorted(x["taskArn"] for x in resp["tasks"])
     with emulator.LOCK:
-        local = ecs_api.find_task(t["taskArn"].rsplit("/", 1)[1])
+        [local] = [x for x in ecs_api.all_local_tasks() if x.task_arn == t["taskArn"]]
         td = ecs_api.task_definition_of(local)
         container = ecs_api.effective_container(td, local.overrides)
     assert container["command"] == ["migrate", "--up"] and {"name": "X", "value": "1"} in container["environment"]

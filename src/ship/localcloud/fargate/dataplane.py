@@ -77,17 +77,22 @@ class DataPlane:
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop every task (stopTimeout capped at SHUTDOWN_STOP_CAP), then the reconcile thread."""
+        self._stop_all()
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10)
+        for run in self._stop_all():          # and any task a last reconcile started
+            if run.thread is not None:
+                run.thread.join(timeout=SHUTDOWN_STOP_CAP + 15)
+
+    def _stop_all(self) -> list[TaskRun]:
         with emulator.LOCK:
             live = [r for r in self.runs.values() if not r.done]
             for run in live:
                 run.task.request_stop("Local cloud stopped", scheduler.SCHEDULER_INITIATED)
                 run.stop_requested.set()
-        for run in live:
-            if run.thread is not None:
-                run.thread.join(timeout=SHUTDOWN_STOP_CAP + 15)
+        return live
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -10,10 +10,10 @@ timestamps, and tasks (from services and RunTask) that the data plane really run
 from __future__ import annotations
 
 from ship.localcloud.emulator.ecs import services, taskdefs, tasks
-from ship.localcloud.emulator.ecs.services import ServiceHandle, deployment_configuration, iter_services
+from ship.localcloud.emulator.ecs.services import ServiceHandle, iter_services
 from ship.localcloud.emulator.ecs.state import PROCESS, STORE, EcsStore, ServiceState
-from ship.localcloud.emulator.ecs.tasks import (LocalTask, all_local_tasks, effective_container, find_task,
-                                                forget_task, task_definition_of, update_cluster_counts)
+from ship.localcloud.emulator.ecs.tasks import (LocalTask, all_local_tasks, effective_container, forget_task,
+                                                task_definition_of, update_cluster_counts)
 
 PATCHES = [
     "ecs: create_service stores deploymentConfiguration, healthCheckGracePeriodSeconds, "
@@ -31,7 +31,7 @@ PATCHES = [
 ]
 
 __all__ = ["PATCHES", "PROCESS", "STORE", "EcsStore", "LocalTask", "ServiceHandle", "ServiceState",
-           "all_local_tasks", "deployment_configuration", "effective_container", "find_task", "forget_task",
+           "all_local_tasks", "effective_container", "forget_task",
            "install", "iter_services", "task_definition_of", "update_cluster_counts"]
 
 

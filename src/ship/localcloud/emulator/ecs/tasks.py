@@ -237,10 +237,6 @@ def all_local_tasks() -> list[LocalTask]:
     return out
 
 
-def find_task(task_id: str) -> LocalTask | None:
-    return next((t for t in all_local_tasks() if t.id == task_id), None)
-
-
 def forget_task(task: LocalTask) -> None:
     for _a, _r, backend in _ecs_backends():
         per_cluster = backend.tasks.get(task.cluster_name)
