@@ -167,7 +167,7 @@ class Worker:
                         environment={"ECS_CONTAINER_METADATA_URI_V4": meta, "ECS_CONTAINER_METADATA_URI": meta,
                                      "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
                                      "AWS_REGION": region, "AWS_DEFAULT_REGION": region},
-                        log_file=self.ctx.tasks_dir / f"{t.id}.log")
+                        log_file=self.ctx.tasks_dir / f"{t.id}.log", cpu=t.cpu, memory=t.memory)
         try:
             handle = runner.start(spec, run.logs.write)
         except ImageError:

@@ -38,6 +38,8 @@ class TaskSpec:
     port: int                  # host port on 127.0.0.1 the task must listen on
     environment: dict[str, str] = field(default_factory=dict)   # extra env (PORT, metadata URI)
     log_file: Path | None = None
+    cpu: str | None = None     # the task's cpu units and memory MiB (task definition or RunTask override)
+    memory: str | None = None
 
 
 @dataclass
