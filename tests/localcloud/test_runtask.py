@@ -5,19 +5,32 @@ from __future__ import annotations
 
 import time
 
-from conftest import build_process_image, push_image
+import pytest
+
+from conftest import Cloud, _pids_under, build_process_image, free_port, push_image
 
 NET = {"awsvpcConfiguration": {"subnets": ["subnet-12345678"], "securityGroups": ["sg-12345678"]}}
 
 
-def _setup(cloud):
-    ecs, ecr, logs = cloud.client("ecs"), cloud.client("ecr"), cloud.client("logs")
-    ecr.create_repository(repositoryName="demo")
-    config, layer = build_process_image("v1")
-    image = push_image(ecr, "demo", "v1", config, layer)
-    logs.create_log_group(logGroupName="/ecs/jobs")
-    ecs.create_cluster(clusterName="jobs")
-    return ecs, logs, image
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory):
+    """One local cloud for the module (a cloud and an image cost seconds each): (ecs, logs, image)."""
+    from ship.localcloud import control
+
+    port, state = free_port(), tmp_path_factory.mktemp("jobs") / "state"
+    control.up(state, port=port, timeout=60)
+    cloud = Cloud(f"http://127.0.0.1:{port}", state, {})
+    try:
+        ecs, ecr, logs = cloud.client("ecs"), cloud.client("ecr"), cloud.client("logs")
+        ecr.create_repository(repositoryName="demo")
+        config, layer = build_process_image("v1")
+        image = push_image(ecr, "demo", "v1", config, layer)
+        logs.create_log_group(logGroupName="/ecs/jobs")
+        ecs.create_cluster(clusterName="jobs")
+        yield ecs, logs, image
+    finally:
+        assert control.down(state, timeout=60)
+        assert _pids_under(state) == []
 
 
 def _register(ecs, image, **container):
@@ -51,8 +64,8 @@ def _wait_status(ecs, arn, wanted, timeout=60):
     raise AssertionError(f"task never reached {wanted}: {seen}")
 
 
-def test_run_task_runs_the_command_and_keeps_its_exit_code_and_logs(cloud):
-    ecs, logs, image = _setup(cloud)
+def test_run_task_runs_the_command_and_keeps_its_exit_code_and_logs(jobs):
+    ecs, logs, image = jobs
     td = _register(ecs, image)
     code = "import os, sys; print('job', os.environ['FROM_TD'], os.environ['FROM_RUN']); sys.exit(3)"
     task = _run(ecs, td, ["python", "-c", code], startedBy="nightly", group="jobs:report")
@@ -71,8 +84,8 @@ def test_run_task_runs_the_command_and_keeps_its_exit_code_and_logs(cloud):
     assert [e["message"] for e in events] == ["job td run"]
 
 
-def test_stop_task_stops_a_running_task_with_sigterm(cloud):
-    ecs, logs, image = _setup(cloud)
+def test_stop_task_stops_a_running_task_with_sigterm(jobs):
+    ecs, logs, image = jobs
     td = _register(ecs, image)
     code = ("import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: (print('bye', flush=True),"
             " sys.exit(0))); print('up', flush=True); time.sleep(600)")
@@ -89,8 +102,8 @@ def test_stop_task_stops_a_running_task_with_sigterm(cloud):
     assert [e["message"] for e in events] == ["up", "bye"]
 
 
-def test_container_health_checks_run_inside_the_task(cloud):
-    ecs, logs, image = _setup(cloud)
+def test_container_health_checks_run_inside_the_task(jobs):
+    ecs, logs, image = jobs
     check = {"interval": 5, "timeout": 2, "retries": 1}
     good = _register(ecs, image, healthCheck=dict(check, command=["CMD-SHELL", "test \"$FROM_TD\" = td"]))
     bad = _register(ecs, image, healthCheck=dict(check, command=["CMD", "false"]))
