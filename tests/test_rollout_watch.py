@@ -17,6 +17,7 @@ TG = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/t/1"
 def _task(tid, dep, port, status="RUNNING", health="UNKNOWN", desired="RUNNING", reason=None):
     return {"taskArn": f"arn:aws:ecs:us-east-1:1:task/c/{tid}", "startedBy": dep, "lastStatus": status,
             "desiredStatus": desired, "healthStatus": health, "stoppedReason": reason,
+            "attachments": [{"details": [{"name": "privateIPv4Address", "value": "127.0.0.1"}]}],
             "containers": [{"name": "app", "healthStatus": health,
                             "networkBindings": [{"bindIP": "127.0.0.1", "hostPort": port}]}]}
 
@@ -77,3 +78,12 @@ def test_a_rollout_without_progress_is_stuck_after_the_stall_window(monkeypatch)
     message = str(err.value)
     assert "made no progress for" in message and "task aaaaaaaaaaaa PENDING" in message
     assert rollout.stall_window(session, rollout.Service(SERVICE)) == rollout.STALL_MIN
+
+
+def test_on_aws_targets_are_matched_by_the_task_address():
+    """awsvpc tasks on Fargate have no network bindings: a target is the task's own IP."""
+    task = _task("eeeeeeeeeeee5", DEP, None)
+    task["containers"][0]["networkBindings"] = []
+    task["attachments"][0]["details"][0]["value"] = "10.0.1.7"
+    targets = {("10.0.1.7", 5000): ("unhealthy", "Health checks failed"), ("10.0.1.8", 5000): ("healthy", "")}
+    assert rollout._task_problem(task, targets) == "task eeeeeeeeeeee RUNNING, target unhealthy (Health checks failed)"

@@ -247,3 +247,19 @@ def test_run_task_walks_through_its_statuses_and_keeps_its_exit_code(world):
     stream = f"web/app/{tid}"
     events = clients["logs"].get_log_events(logGroupName="/ecs/demo", logStreamName=stream)["events"]
     assert any(f"fake task {tid} started" in e["message"] for e in events)
+
+
+def test_a_service_whose_task_definition_is_gone_says_so_once(world):
+    clients, image, runner, plane = world
+    td = _task_definition(clients["ecs"], image)
+    clients["ecs"].create_service(cluster="c", serviceName="web", taskDefinition=td, desiredCount=2,
+                                  launchType="FARGATE")
+    clients["ecs"].deregister_task_definition(taskDefinition=td)
+    clients["ecs"].delete_task_definitions(taskDefinitions=[td])
+    for _ in range(3):
+        plane.reconcile()
+    events = [e["message"] for e in clients["ecs"].describe_services(cluster="c", services=["web"])[
+        "services"][0]["events"]]
+    unable = [m for m in events if "was unable to place a task" in m]
+    assert len(unable) == 1 and td in unable[0]
+    assert runner.started == []

@@ -68,7 +68,16 @@ def _progress(session: Session, svc: Service, deployment_id: str) -> str:
     return "; ".join(parts)
 
 
-def _task_problem(task: dict, target_states: dict[tuple[str, int], tuple[str, str]]) -> str | None:
+def _task_targets(task: dict, targets: dict[tuple[str, int], tuple[str, str]]) -> list[tuple[str, str]]:
+    """The target states of ``task``: by host port where tasks share an address (the local
+    cloud), by the task's own address on awsvpc (AWS, where it has no network bindings)."""
+    ports = {b.get("hostPort") for c in task.get("containers", []) for b in c.get("networkBindings", [])}
+    ips = {d.get("value") for a in task.get("attachments", []) for d in a.get("details", [])
+           if d.get("name") == "privateIPv4Address"}
+    return [state for (ip, port), state in targets.items() if ip in ips and (not ports or port in ports)]
+
+
+def _task_problem(task: dict, targets: dict[tuple[str, int], tuple[str, str]]) -> str | None:
     """Why ``task`` does not count as healthy yet, or None when it does."""
     tid = task["taskArn"].rsplit("/", 1)[-1][:12]
     status, health = task.get("lastStatus"), task.get("healthStatus", "UNKNOWN")
@@ -79,12 +88,9 @@ def _task_problem(task: dict, target_states: dict[tuple[str, int], tuple[str, st
     has_check = any(c.get("healthStatus") not in (None, "UNKNOWN") for c in task.get("containers", []))
     if health == "UNHEALTHY" or (has_check and health != "HEALTHY"):
         return f"task {tid} RUNNING, container health {health}"
-    for c in task.get("containers", []):
-        for b in c.get("networkBindings", []):
-            state = target_states.get(("127.0.0.1" if b.get("bindIP") in (None, "0.0.0.0") else b["bindIP"],
-                                       b.get("hostPort")))
-            if state and state[0] != "healthy":
-                return f"task {tid} RUNNING, target {state[0]}" + (f" ({state[1]})" if state[1] else "")
+    for state, why in _task_targets(task, targets):
+        if state != "healthy":
+            return f"task {tid} RUNNING, target {state}" + (f" ({why})" if why else "")
     return None
 
 

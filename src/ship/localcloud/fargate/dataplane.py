@@ -81,7 +81,8 @@ class DataPlane:
         self._stop_all()
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=10)
         for run in self._stop_all():          # and any task a last reconcile started
             if run.thread is not None:
                 run.thread.join(timeout=SHUTDOWN_STOP_CAP + 15)

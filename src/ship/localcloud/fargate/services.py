@@ -90,7 +90,13 @@ def _create_tasks(svc: ecs.ServiceHandle, starts: list[str], new_run) -> list[Ta
         dep = svc.deployment(dep_id)
         if dep is None:
             continue
-        run = new_run(svc.new_task(dep))
+        try:
+            task = svc.new_task(dep)
+        except Exception as exc:      # the task definition is gone (DeleteTaskDefinitions)
+            svc.event_once(f"was unable to place a task: {type(exc).__name__}: {exc} "
+                           f"(task definition {dep['taskDefinition']}).")
+            break
+        run = new_run(task)
         if run is not None:
             started.append(run)
     if started:

@@ -214,6 +214,12 @@ class ServiceHandle:
     def event(self, message: str) -> None:
         add_event(self._svc, f"(service {self.name}) {message}")
 
+    def event_once(self, message: str) -> None:
+        """An event, unless it is already the latest one (a condition that lasts is said once)."""
+        text = f"(service {self.name}) {message}"
+        if not self._svc.events or self._svc.events[0]["message"] != text:
+            add_event(self._svc, text)
+
     def start_deployment(self, task_definition_arn: str, dep_id: str) -> dict:
         return start_deployment(self._svc, task_definition_arn, dep_id)
 
