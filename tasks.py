@@ -137,6 +137,17 @@ def promote_(c, from_="", to="", dry=False, expect_digest="", timeout=900):
     promote(_env(from_), _env(to), _opts(dry, timeout=timeout), echo=_echo, expect_digest=expect_digest or None)
 
 
+@task(name="run", help={"env": ENV_HELP, "timeout": "seconds to wait for the task to finish (then it is stopped)"})
+@_errors
+def run_(c, env="", timeout=3600):
+    """Run a one-off command (after --) with the environment's task definition; exits with its exit code."""
+    from ship.actions.run import command_line, run
+
+    code = run(_env(env), command_line(c.remainder), echo=_echo, timeout=float(timeout))
+    if code:
+        raise Exit(code=code)
+
+
 @task(help={"env": ENV_HELP, "requests": "good answers needed from / and /health"})
 @_errors
 def smoke(c, env="", requests=10):
@@ -303,7 +314,7 @@ def local_status(c):
 
 
 ns = Collection(test, lint, build, bench, deploy, release, promote_, rollback, redeploy, prune, status, logs,
-                smoke, images, bootstrap, destroy)
+                smoke, images, bootstrap, destroy, run_)
 ns.add_collection(Collection("infra", infra_plan, infra_apply, infra_destroy))
 ns.add_collection(Collection("local", local_up, local_down, local_status))
 ns.configure({"run": {"echo": False}})

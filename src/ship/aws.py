@@ -204,6 +204,14 @@ class Ecs:
             tasks += resp.get("tasks", [])
         return tasks
 
+    def run_task(self, cluster: str, **kwargs) -> dict:
+        return _call(f"run task {kwargs.get('taskDefinition', '')} in {cluster}", self.client.run_task,
+                     cluster=cluster, **kwargs)
+
+    def stop_task(self, cluster: str, task: str, reason: str) -> dict:
+        return _call(f"stop task {task.rsplit('/', 1)[-1]}", self.client.stop_task, cluster=cluster, task=task,
+                     reason=reason)["task"]
+
     def wait_stable(self, cluster: str, service: str, delay: int = 5, attempts: int = 60) -> None:
         waiter = self.client.get_waiter("services_stable")
         try:
@@ -322,6 +330,20 @@ class Elbv2:
 class Logs:
     def __init__(self, client):
         self.client = client
+
+    def stream_events(self, group: str, stream: str, token: str | None = None) -> dict:
+        """GetLogEvents from the head of ``stream`` (or from ``token``); {} while the stream does not exist."""
+        kwargs = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+        if token:
+            kwargs["nextToken"] = token
+        try:
+            return self.client.get_log_events(**kwargs)
+        except botocore.exceptions.ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return {}
+            raise AwsError(f"read log stream {stream}", err) from None
+        except botocore.exceptions.BotoCoreError as err:
+            raise AwsError(f"read log stream {stream}", err) from None
 
     def filter_events(self, group: str, start_ms: int | None = None, token: str | None = None,
                       prefix: str | None = None, pattern: str | None = None) -> dict:

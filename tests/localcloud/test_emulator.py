@@ -43,43 +43,65 @@ def test_moto_version_is_pinned():
 
 
 def test_moto_internals_we_rely_on_exist():
-    ecs_models, ecs_responses, elbv2_models, ecr_models, logs_models = compat.internals()
-    Resp = ecs_responses.EC2ContainerServiceResponse
+    m = compat.internals()
+    Resp = m.ecs_responses.EC2ContainerServiceResponse
     for name in ("create_service", "update_service", "_get_param", "ecs_backend"):
-        assert hasattr(Resp, name), name
-    B = ecs_models.EC2ContainerServiceBackend
+        assert name in vars(Resp) or name in vars(m.ecs_responses.BaseResponse), name
+    B = m.ecs_models.EC2ContainerServiceBackend
     for name in ("_get_service", "_get_cluster", "describe_task_definition", "list_tasks", "stop_task",
-                 "describe_tasks", "update_service"):
-        assert hasattr(B, name), name
+                 "describe_tasks", "update_service", "run_task", "register_task_definition",
+                 "deregister_task_definition"):
+        assert callable(getattr(B, name, None)), name
     assert list(inspect.signature(B.list_tasks).parameters) == [
         "self", "cluster_str", "container_instance", "family", "started_by", "service_name", "desiredStatus"]
-    b = ecs_models.ecs_backends["123456789012"]["us-east-1"]
+    assert list(inspect.signature(B.run_task).parameters) == [
+        "self", "cluster_str", "task_definition_str", "count", "overrides", "started_by", "tags", "launch_type",
+        "networking_configuration", "group", "platform_version", "capacity_provider_strategy"]
+    assert list(inspect.signature(B.stop_task).parameters) == ["self", "cluster_str", "task_str", "reason"]
+    assert list(inspect.signature(B.deregister_task_definition).parameters) == ["self", "task_definition_str"]
+    assert list(inspect.signature(B.register_task_definition).parameters)[:3] == [
+        "self", "family", "container_definitions"]
+    b = m.ecs_models.ecs_backends["123456789012"]["us-east-1"]
     for attr in ("clusters", "services", "tasks", "task_definitions", "account_id"):
-        assert hasattr(b, attr), attr
-    svc_init = inspect.signature(ecs_models.Service.__init__).parameters
+        assert attr in vars(b), attr
+    svc_init = inspect.signature(m.ecs_models.Service.__init__).parameters
     assert "deployment_controller" in svc_init and "network_configuration" in svc_init
-    TG = elbv2_models.FakeTargetGroup
+    assert "default_capacity_provider_strategy" in inspect.signature(m.ecs_models.Cluster.__init__).parameters
+    assert issubclass(m.ecs_exceptions.InvalidParameterException, Exception)
+    TG = m.elbv2_models.FakeTargetGroup
     for name in ("register", "deregister", "health_for"):
-        assert hasattr(TG, name), name
+        assert callable(getattr(TG, name, None)), name
     tg_init = inspect.signature(TG.__init__).parameters
     for p in ("healthcheck_path", "healthcheck_interval_seconds", "healthy_threshold_count", "matcher"):
         assert p in tg_init, p
-    assert inspect.signature(elbv2_models.FakeHealthStatus.__init__).parameters.keys() >= {
+    assert inspect.signature(m.elbv2_models.FakeHealthStatus.__init__).parameters.keys() >= {
         "instance_id", "port", "health_port", "status", "reason", "description"}
-    for name in ("describe_target_health", "target_groups", "load_balancers"):
-        assert hasattr(elbv2_models.ELBv2Backend, name) or name in ("target_groups", "load_balancers")
-    assert {"default_actions", "port", "protocol", "arn"} <= set(
-        inspect.signature(elbv2_models.FakeListener.__init__).parameters) | {"arn"}
-    E = ecr_models.ECRBackend
+    assert callable(getattr(m.elbv2_models.ELBv2Backend, "describe_target_health", None))
+    elb = m.elbv2_models.elbv2_backends["123456789012"]["us-east-1"]
+    assert "target_groups" in vars(elb) and "load_balancers" in vars(elb)
+    listener_init = inspect.signature(m.elbv2_models.FakeListener.__init__).parameters
+    assert {"default_actions", "port", "protocol"} <= set(listener_init)
+    E = m.ecr_models.ECRBackend
     assert list(inspect.signature(E.complete_layer_upload).parameters) == [
         "self", "repository_name", "upload_id", "layer_digests", "registry_id"]
     assert list(inspect.signature(E.put_image).parameters) == [
         "self", "repository_name", "image_manifest", "image_tag", "image_manifest_mediatype", "digest"]
-    assert hasattr(ecr_models.LayerUpload, "__init__") and "layer_parts" in inspect.getsource(ecr_models.LayerUpload)
-    L = logs_models.LogsBackend
+    assert "layer_parts" in inspect.getsource(m.ecr_models.LayerUpload.__init__)
+    L = m.logs_models.LogsBackend
     for name in ("ensure_log_group", "ensure_log_stream", "put_log_events"):
-        assert hasattr(L, name), name
-    assert getattr(Resp, "_ship_patched", False) and getattr(TG, "_ship_patched", False)
+        assert callable(getattr(L, name, None)), name
+
+
+def test_every_patch_is_installed():
+    m = compat.internals()
+    B = m.ecs_models.EC2ContainerServiceBackend
+    Resp = m.ecs_responses.EC2ContainerServiceResponse
+    for fn in (B.run_task, B.register_task_definition, Resp.create_service):
+        assert getattr(fn, "_ship", False), fn
+    for fn in (B.list_tasks, B.stop_task, B.deregister_task_definition, Resp.update_service):
+        assert fn.__module__.startswith("ship.localcloud.emulator"), fn
+    assert getattr(m.elbv2_models.FakeTargetGroup, "_ship_patched", False)
+    assert len(emulator.patches()) == len(set(emulator.patches()))
 
 
 def _network(aws):
@@ -153,18 +175,120 @@ def test_tasks_of_the_data_plane_are_listed_and_described(aws):
     ecs = aws["ecs"]
     with emulator.LOCK:
         [svc] = [s for s in ecs_api.iter_services() if s.name == "s"]
-        task = svc.new_task(svc.primary())
-        task.last_status = "RUNNING"
+        task = svc.new_task(svc.deployments[0])
+        task.set_status("RUNNING")
         task.set_listening(40000, 8000)
     assert ecs.list_tasks(cluster="c", serviceName="s")["taskArns"] == [task.task_arn]
     assert ecs.list_tasks(cluster="c", serviceName="other")["taskArns"] == []
     [t] = ecs.describe_tasks(cluster="c", tasks=[task.task_arn])["tasks"]
     assert t["lastStatus"] == "RUNNING" and t["group"] == "service:s" and t["startedBy"].startswith("ecs-svc/")
     assert t["containers"][0]["networkBindings"][0]["hostPort"] == 40000
-    ecs.stop_task(cluster="c", task=task.task_arn, reason="because")
-    assert task.desired_status == "STOPPED" and task.stop_code == "UserInitiated"
+    stopped = ecs.stop_task(cluster="c", task=task.task_arn, reason="because")["task"]
+    # StopTask only asks: the task is RUNNING until the data plane has stopped it
+    assert stopped["desiredStatus"] == "STOPPED" and stopped["lastStatus"] == "RUNNING"
+    assert stopped["stopCode"] == "UserInitiated" and stopped["stoppedReason"] == "because"
     assert ecs.list_tasks(cluster="c")["taskArns"] == []
     assert ecs.list_tasks(cluster="c", desiredStatus="STOPPED")["taskArns"] == [task.task_arn]
+
+
+def test_force_new_deployment_keeps_the_previous_deployment_as_it_was(aws):
+    """Issue 10 #3: moto rewrote the previous deployment's id and createdAt in place."""
+    _service(aws)
+    ecs = aws["ecs"]
+    [before] = ecs.describe_services(cluster="c", services=["s"])["services"][0]["deployments"]
+    time.sleep(0.01)
+    svc = ecs.update_service(cluster="c", service="s", forceNewDeployment=True)["service"]
+    primary, previous = svc["deployments"]
+    assert previous["id"] == before["id"] and previous["createdAt"] == before["createdAt"]
+    assert previous["status"] == "ACTIVE" and primary["status"] == "PRIMARY"
+    assert primary["id"] != before["id"] and primary["createdAt"] > before["createdAt"]
+    assert primary["taskDefinition"] == previous["taskDefinition"]
+
+
+def test_inactive_task_definitions_are_refused_like_aws(aws):
+    """Issue 10 #2; DeregisterTaskDefinition: no new tasks, services or updates from an INACTIVE revision."""
+    tds = _service(aws)
+    ecs = aws["ecs"]
+    ecs.deregister_task_definition(taskDefinition=tds[1])
+    _vpc, subnets, sg = _network(aws)
+    net = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}}
+    calls = [
+        lambda: ecs.update_service(cluster="c", service="s", taskDefinition=tds[1]),
+        lambda: ecs.create_service(cluster="c", serviceName="s2", taskDefinition=tds[1], desiredCount=1,
+                                   launchType="FARGATE", networkConfiguration=net),
+        lambda: ecs.run_task(cluster="c", taskDefinition=tds[1], launchType="FARGATE", networkConfiguration=net),
+    ]
+    for call in calls:
+        with pytest.raises(ecs.exceptions.InvalidParameterException, match="TaskDefinition is inactive"):
+            call()
+    svc = ecs.describe_services(cluster="c", services=["s"])["services"][0]
+    assert svc["taskDefinition"] == tds[0] and len(svc["deployments"]) == 1
+    assert ecs.describe_services(cluster="c", services=["s2"])["services"] == []
+    assert ecs.list_tasks(cluster="c", desiredStatus="RUNNING")["taskArns"] == []
+
+
+def test_task_definitions_carry_their_timestamps(aws):
+    """Issue 10 #5: registeredAt/registeredBy, and deregisteredAt once INACTIVE."""
+    ecs = aws["ecs"]
+    td = ecs.register_task_definition(family="f", containerDefinitions=[{"name": "a", "image": "i", "memory": 64}])[
+        "taskDefinition"]
+    assert td["registeredAt"] and td["registeredBy"] == "arn:aws:iam::123456789012:root"
+    assert "deregisteredAt" not in td
+    gone = ecs.deregister_task_definition(taskDefinition=td["taskDefinitionArn"])["taskDefinition"]
+    assert gone["status"] == "INACTIVE" and gone["deregisteredAt"] >= gone["registeredAt"]
+    again = ecs.describe_task_definition(taskDefinition=td["taskDefinitionArn"])["taskDefinition"]
+    assert again["deregisteredAt"] == gone["deregisteredAt"]
+
+
+def test_run_task_creates_tasks_for_the_data_plane(aws):
+    """Issue 10 #4: RunTask tasks are PROVISIONING, with overrides, startedBy and group, until run."""
+    tds = _service(aws)
+    ecs = aws["ecs"]
+    _vpc, subnets, sg = _network(aws)
+    net = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}}
+    with pytest.raises(ecs.exceptions.InvalidParameterException, match="Network Configuration must be provided"):
+        ecs.run_task(cluster="c", taskDefinition=tds[0], launchType="FARGATE")
+    with pytest.raises(ecs.exceptions.InvalidParameterException, match="not a container in the TaskDefinition"):
+        ecs.run_task(cluster="c", taskDefinition=tds[0], launchType="FARGATE", networkConfiguration=net,
+                     overrides={"containerOverrides": [{"name": "nope", "command": ["x"]}]})
+    resp = ecs.run_task(cluster="c", taskDefinition="f:1", launchType="FARGATE", networkConfiguration=net, count=2,
+                        startedBy="migrations", group="jobs:db", overrides={
+                            "containerOverrides": [{"name": "app", "command": ["migrate", "--up"],
+                                                    "environment": [{"name": "X", "value": "1"}]}],
+                            "cpu": "512", "memory": "1024"})
+    assert resp["failures"] == [] and len(resp["tasks"]) == 2
+    t = resp["tasks"][0]
+    assert t["lastStatus"] == "PROVISIONING" and t["desiredStatus"] == "RUNNING"
+    assert t["startedBy"] == "migrations" and t["group"] == "jobs:db" and t["launchType"] == "FARGATE"
+    assert (t["cpu"], t["memory"]) == ("512", "1024")
+    assert t["overrides"]["containerOverrides"][0]["command"] == ["migrate", "--up"]
+    assert t["taskArn"].startswith("arn:aws:ecs:us-east-1:123456789012:task/c/")
+    listed = ecs.list_tasks(cluster="c", startedBy="migrations")["taskArns"]
+    assert sorted(listed) == sorted(x["taskArn"] for x in resp["tasks"])
+    with emulator.LOCK:
+        [local] = [x for x in ecs_api.all_local_tasks() if x.task_arn == t["taskArn"]]
+        td = ecs_api.task_definition_of(local)
+        container = ecs_api.effective_container(td, local.overrides)
+    assert container["command"] == ["migrate", "--up"] and {"name": "X", "value": "1"} in container["environment"]
+    assert local.owner_service is None and local.process == ecs_api.PROCESS
+
+
+def test_emulator_state_pickles_with_the_backends(aws):
+    """The persistence work pickles moto's backends with these stores: nothing unpicklable may hide here."""
+    import pickle
+
+    from moto.ecs.models import ecs_backends
+
+    _service(aws)
+    with emulator.LOCK:
+        [svc] = [s for s in ecs_api.iter_services() if s.name == "s"]
+        svc.new_task(svc.deployments[0])
+        svc.state.steady = True
+        blob = pickle.dumps((ecs_backends["123456789012"]["us-east-1"], ecs_api.STORE))
+    backend, store = pickle.loads(blob)
+    assert store.services[svc.arn].steady is True
+    [task] = [t for per in backend.tasks.values() for t in per.values()]
+    assert isinstance(task, ecs_api.LocalTask) and task.group == "service:s"
 
 
 def test_targets_keyed_by_ip_and_port_with_real_states(aws):
@@ -245,3 +369,18 @@ def test_logs_go_through_the_logs_api(aws):
         assert not logs_api.put_log_events("us-east-1", "123456789012", "/missing", "s", [])
     ev = aws["logs"].get_log_events(logGroupName="/g", logStreamName="p/app/1", startFromHead=True)["events"]
     assert [e["message"] for e in ev] == ["a", "b"]
+
+
+@pytest.mark.parametrize("uri, says", [
+    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/repo@sha256:abc", "is not a sha256 digest of 64"),
+    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/repo@sha256:" + "A" * 64, "is not a sha256 digest of 64"),
+    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/repo@md5:xyz", "is not a digest"),
+])
+def test_a_malformed_digest_is_named_as_such(installed, uri, says):
+    """Issue 10 #5: it used to say 'not an ECR image reference'."""
+    from ship.localcloud.runtime.images import ImageError, resolve
+
+    with pytest.raises(ImageError) as err:
+        resolve(uri, installed)
+    assert "invalid reference format" in str(err.value) and says in str(err.value)
+    assert "not an ECR image reference" not in str(err.value)

@@ -18,6 +18,9 @@ from ship.domain import STEADY_TAG, Service, TaskDefinition, family_revision
 from ship.errors import ShipError
 
 
+STALL_MIN = 180.0
+
+
 @dataclass
 class Target:
     cluster: str
@@ -65,38 +68,98 @@ def _progress(session: Session, svc: Service, deployment_id: str) -> str:
     return "; ".join(parts)
 
 
+def _task_targets(task: dict, targets: dict[tuple[str, int], tuple[str, str]]) -> list[tuple[str, str]]:
+    """The target states of ``task``: by host port where tasks share an address (the local
+    cloud), by the task's own address on awsvpc (AWS, where it has no network bindings)."""
+    ports = {b.get("hostPort") for c in task.get("containers", []) for b in c.get("networkBindings", [])}
+    ips = {d.get("value") for a in task.get("attachments", []) for d in a.get("details", [])
+           if d.get("name") == "privateIPv4Address"}
+    return [state for (ip, port), state in targets.items() if ip in ips and (not ports or port in ports)]
+
+
+def _task_problem(task: dict, targets: dict[tuple[str, int], tuple[str, str]]) -> str | None:
+    """Why ``task`` does not count as healthy yet, or None when it does."""
+    tid = task["taskArn"].rsplit("/", 1)[-1][:12]
+    status, health = task.get("lastStatus"), task.get("healthStatus", "UNKNOWN")
+    if task.get("desiredStatus") == "STOPPED":
+        return f"task {tid} {status}: {task.get('stoppedReason') or 'stopping'}"
+    if status != "RUNNING":
+        return f"task {tid} {status}"
+    has_check = any(c.get("healthStatus") not in (None, "UNKNOWN") for c in task.get("containers", []))
+    if health == "UNHEALTHY" or (has_check and health != "HEALTHY"):
+        return f"task {tid} RUNNING, container health {health}"
+    for state, why in _task_targets(task, targets):
+        if state != "healthy":
+            return f"task {tid} RUNNING, target {state}" + (f" ({why})" if why else "")
+    return None
+
+
 def stuck_report(session: Session, target: Target, svc: Service, deployment_id: str) -> str:
-    """Which tasks and which health checks hold the rollout."""
-    items = []
-    arns = session.ecs.list_tasks(target.cluster, target.service)
-    for task in session.ecs.describe_tasks(target.cluster, arns):
-        if task.get("startedBy") and deployment_id not in task.get("startedBy", ""):
-            continue
-        tid = task["taskArn"].rsplit("/", 1)[-1][:12]
-        items.append(f"task {tid} {task.get('lastStatus')}/{task.get('healthStatus', 'UNKNOWN')}")
+    """What holds the rollout: the new deployment's tasks that are not healthy (healthy ones are
+    only counted), its stopped tasks, and older deployments' tasks still running."""
+    targets: dict[tuple[str, int], tuple[str, str]] = {}
+    unhealthy_targets = []
     for tg in svc.target_group_arns:
         for h in session.elbv2.target_health(tg):
-            th = h["TargetHealth"]
+            th, t = h["TargetHealth"], h["Target"]
+            targets[(t["Id"], t.get("Port"))] = (th["State"], th.get("Description") or th.get("Reason") or "")
             if th["State"] != "healthy":
-                t = h["Target"]
-                items.append(f"target {t['Id']}:{t.get('Port')} {th['State']}"
-                             + (f" ({th.get('Reason')}: {th.get('Description', '')})" if th.get("Reason") else ""))
-    return "; ".join(items) or "no tasks started"
+                unhealthy_targets.append(f"target {t['Id']}:{t.get('Port')} {th['State']}"
+                                         + (f" ({th.get('Reason')}: {th.get('Description', '')})"
+                                            if th.get("Reason") else ""))
+    tasks = session.ecs.describe_tasks(target.cluster, session.ecs.list_tasks(target.cluster, target.service))
+    new = [t for t in tasks if t.get("startedBy") == deployment_id]
+    old = [t for t in tasks if t.get("startedBy") != deployment_id]
+    problems = [p for p in (_task_problem(t, targets) for t in new) if p]
+    dep = svc.deployment(deployment_id)
+    desired = dep.counts[0] if dep else svc.desired
+    items = [f"{len(new) - len(problems)}/{desired} new tasks healthy"] + problems
+    if len(new) < desired:
+        items.append(f"{desired - len(new)} new tasks not started yet")
+    if old:
+        items.append(f"{len(old)} tasks of older deployments still running")
+    stopped = session.ecs.describe_tasks(
+        target.cluster, session.ecs.list_tasks(target.cluster, target.service, desired_status="STOPPED"))
+    failed = [t for t in stopped if t.get("startedBy") == deployment_id]
+    if failed:
+        reasons = sorted({t.get("stoppedReason") or "no reason given" for t in failed})
+        items.append(f"{len(failed)} new tasks stopped ({'; '.join(reasons)})")
+    if not problems and not old and len(new) >= desired and not failed:
+        items.append(f"ECS has not marked deployment {deployment_id} COMPLETED "
+                     f"({dep.rollout_state if dep else 'deployment gone'})")
+    if unhealthy_targets and not problems:
+        items += unhealthy_targets
+    return "; ".join(items)
+
+
+def stall_window(session: Session, svc: Service) -> float:
+    """How long a rollout may show no progress at all before it is called stuck: twice what ECS
+    needs to start a task and see it healthy (grace period, target health checks) plus slack."""
+    checks = 0.0
+    for tg in svc.target_group_arns:
+        g = session.elbv2.describe_target_group(tg)
+        checks = max(checks, float(g.get("HealthCheckIntervalSeconds", 30))
+                     * (int(g.get("HealthyThresholdCount", 5)) + int(g.get("UnhealthyThresholdCount", 2))))
+    grace = float(svc.raw.get("healthCheckGracePeriodSeconds") or 0)
+    return max(STALL_MIN, 2 * (grace + checks + 60))
 
 
 def watch(session: Session, target: Target, deployment_id: str, new_arn: str, opts: Options, echo=print,
           started: float | None = None) -> Service:
-    """Follow one deployment to COMPLETED (return) or FAILED/rolled back/timeout (raise)."""
+    """Follow one deployment to COMPLETED (return) or FAILED/rolled back/timeout (raise).
+
+    Two limits: ``opts.timeout`` in all, and ``stall_window`` without any change in the
+    deployment's counts or target health (a wedged rollout is reported in minutes)."""
     started = started or time.monotonic()
     deadline = started + opts.timeout
-    last = ""
+    last, last_change, stall = "", time.monotonic(), None
     while True:
         svc = current_service(session, target)
         dep = svc.deployment(deployment_id)
         line = _progress(session, svc, deployment_id)
         if line != last:
             echo(f"[{time.monotonic() - started:6.1f}s] {line}")
-            last = line
+            last, last_change = line, time.monotonic()
         if dep is None or dep.failed or svc.task_definition != new_arn:
             reason = (dep.reason if dep else "") or "the deployment was replaced"
             now_on = family_revision(svc.task_definition)
@@ -105,8 +168,12 @@ def watch(session: Session, target: Target, deployment_id: str, new_arn: str, op
                             + (f"; rolled back, {now_on} keeps serving" if rolled_back else ""))
         if svc.is_steady_on(deployment_id):
             return svc
-        if time.monotonic() > deadline:
-            raise ShipError(f"rollout of {family_revision(new_arn)} not steady after {opts.timeout:.0f}s; stuck: "
+        stall = stall if stall is not None else stall_window(session, svc)
+        now = time.monotonic()
+        if now > deadline or now - last_change > stall:
+            why = (f"not steady after {opts.timeout:.0f}s" if now > deadline
+                   else f"made no progress for {now - last_change:.0f}s")
+            raise ShipError(f"rollout of {family_revision(new_arn)} {why}; stuck: "
                             f"{stuck_report(session, target, svc, deployment_id)}")
         time.sleep(opts.poll)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import moto
 
@@ -34,14 +34,26 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def internals():
+class Internals(NamedTuple):
+    """The moto modules the patches touch (indexable: ``internals()[2]`` is elbv2's models)."""
+
+    ecs_models: Any
+    ecs_responses: Any
+    elbv2_models: Any
+    ecr_models: Any
+    logs_models: Any
+    ecs_exceptions: Any
+
+
+def internals() -> Internals:
     from moto.ecr import models as ecr_models
+    from moto.ecs import exceptions as ecs_exceptions
     from moto.ecs import models as ecs_models
     from moto.ecs import responses as ecs_responses
     from moto.elbv2 import models as elbv2_models
     from moto.logs import models as logs_models
 
-    return ecs_models, ecs_responses, elbv2_models, ecr_models, logs_models
+    return Internals(ecs_models, ecs_responses, elbv2_models, ecr_models, logs_models, ecs_exceptions)
 
 
 def backends(backend_dict) -> Iterator[tuple[str, str, Any]]:

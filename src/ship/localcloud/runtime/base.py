@@ -1,7 +1,17 @@
 """What the data plane asks of a runner: the task to run (``TaskSpec``), the handle
-it gets back (``TaskHandle``) and the four calls of ``Runner``. ``ProcessRunner``
+it gets back (``TaskHandle``) and the calls of ``Runner``. ``ProcessRunner``
 (runtime.process) and ``ContainerRunner`` (runtime.container) implement it; the
-data plane picks one with ``Runner.can_run``."""
+data plane picks one with ``Runner.can_run``.
+
+* ``start`` runs the task's essential container and streams its output, one
+  line at a time, to a callback; it raises ``ImageError`` (an ECS-like reason)
+  when the task cannot start;
+* ``poll`` is the exit code once the container has exited, else None;
+* ``stop`` sends SIGTERM, then SIGKILL after ``timeout`` seconds, and returns
+  the exit code (negative for a signal, as ``subprocess``);
+* ``exec`` runs a command inside the running task, as the container health
+  check does, and returns its exit code (None when it outlived ``timeout``).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +38,8 @@ class TaskSpec:
     port: int                  # host port on 127.0.0.1 the task must listen on
     environment: dict[str, str] = field(default_factory=dict)   # extra env (PORT, metadata URI)
     log_file: Path | None = None
+    cpu: str | None = None     # the task's cpu units and memory MiB (task definition or RunTask override)
+    memory: str | None = None
 
 
 @dataclass
@@ -39,6 +51,8 @@ class TaskHandle:
     proc: subprocess.Popen | None = None
     exit_code: int | None = None
     reader: threading.Thread | None = None
+    env: dict[str, str] = field(default_factory=dict)   # what a command run inside the task sees
+    cwd: str | None = None
 
 
 class Runner(Protocol):
@@ -49,6 +63,8 @@ class Runner(Protocol):
     def poll(self, handle: TaskHandle) -> int | None: ...
 
     def stop(self, handle: TaskHandle, timeout: float) -> int | None: ...
+
+    def exec(self, handle: TaskHandle, argv: list[str], timeout: float) -> int | None: ...
 
 
 # --------------------------------------------------------------------------

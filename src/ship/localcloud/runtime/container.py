@@ -153,6 +153,17 @@ class ContainerRunner:
             handle.exit_code = state[1] if state[1] is not None else -1
         return handle.exit_code
 
+    def exec(self, handle: TaskHandle, argv: list[str], timeout: float) -> int | None:
+        """``exec`` in the task's container: its exit code, None when it outlived ``timeout``."""
+        cmd = self.engine.argv("exec", container_name(handle.task_id), list(argv))
+        try:
+            return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            return None
+        except OSError:
+            return 127
+
     def stop(self, handle: TaskHandle, timeout: float) -> int | None:
         name = container_name(handle.task_id)
         try:

@@ -46,7 +46,23 @@ class ResolvedImage:
         return self.config.get("config") or {}
 
 
+def _bad_digest(uri: str) -> str | None:
+    """Why the ``@digest`` part of ``uri`` is malformed, or None."""
+    if "@" not in (uri or ""):
+        return None
+    digest = uri.rsplit("@", 1)[1]
+    algorithm, _, hexpart = digest.partition(":")
+    if algorithm == "sha256" and len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart):
+        return None
+    if algorithm == "sha256":
+        return f"{digest!r} is not a sha256 digest of 64 lowercase hex digits ({len(hexpart)} characters given)"
+    return f"{digest!r} is not a digest (sha256: followed by 64 lowercase hex digits)"
+
+
 def resolve(uri: str, blobs: oci.BlobStore) -> ResolvedImage:
+    bad = _bad_digest(uri)
+    if bad:
+        raise ImageError(f"CannotPullContainerError: invalid reference format: {uri}: {bad}")
     m = ECR_URI.match(uri or "")
     if not m:
         raise ImageError(

@@ -176,7 +176,7 @@ class ProcessRunner:
         except OSError as exc:
             raise ImageError(f"CannotStartContainerError: {argv[0]}: {exc.strerror or exc}")
         record_task_pid(self.tasks_dir, spec.task_id, proc.pid)
-        handle = TaskHandle(spec.task_id, "127.0.0.1", spec.port, proc.pid, proc)
+        handle = TaskHandle(spec.task_id, "127.0.0.1", spec.port, proc.pid, proc, env=env, cwd=str(cwd))
         handle.reader = threading.Thread(target=pump_output, args=(proc, on_output),
                                          name=f"task-out-{spec.task_id[:8]}", daemon=True)
         handle.reader.start()
@@ -186,6 +186,25 @@ class ProcessRunner:
         if handle.exit_code is None and handle.proc is not None:
             handle.exit_code = handle.proc.poll()
         return handle.exit_code
+
+    def exec(self, handle: TaskHandle, argv: list[str], timeout: float) -> int | None:
+        """Run ``argv`` with the task's environment and working directory, in its own
+        process group (killed whole when it outlives ``timeout``)."""
+        try:
+            proc = spawner().popen(args=argv, cwd=handle.cwd, env=handle.env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True, preexec_fn=_set_pdeathsig)
+        except OSError:
+            return 127
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
+            return None
 
     def stop(self, handle: TaskHandle, timeout: float) -> int | None:
         proc: subprocess.Popen | None = handle.proc

@@ -1,0 +1,41 @@
+"""ECS in the emulator: services that deploy like ECS, task definitions with their
+timestamps, and tasks (from services and RunTask) that the data plane really runs.
+
+* ``services``: CreateService/UpdateService, deployments, ``ServiceHandle``;
+* ``tasks``: ``LocalTask``, RunTask/StopTask/ListTasks, the task accessors;
+* ``taskdefs``: registeredAt/registeredBy/deregisteredAt, INACTIVE revisions refused;
+* ``state``: ``STORE``, the typed, picklable state kept beside moto's objects.
+"""
+
+from __future__ import annotations
+
+from ship.localcloud.emulator.ecs import services, taskdefs, tasks
+from ship.localcloud.emulator.ecs.services import ServiceHandle, iter_services
+from ship.localcloud.emulator.ecs.state import PROCESS, STORE, EcsStore, ServiceState
+from ship.localcloud.emulator.ecs.tasks import (LocalTask, all_local_tasks, effective_container, forget_task,
+                                                task_definition_of, update_cluster_counts)
+
+PATCHES = [
+    "ecs: create_service stores deploymentConfiguration, healthCheckGracePeriodSeconds, "
+    "enableECSManagedTags, enableExecuteCommand, availabilityZoneRebalancing, placement* "
+    "and echoes them (with AWS defaults) in describe_services",
+    "ecs: update_service starts a real deployment on a new taskDefinition or forceNewDeployment; "
+    "earlier deployments keep their ids and timestamps; counts stay truthful",
+    "ecs: services carry createdAt/createdBy and ECS-like events",
+    "ecs: create_service, update_service and run_task refuse an INACTIVE task definition "
+    "(InvalidParameterException: TaskDefinition is inactive)",
+    "ecs: task definitions carry registeredAt/registeredBy and, once deregistered, deregisteredAt",
+    "ecs: run_task (Fargate) creates tasks the data plane really runs, with overrides, startedBy and group",
+    "ecs: list_tasks filters by serviceName and defaults to desiredStatus RUNNING (as ECS)",
+    "ecs: stop_task asks the data plane to stop the task (stopCode UserInitiated)",
+]
+
+__all__ = ["PATCHES", "PROCESS", "STORE", "EcsStore", "LocalTask", "ServiceHandle", "ServiceState",
+           "all_local_tasks", "effective_container", "forget_task",
+           "install", "iter_services", "task_definition_of", "update_cluster_counts"]
+
+
+def install() -> None:
+    taskdefs.install()
+    tasks.install()
+    services.install()
