@@ -79,7 +79,7 @@ class _LogReader:
 
     def read(self) -> int:
         """Print the lines that arrived since the last read; how many."""
-        if not self.task.log_stream:
+        if not self.task.log_stream or not self.task.log_group:
             return 0
         count = 0
         while True:

@@ -46,11 +46,8 @@ SERVICES = {
 }
 
 # What the data planes act on, for emulator modules that do not declare ACTED_ON themselves
-# (fargate/dataplane.py reads ECS services, deployments, task definitions and tasks; alb/ reads
-# load balancers, listeners and target groups and keeps the targets' health).
+# (alb/ reads load balancers, listeners and target groups and keeps the targets' health).
 _DECLARED = {
-    "ecs": {"CreateService", "UpdateService", "DeleteService", "DescribeServices", "ListTasks", "DescribeTasks",
-            "StopTask", "RegisterTaskDefinition"},
     "elbv2": {"CreateLoadBalancer", "DeleteLoadBalancer", "CreateListener", "ModifyListener", "DeleteListener",
               "CreateTargetGroup", "ModifyTargetGroup", "ModifyTargetGroupAttributes", "DeleteTargetGroup",
               "RegisterTargets", "DeregisterTargets", "DescribeTargetHealth"},

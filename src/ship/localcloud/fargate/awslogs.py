@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from ship.localcloud import emulator
 from ship.localcloud.emulator import logs
@@ -52,7 +53,11 @@ class LogSink:
         self._dropped = 0
         self._mu = threading.Lock()
         self._flush_mu = threading.Lock()      # one delivery at a time keeps the stream in order
-        self._file = None
+        self._file: TextIO | None = None
+
+    @property
+    def group_name(self) -> str | None:
+        return self.target.group if self.target is not None else None
 
     def open(self) -> None:
         self._file = open(self.path, "a", buffering=1, encoding="utf-8")

@@ -42,6 +42,7 @@ class HealthCheck:
         command = [str(c) for c in hc.get("command") or []]
         if not command or command[0] == "NONE":
             return None
+        argv: tuple[str, ...]
         if command[0] == "CMD-SHELL":
             argv = ("/bin/sh", "-c", " ".join(command[1:]))
         elif command[0] == "CMD":

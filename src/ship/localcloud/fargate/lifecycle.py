@@ -157,7 +157,7 @@ class Worker:
             raise StartFailure(
                 "ResourceInitializationError: failed to validate logger args: create stream has been "
                 "retried 1 times: failed to create Cloudwatch log stream: ResourceNotFoundException: "
-                f"The specified log group does not exist. (group {self.run.logs.target.group})")
+                f"The specified log group does not exist. (group {self.run.logs.group_name})")
 
     def start_container(self, runner: Runner, image: ResolvedImage) -> None:
         t, run = self.t, self.run
@@ -223,12 +223,15 @@ class Worker:
             self.run.stop_requested.wait(WATCH_TICK)
 
     def poll(self) -> int | None:
-        return self.run.runner.poll(self.run.handle)
+        runner, handle = self.run.runner, self.run.handle
+        assert runner is not None and handle is not None      # watched only once started
+        return runner.poll(handle)
 
     def health_check(self) -> None:
         run = self.run
-        hs = run.health
-        code = run.runner.exec(run.handle, list(hs.check.argv), hs.check.timeout)
+        hs, runner, handle = run.health, run.runner, run.handle
+        assert hs is not None and runner is not None and handle is not None   # checked only once started
+        code = runner.exec(handle, list(hs.check.argv), hs.check.timeout)
         if not hs.record(code == 0, time.monotonic()):
             return
         with emulator.LOCK:
@@ -255,7 +258,7 @@ class Worker:
         run, t = self.run, self.t
         if t.desired_status != "STOPPED":
             self._request_stop("Task stopped by the local cloud", scheduler.SCHEDULER_INITIATED)
-        problems = []
+        problems: list[str] = []
         delay = self._guarded(problems, "deregister targets", self.deregister_targets) or 0.0
         if delay and not self.ctx.shutdown.is_set():
             self.ctx.shutdown.wait(delay)
@@ -294,7 +297,7 @@ class Worker:
     def deregister_targets(self) -> float:
         run, t = self.run, self.t
         delay = 0.0
-        alive = run.handle is not None and run.runner.poll(run.handle) is None
+        alive = run.handle is not None and run.runner is not None and run.runner.poll(run.handle) is None
         with emulator.LOCK:
             for tg in run.registered:
                 delay = max(delay, elbv2.deregister_target(tg, self.ctx.host, run.port))

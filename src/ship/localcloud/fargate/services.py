@@ -78,9 +78,9 @@ def apply(svc: ecs.ServiceHandle, d: scheduler.Decisions, runs: dict[str, TaskRu
     for dep_id in d.remove:
         svc.remove_deployment(dep_id)
     _set_counts(svc, d.counts)
-    state = svc.state
+    service_state = svc.state
     for key, value in asdict(d.memory).items():
-        setattr(state, key, value)
+        setattr(service_state, key, value)
     return started
 
 

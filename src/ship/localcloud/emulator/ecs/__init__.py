@@ -30,7 +30,16 @@ PATCHES = [
     "ecs: stop_task asks the data plane to stop the task (stopCode UserInitiated)",
 ]
 
-__all__ = ["PATCHES", "PROCESS", "STORE", "EcsStore", "LocalTask", "ServiceHandle", "ServiceState",
+# What the fargate data plane acts on (the coverage table in docs/ is generated from this):
+# services are run to their desired count, RunTask/StopTask start and stop real tasks, task
+# definitions are what tasks run (an INACTIVE one is refused), and the reads report the truth.
+ACTED_ON = frozenset({
+    "CreateService", "UpdateService", "DeleteService", "DescribeServices",
+    "RunTask", "StopTask", "ListTasks", "DescribeTasks",
+    "RegisterTaskDefinition", "DeregisterTaskDefinition",
+})
+
+__all__ = ["ACTED_ON", "PATCHES", "PROCESS", "STORE", "EcsStore", "LocalTask", "ServiceHandle", "ServiceState",
            "all_local_tasks", "effective_container", "forget_task",
            "install", "iter_services", "task_definition_of", "update_cluster_counts"]
 

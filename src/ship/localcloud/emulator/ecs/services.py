@@ -167,7 +167,7 @@ def install() -> None:
         return
     Resp.create_service = _create_service(Resp.create_service)
     Resp.update_service = _update_service(Resp.update_service)
-    Resp.create_service._ship = True
+    setattr(Resp.create_service, "_ship", True)
 
 
 # ---------------------------------------------------------------------------- the data plane's view

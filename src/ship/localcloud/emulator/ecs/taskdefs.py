@@ -51,6 +51,6 @@ def install() -> None:
             td.deregistered_at = utcnow()
         return td
 
-    register_task_definition._ship = True
+    setattr(register_task_definition, "_ship", True)
     Backend.register_task_definition = register_task_definition
     Backend.deregister_task_definition = deregister_task_definition

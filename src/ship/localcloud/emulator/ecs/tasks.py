@@ -11,6 +11,8 @@ STOPPED as it really happens. StopTask only asks: the task keeps its
 from __future__ import annotations
 
 import copy
+from datetime import datetime
+from typing import Any
 import uuid
 
 from ship.localcloud.emulator.compat import backends as _backends, internals as _moto, utcnow
@@ -50,7 +52,7 @@ class LocalTask:
         self.account_id = account_id
         self.task_arn = f"arn:aws:ecs:{region}:{account_id}:task/{cluster.name}/{self.id}"
         self.task_definition_arn = task_definition.arn
-        self.container_instance_arn = None
+        self.container_instance_arn: str | None = None
         self.group = group
         self.started_by = started_by or None
         self.owner_service = owner_service        # the service ARN, None for RunTask tasks
@@ -68,15 +70,19 @@ class LocalTask:
         self.availability_zone = f"{region}a"
         self.created_at = utcnow()
         self.connectivity_at = self.created_at
-        self.pull_started_at = self.pull_stopped_at = self.started_at = None
-        self.stopping_at = self.stopped_at = self.execution_stopped_at = None
-        self.stopped_reason = None
-        self.stop_code = None
+        self.pull_started_at: datetime | None = None
+        self.pull_stopped_at: datetime | None = None
+        self.started_at: datetime | None = None
+        self.stopping_at: datetime | None = None
+        self.stopped_at: datetime | None = None
+        self.execution_stopped_at: datetime | None = None
+        self.stopped_reason: str | None = None
+        self.stop_code: str | None = None
         self.version = 1
         self.tags: list = list(tags or [])
         self.enable_execute_command = False
         self.host_port: int | None = None
-        self.attachments = [{
+        self.attachments: list[dict[str, Any]] = [{
             "id": str(uuid.uuid4()),
             "type": "ElasticNetworkInterface",
             "status": "PRECREATED",
@@ -217,7 +223,7 @@ def install() -> None:
                 return task
         return orig_stop_task(self, cluster_str, task_str, reason)
 
-    run_task._ship = True
+    setattr(run_task, "_ship", True)
     Backend.run_task = run_task
     Backend.list_tasks = list_tasks
     Backend.stop_task = stop_task
@@ -230,7 +236,7 @@ def _ecs_backends():
 
 
 def all_local_tasks() -> list[LocalTask]:
-    out = []
+    out: list[LocalTask] = []
     for _a, _r, backend in _ecs_backends():
         for per_cluster in list(backend.tasks.values()):
             out.extend(t for t in list(per_cluster.values()) if isinstance(t, LocalTask))
