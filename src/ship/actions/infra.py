@@ -77,7 +77,15 @@ def bootstrap(env: Environment, opts: Options, echo=print, session: Session | No
         kwargs = {"Bucket": bucket}
         if env.region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": env.region}
-        s3.create_bucket(**kwargs)
+        try:
+            s3.create_bucket(**kwargs)
+        except botocore.exceptions.ClientError as err:
+            if err.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+            if _bucket_is_ours(s3, bucket):
+                return False  # created meanwhile by another command
+            raise ShipError(f"state bucket name {bucket} is taken by another AWS account: choose another "
+                            f"state_bucket for {env.name} in terraform/environments.yaml") from None
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
@@ -88,6 +96,14 @@ def bootstrap(env: Environment, opts: Options, echo=print, session: Session | No
         raise AwsError(f"create state bucket {bucket}", err) from None
     echo(f"created state bucket {bucket} (versioned, encrypted, public access blocked)")
     return True
+
+
+def _bucket_is_ours(s3, bucket: str) -> bool:
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return True
+    except botocore.exceptions.ClientError:
+        return False
 
 
 def require_state_bucket(env: Environment, session: Session) -> None:

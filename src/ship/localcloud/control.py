@@ -39,6 +39,36 @@ def probe(endpoint: str, timeout: float = 1.0) -> dict | None:
     return None
 
 
+def identify(endpoint: str, timeout: float = 5.0) -> str:
+    """"ours" (the local cloud answers), "foreign" (something else answers), "none" (nothing listens),
+    or "unknown" (no answer in time: busy, perhaps). Only "foreign" is a positive finding."""
+    try:
+        with urllib.request.urlopen(endpoint.rstrip("/") + "/_ship/health", timeout=timeout) as resp:
+            body = resp.read(65536)
+    except urllib.error.HTTPError:
+        return "foreign"  # it speaks HTTP, and our /_ship/health never fails
+    except urllib.error.URLError as err:
+        reason = err.reason
+        if isinstance(reason, ConnectionRefusedError):
+            return "none"
+        return "unknown" if isinstance(reason, (TimeoutError, socket.timeout)) else "foreign"
+    except (TimeoutError, socket.timeout):
+        return "unknown"
+    except (OSError, ValueError):
+        return "foreign"  # not HTTP at all
+    try:
+        info = json.loads(body or b"{}")
+    except ValueError:
+        return "foreign"
+    return "ours" if isinstance(info, dict) and info.get("service") == SERVICE_NAME else "foreign"
+
+
+def describe_port(port: int) -> str:
+    """" (pid 123 (cmd))" for messages about who holds ``port``, or ""."""
+    holder = _port_holder(port)
+    return f" ({holder})" if holder else ""
+
+
 def _endpoint(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
