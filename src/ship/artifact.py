@@ -27,7 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ship import git, oci, paths
+from ship import fsutil, git, oci, paths
 from ship.errors import ShipError
 
 
@@ -117,14 +117,19 @@ def dependency_wheels(source: Path) -> Path:
     target = paths.state_dir() / "wheelhouse" / f"deps-{key}"
     if (target / ".complete").is_file():
         return target
-    tmp = Path(tempfile.mkdtemp(prefix="deps-", dir=target.parent if target.parent.exists() else None))
+    tmp = fsutil.temp_dir_beside(target, prefix=".deps-")  # same filesystem: the rename below cannot fail EXDEV
     try:
         _pip("wheel", "--quiet", "--wheel-dir", str(tmp), *reqs)
         (tmp / ".complete").write_text("\n".join(reqs) + "\n")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if (target / ".complete").is_file():
+            return target  # another build finished first: keep it, drop ours
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+            shutil.rmtree(target)  # an interrupted build's remains
+        try:
+            fsutil.move_into_place(tmp, target)
+        except OSError:
+            if not (target / ".complete").is_file():
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
