@@ -292,6 +292,23 @@ def infra_destroy(c, env="", dry=False):
     destroy(c, env=env, dry=dry)
 
 
+@task(name="unlock", help={"env": ENV_HELP, "dry": "show the lock and clear nothing",
+                           "yes": "do not ask (for scripts): only when no Terraform runs for the environment"})
+@_errors
+def infra_unlock(c, env="", dry=False, yes=False):
+    """Clear a stale Terraform state lock (a killed run's), after showing it and asking."""
+    from ship.actions.infra import unlock
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise Exit("error: confirm with --yes (no terminal to ask on)", code=1)
+        return input(question).strip().lower() in ("y", "yes")
+
+    unlock(_env(env, lock=True), _opts(dry), echo=_echo, confirm=confirm)
+
+
 # -- local.* -------------------------------------------------------------------
 
 def _local_dir():
@@ -343,7 +360,7 @@ def local_status(c):
 
 ns = Collection(test, lint, build, bench, deploy, release, promote_, rollback, redeploy, prune, status, logs,
                 smoke, images, bootstrap, destroy)
-ns.add_collection(Collection("infra", infra_plan, infra_apply, infra_destroy))
+ns.add_collection(Collection("infra", infra_plan, infra_apply, infra_destroy, infra_unlock))
 ns.add_collection(Collection("local", local_up, local_down, local_status))
 ns.configure({"run": {"echo": False}})
 
