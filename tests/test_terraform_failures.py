@@ -140,3 +140,17 @@ def test_killed_by():
     assert terraform.killed_by(-signal.SIGKILL) == signal.SIGKILL
     assert terraform.killed_by(128 + signal.SIGTERM) == signal.SIGTERM
     assert terraform.killed_by(1) is None and terraform.killed_by(0) is None and terraform.killed_by(None) is None
+
+
+def test_an_unfinished_apply_on_aws_says_what_to_do(tmp_path, monkeypatch):
+    from ship.actions import recover
+
+    monkeypatch.setenv("SHIP_STATE_DIR", str(tmp_path))
+    data_dir = tmp_path / "terraform" / "staging"
+    terraform.journal_begin(data_dir)
+    said = []
+    recover.after_unfinished_apply(STAGING, session=None, echo=said.append)  # no AWS call: ship never guesses there
+    assert said == ["note: the last apply of staging did not finish; if Terraform now says a resource already "
+                    "exists, bring it into the state with `terraform import` (or delete it), and clear a stale lock "
+                    "with `inv infra.unlock --env=staging`"]
+    assert terraform.unfinished_apply(data_dir) is not None  # until an apply ends

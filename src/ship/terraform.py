@@ -324,19 +324,36 @@ def unfinished_apply(data_dir: Path) -> dict | None:
     return data if isinstance(data, dict) else {}
 
 
-def live_terraform(data_dir: Path) -> list[int]:
-    """Pids of Terraform processes still working in ``data_dir`` (Linux; [] elsewhere)."""
+def _processes_in(data_dir: Path) -> list[tuple[int, int, str]]:
+    """(pid, parent pid, program name) of processes started with ``TF_DATA_DIR=data_dir`` (Linux)."""
     needle = f"TF_DATA_DIR={data_dir}".encode()
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
-            if needle in (proc / "environ").read_bytes().split(b"\0"):
-                found.append(int(proc.name))
-        except OSError:
+            if needle not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            program = Path((proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")).name
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
+        found.append((int(proc.name), ppid, program))
     return found
+
+
+def live_terraform(data_dir: Path) -> list[int]:
+    """Pids of Terraform processes still working in ``data_dir`` (provider plugins left running by a
+    killed Terraform do not count: they hold no lock); stops those orphaned plugins."""
+    procs = _processes_in(data_dir)
+    live = [pid for pid, _, program in procs if not program.startswith("terraform-provider-")]
+    for pid, ppid, program in procs:
+        if program.startswith("terraform-provider-") and ppid not in live:
+            try:
+                os.kill(pid, signal.SIGKILL)  # its Terraform was killed: nothing will ever talk to it
+            except OSError:
+                pass
+    return live
 
 
 def version() -> str:
