@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +155,21 @@ def test_an_unfinished_apply_on_aws_says_what_to_do(tmp_path, monkeypatch):
                     "exists, bring it into the state with `terraform import` (or delete it), and clear a stale lock "
                     "with `inv infra.unlock --env=staging`"]
     assert terraform.unfinished_apply(data_dir) is not None  # until an apply ends
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs unprivileged user namespaces (unshare -Urm)")
+def test_a_read_only_state_directory_through_the_menu(tmp_path):
+    from helpers import ROOT, free_port
+
+    state = tmp_path / "state"
+    state.mkdir()
+    inv = str(Path(sys.executable).parent / "inv")
+    env = dict(os.environ, SHIP_STATE_DIR=str(state), SHIP_LOCAL_PORT=str(free_port()))
+    result = subprocess.run(
+        ["unshare", "-Urm", "sh", "-c", 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && '
+         'exec "$@"', "sh", str(state), inv, "infra.plan", "--env=local"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0] == (f"error: the state directory {state} is not writable (Read-only file system): make it "
+                        "writable or point SHIP_STATE_DIR at a writable directory")

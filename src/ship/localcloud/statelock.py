@@ -90,8 +90,10 @@ def control(state: Path, timeout: float = 180.0, poll: float = 0.05):
     except OSError as exc:
         if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise
-        raise ShipError(f"the state directory {state} is not writable ({exc.strerror}): make it writable or "
-                        "point SHIP_STATE_DIR at a writable directory") from None
+        if not path.is_file():
+            raise ShipError(f"the state directory {state} is not writable ({exc.strerror}): make it writable or "
+                            "point SHIP_STATE_DIR at a writable directory") from None
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # flock needs no write access (stopping still works)
     try:
         deadline = time.monotonic() + timeout
         while True:
