@@ -5,6 +5,7 @@ stopTimeout (30 s by default), so graceful_timeout stays below it: gunicorn
 finishes in-flight requests and exits before the KILL arrives.
 """
 
+import ipaddress
 import multiprocessing
 import os
 
@@ -22,8 +23,19 @@ def _int(name, default, low, high):
     return value
 
 
+def _host(name, default):
+    """The address to listen on: all interfaces in a container or on Fargate (the task's ENI),
+    127.0.0.1 when the local cloud runs the app as a plain process (it sets HOST)."""
+    raw = (os.environ.get(name) or "").strip() or default
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        raise SystemExit(f"gunicorn.conf.py: {name}={raw!r} is not an IP address") from None
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
 port = _int("PORT", 5000, 1, 65535)
-bind = [f"0.0.0.0:{port}"]
+bind = [f"{_host('HOST', '0.0.0.0')}:{port}"]
 # Fargate tasks are small (0.25-1 vCPU); two workers per core, at least two.
 workers = _int("WEB_CONCURRENCY", max(2, min(2 * multiprocessing.cpu_count(), 8)), 1, 64)
 worker_class = "sync"

@@ -14,6 +14,7 @@ from invoke import Collection, Exit, task
 
 ENV_HELP = "environment name from terraform/environments.yaml (local, local-prod, staging, production)"
 DRY_HELP = "show what would change and change nothing"
+TIMEOUT_HELP = "seconds to wait for the rollout (default 900)"
 
 
 def _errors(fn):
@@ -29,22 +30,48 @@ def _errors(fn):
             raise Exit(f"error: {err}", code=1) from None
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None
+        except Exception as err:
+            from ship.errors import for_people
+
+            line = for_people(err)
+            if line is None:
+                raise
+            raise Exit(f"error: {line}", code=1) from None
 
     return wrapper
 
 
-def _env(name: str):
+def _env(name: str, flag: str = "--env", lock: bool = False):
+    """The environment named by ``flag``; with ``lock``, this command alone changes it until it exits."""
     from ship import config
 
     if not name:
-        raise Exit(f"error: say which environment: --env=NAME ({', '.join(config.environment_names())})", code=2)
-    return config.load(name)
+        raise Exit(f"error: say which environment: {flag}=NAME ({', '.join(config.environment_names())})", code=2)
+    environment = config.load(name)
+    if lock:
+        from ship import oplock
+
+        oplock.hold(environment.name, echo=_echo)
+    return environment
 
 
-def _opts(dry: bool = False, wait: bool = True, timeout: float = 900.0):
+def _whole(flag: str, value, default, low: int = 1, example: int = 5):
+    """A whole-number flag (None: the default); a bad value is one line, exit 1."""
+    if value is None or str(value).strip() == "":
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise Exit(f"error: {flag}={value!r} is not a whole number: give e.g. {flag}={example}", code=1) from None
+    if number < low:
+        raise Exit(f"error: {flag}={number} must be at least {low}", code=1)
+    return number
+
+
+def _opts(dry: bool = False, wait: bool = True, timeout=None):
     from ship.actions import Options
 
-    return Options(dry_run=dry, wait=wait, timeout=float(timeout))
+    return Options(dry_run=dry, wait=wait, timeout=float(_whole("--timeout", timeout, 900, example=600)))
 
 
 def _echo(line: str) -> None:
@@ -86,103 +113,114 @@ def build(c, tag="", target="runtime"):
     print(ref)
 
 
-@task(help={"seconds": "seconds per load-generator run", "connections": "concurrent connections"})
+@task(help={"seconds": "seconds per load-generator run (default 10)",
+            "connections": "concurrent connections (default 16)"})
 @_errors
-def bench(c, seconds=10, connections=16):
+def bench(c, seconds=None, connections=None):
     """Measure requests/s and p50/p99 of gunicorn serving / on 127.0.0.1 (writes benchmarks/results/)."""
-    c.run(f"{sys.executable} benchmarks/gunicorn_throughput.py --seconds {int(seconds)} "
-          f"--connections {int(connections)}", echo=True)
+    c.run(f"{sys.executable} benchmarks/gunicorn_throughput.py --seconds {_whole('--seconds', seconds, 10)} "
+          f"--connections {_whole('--connections', connections, 16)}", echo=True)
 
 
 # -- shipping ------------------------------------------------------------------
 
 @task(help={"env": ENV_HELP, "tag": "deploy this image tag (already in the registry) instead of the whole job",
             "digest": "deploy this image digest (sha256:...) instead of a tag", "dry": DRY_HELP,
-            "timeout": "seconds to wait for the rollout"})
+            "timeout": TIMEOUT_HELP})
 @_errors
-def deploy(c, env="", tag="", digest="", dry=False, timeout=900):
+def deploy(c, env="", tag="", digest="", dry=False, timeout=None):
     """Bring an environment up and serving (local cloud, state, Terraform, image, rollout); or deploy --tag."""
-    environment = _env(env)
+    opts = _opts(dry, timeout=timeout)
+    environment = _env(env, lock=True)
     if tag or digest:
         from ship.actions.deploy import deploy_image, resolve
         from ship.aws import Session
 
         session = Session(environment)
         ref = resolve(session, environment, tag or None, digest or None)
-        deploy_image(environment, ref, _opts(dry, timeout=timeout), echo=_echo, session=session)
+        deploy_image(environment, ref, opts, echo=_echo, session=session)
         return
     from ship.actions.up import up
 
-    up(environment, _opts(dry, timeout=timeout), echo=_echo)
+    up(environment, opts, echo=_echo)
 
 
-@task(help={"env": ENV_HELP, "dry": DRY_HELP, "timeout": "seconds to wait for the rollout"})
+@task(help={"env": ENV_HELP, "dry": DRY_HELP, "timeout": TIMEOUT_HELP})
 @_errors
-def release(c, env="", dry=False, timeout=900):
+def release(c, env="", dry=False, timeout=None):
     """Build the current commit once, push it under its immutable tag, roll it out."""
     from ship.actions.release import release as run
 
-    run(_env(env), _opts(dry, timeout=timeout), echo=_echo)
+    opts = _opts(dry, timeout=timeout)
+    run(_env(env, lock=True), opts, echo=_echo)
 
 
 @task(name="promote", help={"from_": "environment whose running image is promoted",
                             "to": "environment that will run the very same digest", "dry": DRY_HELP,
                             "expect_digest": "refuse unless --from runs exactly this digest (sha256:...)",
-                            "timeout": "seconds to wait for the rollout"})
+                            "timeout": TIMEOUT_HELP})
 @_errors
-def promote_(c, from_="", to="", dry=False, expect_digest="", timeout=900):
+def promote_(c, from_="", to="", dry=False, expect_digest="", timeout=None):
     """Retag the image running in --from into --to's registry (same digest, no rebuild) and deploy it."""
     from ship.actions.promote import promote
 
-    promote(_env(from_), _env(to), _opts(dry, timeout=timeout), echo=_echo, expect_digest=expect_digest or None)
+    opts = _opts(dry, timeout=timeout)
+    source = _env(from_, "--from")
+    promote(source, _env(to, "--to", lock=True), opts, echo=_echo, expect_digest=expect_digest or None)
 
 
-@task(name="run", help={"env": ENV_HELP, "timeout": "seconds to wait for the task to finish (then it is stopped)"})
+@task(name="run", help={"env": ENV_HELP,
+                        "timeout": "seconds to wait for the task to finish (then it is stopped; default 3600)"})
 @_errors
-def run_(c, env="", timeout=3600):
+def run_(c, env="", timeout=None):
     """Run a one-off command (after --) with the environment's task definition; exits with its exit code."""
     from ship.actions.run import command_line, run
 
-    code = run(_env(env), command_line(c.remainder), echo=_echo, timeout=float(timeout))
+    limit = _whole("--timeout", timeout, 3600, example=600)
+    code = run(_env(env), command_line(c.remainder), echo=_echo, timeout=float(limit))
     if code:
         raise Exit(code=code)
 
 
-@task(help={"env": ENV_HELP, "requests": "good answers needed from / and /health"})
+@task(help={"env": ENV_HELP, "requests": "good answers needed from / and /health (default 10)"})
 @_errors
-def smoke(c, env="", requests=10):
+def smoke(c, env="", requests=None):
     """Smoke-test the service through its load balancer URL."""
     from ship.actions.smoke import smoke as run
 
-    run(_env(env), requests=int(requests), echo=_echo)
+    count = _whole("--requests", requests, 10)
+    run(_env(env), requests=count, echo=_echo)
 
 
-@task(help={"env": ENV_HELP, "dry": DRY_HELP, "timeout": "seconds to wait for the rollout"})
+@task(help={"env": ENV_HELP, "dry": DRY_HELP, "timeout": TIMEOUT_HELP})
 @_errors
-def rollback(c, env="", dry=False, timeout=900):
+def rollback(c, env="", dry=False, timeout=None):
     """Return to the last revision that reached a steady, completed deployment."""
     from ship.actions.rollback import rollback as run
 
-    run(_env(env), _opts(dry, timeout=timeout), echo=_echo)
+    opts = _opts(dry, timeout=timeout)
+    run(_env(env, lock=True), opts, echo=_echo)
 
 
-@task(help={"env": ENV_HELP, "dry": DRY_HELP, "timeout": "seconds to wait for the rollout"})
+@task(help={"env": ENV_HELP, "dry": DRY_HELP, "timeout": TIMEOUT_HELP})
 @_errors
-def redeploy(c, env="", dry=False, timeout=900):
+def redeploy(c, env="", dry=False, timeout=None):
     """Force a new deployment of the revision the service runs now."""
     from ship.actions.rollback import redeploy as run
 
-    run(_env(env), _opts(dry, timeout=timeout), echo=_echo)
+    opts = _opts(dry, timeout=timeout)
+    run(_env(env, lock=True), opts, echo=_echo)
 
 
 @task(help={"env": ENV_HELP, "keep": "revisions to keep besides the running one and the rollback target "
                                      "(default: task_definitions_to_keep from the YAML)", "dry": DRY_HELP})
 @_errors
-def prune(c, env="", keep=-1, dry=False):
+def prune(c, env="", keep=None, dry=False):
     """Deregister old task definition revisions (never the running one or the rollback target)."""
     from ship.actions.prune import prune as run
 
-    run(_env(env), _opts(dry), keep=None if int(keep) < 0 else int(keep), echo=_echo)
+    count = _whole("--keep", keep, None)
+    run(_env(env, lock=True), _opts(dry), keep=count, echo=_echo)
 
 
 @task(help={"env": ENV_HELP, "json": "print JSON instead of tables"})
@@ -223,7 +261,7 @@ def bootstrap(c, env="", dry=False):
     """Create the environment's Terraform state bucket if it is missing."""
     from ship.actions.infra import bootstrap as run, ensure_local_cloud
 
-    environment = _env(env)
+    environment = _env(env, lock=True)
     ensure_local_cloud(environment, _echo)
     if not run(environment, _opts(dry), echo=_echo):
         print(f"state bucket {environment.state_bucket} already exists")
@@ -235,7 +273,7 @@ def destroy(c, env="", dry=False):
     """Destroy everything Terraform created for the environment."""
     from ship.actions.infra import destroy as run
 
-    run(_env(env), _opts(dry), echo=_echo)
+    run(_env(env, lock=True), _opts(dry), echo=_echo)
 
 
 # -- infra.* -------------------------------------------------------------------
@@ -246,7 +284,7 @@ def infra_plan(c, env=""):
     """Show what Terraform would change."""
     from ship.actions.infra import plan
 
-    plan(_env(env), echo=_echo)
+    plan(_env(env, lock=True), echo=_echo)
 
 
 @task(name="apply", help={"env": ENV_HELP, "dry": DRY_HELP})
@@ -255,7 +293,7 @@ def infra_apply(c, env="", dry=False):
     """Apply Terraform (infrastructure only; images are rolled out by deploy/release)."""
     from ship.actions.infra import apply
 
-    outputs = apply(_env(env), _opts(dry), echo=_echo)
+    outputs = apply(_env(env, lock=True), _opts(dry), echo=_echo)
     for key in sorted(outputs):
         print(f"{key} = {outputs[key]}")
 
@@ -265,6 +303,23 @@ def infra_apply(c, env="", dry=False):
 def infra_destroy(c, env="", dry=False):
     """Destroy the environment's infrastructure (same as `inv destroy`)."""
     destroy(c, env=env, dry=dry)
+
+
+@task(name="unlock", help={"env": ENV_HELP, "dry": "show the lock and clear nothing",
+                           "yes": "do not ask (for scripts): only when no Terraform runs for the environment"})
+@_errors
+def infra_unlock(c, env="", dry=False, yes=False):
+    """Clear a stale Terraform state lock (a killed run's), after showing it and asking."""
+    from ship.actions.infra import unlock
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise Exit("error: confirm with --yes (no terminal to ask on)", code=1)
+        return input(question).strip().lower() in ("y", "yes")
+
+    unlock(_env(env, lock=True), _opts(dry), echo=_echo, confirm=confirm)
 
 
 # -- local.* -------------------------------------------------------------------
@@ -277,13 +332,16 @@ def _local_dir():
 
 @task(name="up", help={"port": "port for the emulator (default 4566 or SHIP_LOCAL_PORT)"})
 @_errors
-def local_up(c, port=0):
+def local_up(c, port=None):
     """Start the local cloud (emulator + data plane) in the background."""
     from ship import config
     from ship.localcloud import control
 
-    info = control.up(_local_dir(), port=int(port) or config.local_port())
-    print(f"local cloud up on http://127.0.0.1:{info.get('port', port or config.local_port())} "
+    port = _whole("--port", port, None, example=4566) or config.local_port()
+    if port > 65535:
+        raise Exit(f"error: --port={port} is not a port: give one between 1 and 65535", code=1)
+    info = control.up(_local_dir(), port=port)
+    print(f"local cloud up on http://127.0.0.1:{info.get('port', port)} "
           f"(pid {info.get('pid')}, log {_local_dir() / 'localcloud.log'})")
 
 
@@ -315,7 +373,7 @@ def local_status(c):
 
 ns = Collection(test, lint, build, bench, deploy, release, promote_, rollback, redeploy, prune, status, logs,
                 smoke, images, bootstrap, destroy, run_)
-ns.add_collection(Collection("infra", infra_plan, infra_apply, infra_destroy))
+ns.add_collection(Collection("infra", infra_plan, infra_apply, infra_destroy, infra_unlock))
 ns.add_collection(Collection("local", local_up, local_down, local_status))
 ns.configure({"run": {"echo": False}})
 

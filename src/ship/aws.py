@@ -38,6 +38,13 @@ class AwsError(ShipError):
         if isinstance(err, botocore.exceptions.ClientError):
             e = err.response.get("Error", {})
             detail = f"{e.get('Code', 'Error')}: {e.get('Message', '')}"
+            meta = err.response.get("ResponseMetadata", {})
+            headers = meta.get("HTTPHeaders", {})
+            if "html" in headers.get("content-type", "") or str(e.get("Message", "")).lstrip().startswith("<"):
+                server = f" from {headers['server']}" if headers.get("server") else ""
+                detail = (f"the endpoint answered HTTP {meta.get('HTTPStatusCode', '?')} with a web page{server}, "
+                          "not an AWS API response: is the endpoint right (for local environments, "
+                          "`inv local.status`)?")
         super().__init__(f"{doing}: {detail}")
 
 
@@ -87,6 +94,31 @@ def terraform_env(env: Environment, base: dict | None = None) -> dict:
     return result
 
 
+def _refuse_foreign_program(url: str, port: int) -> None:
+    """One line, not its HTML, when something other than the local cloud holds the emulator's port."""
+    from ship.localcloud import control
+
+    if control.identify(url) == "foreign":
+        raise ShipError(f"{url} answers, but it is not the local cloud{control.describe_port(port)}: stop that "
+                        "program, or move the local cloud to another port with SHIP_LOCAL_PORT")
+
+
+NO_CREDENTIALS = ("configure them (`aws configure`, AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; "
+                  "in CI the GitHub OIDC role) and retry")
+
+
+def _aws_session(env: Environment) -> boto3.Session:
+    """boto3's normal session and credential chain, refusing early (one line) when it finds nothing."""
+    try:
+        session = boto3.Session(region_name=env.region)
+        credentials = session.get_credentials()
+    except botocore.exceptions.BotoCoreError as err:  # e.g. AWS_PROFILE names a missing profile
+        raise ShipError(f"AWS credentials for {env.name}: {err}; {NO_CREDENTIALS}") from None
+    if credentials is None:
+        raise ShipError(f"no AWS credentials found for {env.name} (an AWS environment): {NO_CREDENTIALS}")
+    return session
+
+
 class Session:
     """boto3 clients for one environment."""
 
@@ -96,12 +128,14 @@ class Session:
             import localstack_client.session
 
             url = urlparse(check_local_endpoint(env))
+            if not os.environ.get("SHIP_LOCAL_ENDPOINT"):
+                _refuse_foreign_program(url.geturl(), url.port or 80)
             self._session = localstack_client.session.Session(
                 aws_access_key_id="test", aws_secret_access_key="test", aws_session_token=None,
                 region_name=env.region, localstack_host=f"{url.hostname}:{url.port or 80}",
             )
         else:
-            self._session = boto3.Session(region_name=env.region)
+            self._session = _aws_session(env)
 
     def client(self, service: str):
         return self._session.client(service, config=_BOTO_CONFIG)
@@ -144,7 +178,7 @@ def _call(doing: str, fn, **kwargs):
         raise ShipError(f"{doing}: cannot reach {err.kwargs.get('endpoint_url', 'the endpoint')}; "
                         "for local environments start the local cloud (inv local.up)") from None
     except botocore.exceptions.NoCredentialsError:
-        raise ShipError(f"{doing}: no AWS credentials found; configure a profile or OIDC role") from None
+        raise ShipError(f"{doing}: no AWS credentials found; {NO_CREDENTIALS}") from None
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
         raise AwsError(doing, err) from None
 

@@ -4,35 +4,21 @@ Terraform reads the same file with yamldecode(); ship reads it to know the
 region, whether an environment lives on the local emulator, and where its
 state goes. Both apply the same shallow merge: ``defaults`` then the
 environment's own keys.
+
+The whole file is checked (``ship.settings``: one table of every key) before
+anything is built or started, and every problem is reported at once, with its
+line.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from ship import paths
+from ship import paths, settings
 from ship.errors import ShipError
-
-REQUIRED = {
-    "app_name": str,
-    "aws_region": str,
-    "emulator": bool,
-    "state_bucket": str,
-    "vpc_cidr": str,
-    "container_port": int,
-    "cpu": int,
-    "memory": int,
-    "desired_count": int,
-    "health_check_path": str,
-    "health_check_interval": int,
-    "deregistration_delay": int,
-    "task_definitions_to_keep": int,
-}
+from ship.yamlfile import Document, YamlError
 
 DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 
@@ -100,54 +86,65 @@ def local_endpoint() -> str:
     return f"http://127.0.0.1:{local_port()}"
 
 
-def _read(path: Path) -> dict:
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(paths.project_root()))
+    except ValueError:
+        return str(path)
+
+
+def _parse(path: Path) -> tuple[Document, settings.Parsed]:
     try:
         text = path.read_text()
     except FileNotFoundError:
         raise ShipError(f"{path} is missing; restore it from git (git checkout -- {path.name})") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise ShipError(f"{path} is not valid YAML{where}: {problem}; fix the file and retry") from None
-    if not isinstance(data, dict) or not isinstance(data.get("environments"), dict) or not data["environments"]:
-        raise ShipError(f"{path} must have a top-level 'environments' mapping with at least one environment")
-    if not isinstance(data.get("defaults", {}), dict):
-        raise ShipError(f"{path}: 'defaults' must be a mapping of settings")
-    return data
+        doc = Document(text)
+        parsed = settings.parse(doc)
+    except YamlError as err:
+        where = f" at line {err.line}" if err.line else ""
+        raise ShipError(f"{_display(path)} is not valid YAML{where}: {err.problem}; fix the file and retry") from None
+    return doc, parsed
+
+
+def _report(path: Path, problems: list[settings.Problem]) -> None:
+    if problems:
+        lines = sorted(set(problems), key=lambda p: (p.line or 0, p.message))
+        what = "problem" if len(lines) == 1 else f"{len(lines)} problems"
+        raise ShipError(f"{_display(path)}: {what}: " + "; ".join(str(p) for p in lines))
 
 
 def environment_names(path: Path | None = None) -> list[str]:
-    return sorted(_read(path or paths.environments_file())["environments"])
+    path = path or paths.environments_file()
+    _, parsed = _parse(path)
+    if not parsed.environments:
+        _report(path, parsed.problems)
+    return sorted(parsed.environments)
 
 
 def load(name: str, path: Path | None = None) -> Environment:
-    """The merged settings of environment ``name``; one-line errors for bad input."""
+    """The merged settings of environment ``name``, after checking the whole file; one line for bad input."""
     path = path or paths.environments_file()
-    data = _read(path)
-    envs = data["environments"]
-    if name not in envs:
-        raise ShipError(f"unknown environment {name!r}: valid environments are {', '.join(sorted(envs))}")
-    own = envs[name] or {}
-    if not isinstance(own, dict):
-        raise ShipError(f"{path}: environment {name!r} must be a mapping of settings")
-    merged = {**(data.get("defaults") or {}), **own}
-    for key, kind in REQUIRED.items():
-        if key not in merged:
-            raise ShipError(f"{path}: environment {name!r} lacks {key!r} (set it under defaults or {name})")
-        value = merged[key]
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ShipError(f"{path}: {name}.{key} must be an integer, got {value!r}")
-        if kind is not int and not isinstance(value, kind):
-            raise ShipError(f"{path}: {name}.{key} must be a {kind.__name__}, got {value!r}")
-    if not merged["emulator"] and not merged["state_bucket"]:
-        raise ShipError(f"{path}: environment {name!r} needs a state_bucket (a globally unique S3 bucket name)")
+    _, parsed = _parse(path)
+    problems = list(parsed.problems)
+    if parsed.environments and name not in parsed.environments:
+        valid = ", ".join(sorted(parsed.environments))
+        raise ShipError(f"unknown environment {name!r}: valid environments are {valid}")
+    problems += settings.check_all(parsed, local_ceiling())
+    if name in parsed.environments:
+        problems += settings.check_deployable(name, parsed)
+    _report(path, problems)
+    return Environment(name, parsed.merged(name))
+
+
+def local_ceiling() -> int:
+    """Most replicas an emulator environment may ask for (they all run on this machine)."""
+    raw = os.environ.get("SHIP_LOCAL_MAX_DESIRED_COUNT", str(settings.DEFAULT_LOCAL_CEILING))
     try:
-        ipaddress.ip_network(merged["vpc_cidr"])
+        value = int(raw)
     except ValueError:
-        raise ShipError(f"{path}: {name}.vpc_cidr={merged['vpc_cidr']!r} is not a CIDR block") from None
-    if merged["desired_count"] < 1 or merged["task_definitions_to_keep"] < 1:
-        raise ShipError(f"{path}: {name}.desired_count and task_definitions_to_keep must be at least 1")
-    return Environment(name, merged)
+        raise ShipError(f"SHIP_LOCAL_MAX_DESIRED_COUNT={raw!r} is not a whole number; unset it or give e.g. 10") \
+            from None
+    if value < 1:
+        raise ShipError(f"SHIP_LOCAL_MAX_DESIRED_COUNT={raw!r} must be at least 1")
+    return value

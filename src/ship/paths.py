@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -46,3 +48,19 @@ def cache_dir() -> Path:
 
 def build_dir() -> Path:
     return project_root() / "build"
+
+
+def require_writable(directory: Path) -> Path:
+    """Create ``directory`` if needed and prove it takes a file; one line (ShipError) when it cannot."""
+    from ship.errors import ShipError
+
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        known = {errno.EROFS: "is on a read-only file system", errno.ENOSPC: "is on a full disk"}
+        what = known.get(exc.errno or 0, f"is not writable ({exc.strerror})")
+        raise ShipError(f"{directory} {what}: ship keeps its state there (Terraform data, the local cloud); "
+                        "make it writable or point SHIP_STATE_DIR at a writable directory") from None
+    return Path(directory)

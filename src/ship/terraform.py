@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -118,7 +119,7 @@ class Runner:
     # -- running ------------------------------------------------------------
     def run(self, argv: list[str], stream: bool = False, doing: str = "") -> tuple[int, str]:
         """Run a command; with ``stream``, print its lines with elapsed time as they come."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        paths.require_writable(self.data_dir)
         started = time.monotonic()
         proc = subprocess.Popen(argv, cwd=self.workdir, env=self.process_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -136,13 +137,11 @@ class Runner:
             raise
         return proc.returncode, "".join(lines)
 
-    def _fail(self, doing: str, output: str) -> ShipError:
-        errors = [ln.strip("│ ").strip() for ln in output.splitlines() if ln.strip("│ ").startswith("Error")]
-        detail = errors[0] if errors else (output.strip().splitlines() or ["no output"])[-1]
-        hint = ""
-        if "NoSuchBucket" in output or "bucket does not exist" in output:
-            hint = f"; run `inv bootstrap --env={self.env.name}` to create the state bucket"
-        return ShipError(f"terraform {doing} failed for {self.env.name}: {detail}{hint}")
+    def _fail(self, doing: str, output: str, code: int | None = None) -> ShipError:
+        if doing == "apply" and self.env.emulator and "already exists" in output:
+            journal_begin(self.data_dir)  # unrecorded resources: the next run on the emulator rebuilds
+        return ShipError(explain_failure(self.env, doing, code, output, self._tf.terraform_bin_path,
+                                         self.data_dir))
 
     def init(self) -> None:
         # The committed .terraform.lock.hcl decides the provider; init never rewrites it
@@ -151,7 +150,7 @@ class Runner:
                             no_color=IsFlagged, lockfile="readonly")
         code, out = self.run(argv, doing="init")
         if code != 0:
-            raise self._fail("init", out)
+            raise self._fail("init", out, code)
 
     def _vars(self, variables: dict) -> dict:
         base = {"environment": self.env.name}
@@ -170,18 +169,21 @@ class Runner:
         finally:
             self._tf.temp_var_files.clean_up()
         if code not in (0, 2):
-            raise self._fail("plan", out)
+            raise self._fail("plan", out, code)
         return code
 
     def apply(self, variables: dict, targets: list[str] | None = None, stream: bool = True) -> None:
         argv = self.command("apply", var=self._vars(variables), target=targets or None, input=False,
                             no_color=IsFlagged, auto_approve=IsFlagged, lock_timeout="60s")
+        journal_begin(self.data_dir)  # stays if Terraform (or ship) is killed before it saved its state
         try:
             code, out = self.run(argv, stream=stream, doing="apply")
         finally:
             self._tf.temp_var_files.clean_up()
+        if killed_by(code) is None:
+            journal_end(self.data_dir)
         if code != 0:
-            raise self._fail("apply", out)
+            raise self._fail("apply", out, code)
 
     def destroy(self, variables: dict, stream: bool = True) -> None:
         argv = self.command("destroy", var=self._vars(variables), input=False, no_color=IsFlagged,
@@ -191,22 +193,175 @@ class Runner:
         finally:
             self._tf.temp_var_files.clean_up()
         if code != 0:
-            raise self._fail("destroy", out)
+            raise self._fail("destroy", out, code)
 
     def outputs(self) -> dict:
         code, out = self.run(self.command("output", json=IsFlagged, no_color=IsFlagged), doing="output")
         if code != 0:
-            raise self._fail("output", out)
+            raise self._fail("output", out, code)
         try:
             return {k: v["value"] for k, v in json.loads(out).items()}
         except ValueError:
             raise ShipError(f"terraform output for {self.env.name} is not JSON: {out.strip()[:200]}") from None
+
+    def force_unlock(self, lock_id: str) -> None:
+        """Remove a stale state lock through the same backend settings as every other command."""
+        code, out = self.run(self.command("force-unlock", lock_id, force=IsFlagged, no_color=IsFlagged),
+                             doing="force-unlock")
+        if code != 0:
+            raise self._fail("force-unlock", out, code)
 
     def state_resources(self) -> list[str]:
         code, out = self.run(self.command("state list"), doing="state list")
         if code != 0:
             return []
         return [line for line in out.splitlines() if line.strip()]
+
+
+# -- failures: what a person reads ---------------------------------------------
+
+def killed_by(code: int | None) -> int | None:
+    """The signal that ended Terraform: a negative return code, or 128+N from a wrapper script."""
+    if code is None:
+        return None
+    if code < 0:
+        return -code
+    if 128 < code < 128 + 32 and code - 128 in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                                                signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGQUIT):
+        return code - 128
+    return None
+
+
+def lock_info(output: str) -> dict:
+    """The "Lock Info:" block of a state lock error (ID, Path, Operation, Who, Created...)."""
+    info: dict[str, str] = {}
+    inside = False
+    for raw in output.splitlines():
+        line = raw.strip().strip("│").strip()
+        if line.startswith("Lock Info:"):
+            inside = True
+            continue
+        if inside:
+            key, sep, value = line.partition(":")
+            if not sep or " " in key.strip():
+                if info:
+                    break
+                continue
+            info[key.strip()] = value.strip()
+    return info
+
+
+def describe_lock(info: dict) -> str:
+    parts = [f"lock id {info.get('ID', '?')}"]
+    if info.get("Operation"):
+        parts.append(info["Operation"].replace("OperationType", "").lower() or "?")
+    if info.get("Who"):
+        parts.append(f"by {info['Who']}")
+    if info.get("Created"):
+        parts.append(f"since {info['Created']}")
+    return ", ".join(parts)
+
+
+def explain_failure(env: Environment, doing: str, code: int | None, output: str, binary_path: str = "terraform",
+                    data_dir: Path | None = None) -> str:
+    """One line for a failed Terraform command: pure, so each case is a table row in the tests."""
+    name = env.name
+    signum = killed_by(code)
+    if signum is not None:
+        try:
+            signame = signal.Signals(signum).name
+        except ValueError:
+            signame = f"signal {signum}"
+        if doing not in ("apply", "destroy"):
+            return f"terraform {doing} for {name} was killed by {signame} (signal {signum}); run the command again"
+        if env.emulator:
+            return (f"terraform {doing} for {name} was killed by {signame} (signal {signum}) before it finished; "
+                    f"run the command again: ship finds what the killed run left and rebuilds {name}'s stack")
+        return (f"terraform {doing} for {name} was killed by {signame} (signal {signum}) before it finished, "
+                "so its state may miss resources it created and its lock may remain: clear the lock with "
+                f"`inv infra.unlock --env={name}`, then run `inv infra.plan --env={name}` and bring any resource "
+                "it wants to create that already exists into the state with `terraform import`")
+    if "Error acquiring the state lock" in output:
+        return (f"terraform {doing} for {name}: the state is locked ({describe_lock(lock_info(output))}); if no "
+                f"Terraform runs for {name} any more (a killed run leaves its lock behind), clear it with "
+                f"`inv infra.unlock --env={name}`")
+    if not output.strip():
+        return (f"terraform {doing} for {name} exited with status {code} and printed nothing: check the Terraform "
+                f"binary ({binary_path}: does `{binary_path} version` work?), or set TF_BINARY")
+    lowered = output.lower()
+    if "read-only file system" in lowered or ("permission denied" in lowered and data_dir and str(data_dir) in output):
+        return (f"terraform {doing} for {name} cannot write its data directory {data_dir} (read-only file system): "
+                "make it writable or point SHIP_STATE_DIR at a writable directory")
+    if "no space left on device" in lowered:
+        return f"terraform {doing} for {name} failed: the disk is full (no space left on device); free some space"
+    errors = [ln.strip("│ ").strip() for ln in output.splitlines() if ln.strip("│ ").startswith("Error")]
+    detail = errors[0] if errors else output.strip().splitlines()[-1]
+    hint = ""
+    if "NoSuchBucket" in output or "bucket does not exist" in output:
+        hint = f"; run `inv bootstrap --env={name}` to create the state bucket"
+    elif "already exists" in output:
+        hint = (f"; resources of {name} exist that its state does not record (an interrupted apply?): the next "
+                f"`inv deploy --env={name}` rebuilds the stack" if env.emulator else
+                f"; a resource exists that {name}'s state does not record: bring it in with `terraform import` "
+                "or delete it, then apply again")
+    return f"terraform {doing} failed for {name}: {detail}{hint}"
+
+
+# -- the apply journal: did the last apply end with Terraform saving its state? ---
+
+JOURNAL = "apply-journal.json"
+
+
+def journal_begin(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / JOURNAL).write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
+
+
+def journal_end(data_dir: Path) -> None:
+    (data_dir / JOURNAL).unlink(missing_ok=True)
+
+
+def unfinished_apply(data_dir: Path) -> dict | None:
+    """What the journal says about an apply that did not end cleanly (None: all applies ended)."""
+    try:
+        data = json.loads((data_dir / JOURNAL).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _processes_in(data_dir: Path) -> list[tuple[int, int, str]]:
+    """(pid, parent pid, program name) of processes started with ``TF_DATA_DIR=data_dir`` (Linux)."""
+    needle = f"TF_DATA_DIR={data_dir}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            program = Path((proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")).name
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        found.append((int(proc.name), ppid, program))
+    return found
+
+
+def live_terraform(data_dir: Path) -> list[int]:
+    """Pids of Terraform processes still working in ``data_dir`` (provider plugins left running by a
+    killed Terraform do not count: they hold no lock); stops those orphaned plugins."""
+    procs = _processes_in(data_dir)
+    live = [pid for pid, _, program in procs if not program.startswith("terraform-provider-")]
+    for pid, ppid, program in procs:
+        if program.startswith("terraform-provider-") and ppid not in live:
+            try:
+                os.kill(pid, signal.SIGKILL)  # its Terraform was killed: nothing will ever talk to it
+            except OSError:
+                pass
+    return live
 
 
 def version() -> str:

@@ -49,7 +49,7 @@ def test_health_endpoint_and_idempotent_up(cloud):
     again = control.up(cloud.state_dir, port=int(cloud.endpoint.rsplit(":", 1)[1]))
     assert again["instance"] == info["instance"] and again["pid"] == info["pid"]
     st = control.status(cloud.state_dir, int(cloud.endpoint.rsplit(":", 1)[1]))
-    assert st["pidfile_pid"] == info["pid"]
+    assert st["lock_pid"] == info["pid"]
     assert requests.get(cloud.endpoint + "/_ship/listeners", timeout=5).json() == []
 
 

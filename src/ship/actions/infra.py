@@ -8,8 +8,8 @@ from typing import Any
 
 import botocore.exceptions
 
-from ship import paths, terraform
-from ship.actions import Options
+from ship import oplock, paths, terraform
+from ship.actions import Options, recover
 from ship.actions.rollout import target_of, task_definition
 from ship.aws import AwsError, Session
 from ship.config import Environment
@@ -78,7 +78,15 @@ def bootstrap(env: Environment, opts: Options, echo=print, session: Session | No
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if env.region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": env.region}
-        s3.create_bucket(**kwargs)
+        try:
+            s3.create_bucket(**kwargs)
+        except botocore.exceptions.ClientError as err:
+            if err.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+            if _bucket_is_ours(s3, bucket):
+                return False  # created meanwhile by another command
+            raise ShipError(f"state bucket name {bucket} is taken by another AWS account: choose another "
+                            f"state_bucket for {env.name} in terraform/environments.yaml") from None
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
@@ -89,6 +97,14 @@ def bootstrap(env: Environment, opts: Options, echo=print, session: Session | No
         raise AwsError(f"create state bucket {bucket}", err) from None
     echo(f"created state bucket {bucket} (versioned, encrypted, public access blocked)")
     return True
+
+
+def _bucket_is_ours(s3, bucket: str) -> bool:
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return True
+    except botocore.exceptions.ClientError:
+        return False
 
 
 def require_state_bucket(env: Environment, session: Session) -> None:
@@ -160,7 +176,50 @@ def prepare(env: Environment, opts: Options, echo=print) -> tuple[dict | None, S
         bootstrap(env, opts, echo, session)
     else:
         require_state_bucket(env, session)
+    recover.after_unfinished_apply(env, session, echo, dry_run=opts.dry_run)
+    refuse_stale_lock(env, session)
     return info, session
+
+
+def refuse_stale_lock(env: Environment, session: Session) -> None:
+    """On the emulator, a state lock that no live command holds is stale: say so now, with its id,
+    instead of letting Terraform wait a minute for it. (On AWS another machine may hold it.)"""
+    if not env.emulator:
+        return
+    lock = recover.state_lock(env, session)
+    data_dir = paths.state_dir() / "terraform" / env.name
+    if lock is None or oplock.held_elsewhere(env.name) or terraform.live_terraform(data_dir):
+        return
+    raise ShipError(f"the state of {env.name} is locked ({terraform.describe_lock(lock)}) but no command works on "
+                    f"{env.name} now: a killed run left it; clear it with `inv infra.unlock --env={env.name}`")
+
+
+def unlock(env: Environment, opts: Options, echo=print, confirm=None) -> bool:
+    """Clear a stale state lock with `terraform force-unlock`, after showing it and asking."""
+    terraform.binary()
+    ensure_local_cloud(env, echo)
+    session = Session(env)
+    require_state_bucket(env, session)
+    lock = recover.state_lock(env, session)
+    if lock is None:
+        echo(f"the state of {env.name} is not locked; nothing to do")
+        return False
+    data_dir = paths.state_dir() / "terraform" / env.name
+    live = terraform.live_terraform(data_dir)
+    if live:
+        raise ShipError(f"Terraform (pid {live[0]}) is working on {env.name} now and holds the lock; wait for it")
+    echo(f"the state of {env.name} is locked: {terraform.describe_lock(lock)}")
+    if opts.dry_run:
+        echo(f"dry run: would clear lock {lock.get('ID')}")
+        return False
+    if confirm is not None and not confirm(f"clear it? only if no Terraform runs for {env.name} anywhere [y/N] "):
+        echo("left as it is")
+        return False
+    tf = terraform.Runner(env, echo)
+    tf.init()
+    tf.force_unlock(str(lock.get("ID")))
+    echo(f"cleared lock {lock.get('ID')} of {env.name}")
+    return True
 
 
 def apply(env: Environment, opts: Options, image: str | None = None, echo=print, targets=None) -> dict:
@@ -193,6 +252,16 @@ def destroy(env: Environment, opts: Options, echo=print) -> None:
         echo(f"state bucket {env.state_bucket} does not exist, so nothing of {env.name} is recorded; "
              "nothing to destroy")
         return
+    data_dir = paths.state_dir() / "terraform" / env.name
+    if env.emulator and terraform.unfinished_apply(data_dir) is not None and not opts.dry_run \
+            and not terraform.live_terraform(data_dir):
+        removed = recover.sweep(env, session)  # the state misses what the unfinished apply made
+        terraform.journal_end(data_dir)
+        _marker(env).unlink(missing_ok=True)
+        echo(f"destroyed {env.name} ({removed} resources; its last apply had not finished, so they were found "
+             "by name and tag rather than from the state)")
+        return
+    refuse_stale_lock(env, session)
     tf = terraform.Runner(env, echo)
     tf.init()
     image = terraform_image(tf, session) or placeholder_image(env, session)

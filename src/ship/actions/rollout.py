@@ -144,6 +144,13 @@ def stall_window(session: Session, svc: Service) -> float:
     return max(STALL_MIN, 2 * (grace + checks + 60))
 
 
+def rollout_failed(env_name: str, new_arn: str, reason: str, now_on: str | None) -> str:
+    """The line for a deployment ECS failed (circuit breaker) or replaced; ``now_on``: what serves instead."""
+    return (f"rollout of {family_revision(new_arn)} failed: {reason}"
+            + (f"; rolled back, {family_revision(now_on)} keeps serving" if now_on else "")
+            + f"; see why in the tasks' output: `inv logs --env={env_name}`")
+
+
 def watch(session: Session, target: Target, deployment_id: str, new_arn: str, opts: Options, echo=print,
           started: float | None = None) -> Service:
     """Follow one deployment to COMPLETED (return) or FAILED/rolled back/timeout (raise).
@@ -162,10 +169,8 @@ def watch(session: Session, target: Target, deployment_id: str, new_arn: str, op
             last, last_change = line, time.monotonic()
         if dep is None or dep.failed or svc.task_definition != new_arn:
             reason = (dep.reason if dep else "") or "the deployment was replaced"
-            now_on = family_revision(svc.task_definition)
-            rolled_back = svc.task_definition != new_arn
-            raise ShipError(f"rollout of {family_revision(new_arn)} failed: {reason}"
-                            + (f"; rolled back, {now_on} keeps serving" if rolled_back else ""))
+            now_on = svc.task_definition if svc.task_definition != new_arn else None
+            raise ShipError(rollout_failed(session.env.name, new_arn, reason, now_on))
         if svc.is_steady_on(deployment_id):
             return svc
         stall = stall if stall is not None else stall_window(session, svc)

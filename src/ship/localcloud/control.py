@@ -1,4 +1,11 @@
-"""Start, stop and probe the local cloud (``python -m ship.localcloud serve``)."""
+"""Start, stop and probe the local cloud (``python -m ship.localcloud serve``).
+
+Who runs is the kernel's answer, not a pidfile's: the serve process holds
+``statelock`` on its state directory for its life, and ``up``/``down`` take
+turns on the directory's control lock, so any number of them at once end as if
+run one after the other. Error messages quote only what the instance being
+started wrote to the log.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +21,10 @@ import urllib.request
 from pathlib import Path
 
 from ship.errors import ShipError
-from ship.localcloud import DEFAULT_HOST, DEFAULT_PORT, SERVICE_NAME
+from ship.localcloud import DEFAULT_HOST, DEFAULT_PORT, SERVICE_NAME, statelock
 
-PIDFILE = "localcloud.pid"
 LOGFILE = "localcloud.log"
+INFOFILE = "localcloud.json"  # written by the serve process once it holds the lock
 
 
 def probe(endpoint: str, timeout: float = 1.0) -> dict | None:
@@ -30,6 +37,36 @@ def probe(endpoint: str, timeout: float = 1.0) -> dict | None:
     if isinstance(info, dict) and info.get("service") == SERVICE_NAME:
         return info
     return None
+
+
+def identify(endpoint: str, timeout: float = 5.0) -> str:
+    """"ours" (the local cloud answers), "foreign" (something else answers), "none" (nothing listens),
+    or "unknown" (no answer in time: busy, perhaps). Only "foreign" is a positive finding."""
+    try:
+        with urllib.request.urlopen(endpoint.rstrip("/") + "/_ship/health", timeout=timeout) as resp:
+            body = resp.read(65536)
+    except urllib.error.HTTPError:
+        return "foreign"  # it speaks HTTP, and our /_ship/health never fails
+    except urllib.error.URLError as err:
+        reason = err.reason
+        if isinstance(reason, ConnectionRefusedError):
+            return "none"
+        return "unknown" if isinstance(reason, (TimeoutError, socket.timeout)) else "foreign"
+    except (TimeoutError, socket.timeout):
+        return "unknown"
+    except (OSError, ValueError):
+        return "foreign"  # not HTTP at all
+    try:
+        info = json.loads(body or b"{}")
+    except ValueError:
+        return "foreign"
+    return "ours" if isinstance(info, dict) and info.get("service") == SERVICE_NAME else "foreign"
+
+
+def describe_port(port: int) -> str:
+    """" (pid 123 (cmd))" for messages about who holds ``port``, or ""."""
+    holder = _port_holder(port)
+    return f" ({holder})" if holder else ""
 
 
 def _endpoint(host: str, port: int) -> str:
@@ -72,41 +109,26 @@ def _port_holder(port: int) -> str | None:
     return None
 
 
-def _read_pid(state_dir: Path) -> int | None:
+def _last_log_lines(log_path: Path, offset: int, count: int = 1) -> str:
+    """The last lines this instance wrote (from ``offset`` on): never an older instance's."""
     try:
-        return int((state_dir / PIDFILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _is_our_serve(pid: int) -> bool:
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        with open(log_path, "rb") as fh:
+            fh.seek(offset)
+            text = fh.read(1 << 20).decode(errors="replace")
     except OSError:
-        return False
-    if stat.rsplit(")", 1)[1].split()[0] == "Z":
-        return False
-    args = [a.decode(errors="replace") for a in argv]
-    return "ship.localcloud" in args and "serve" in args
-
-
-def _last_log_line(log_path: Path) -> str:
-    try:
-        lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return "no log"
-    return lines[-1].strip() if lines else "no output"
+        return "it wrote no log"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " / ".join(lines[-count:]) if lines else "it printed nothing"
 
 
 def status(state_dir: str | os.PathLike, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> dict | None:
-    """Health info of the emulator on ``host:port`` plus the pid recorded in ``state_dir``."""
+    """Health info of the emulator on ``host:port`` plus the pid holding ``state_dir``'s lock."""
     info = probe(_endpoint(host, port))
     if info is None:
         return None
     info = dict(info)
     info["endpoint"] = _endpoint(host, port)
-    info["pidfile_pid"] = _read_pid(Path(state_dir))
+    info["lock_pid"] = statelock.holder(Path(state_dir).resolve())
     return info
 
 
@@ -120,64 +142,108 @@ def listeners(state_dir: str | os.PathLike, port: int = DEFAULT_PORT, host: str 
     return table if isinstance(table, list) else []
 
 
+def _writable_state(state: Path) -> None:
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ShipError(f"cannot create the state directory {state} ({exc.strerror}): "
+                        "point SHIP_STATE_DIR at a writable directory") from None
+
+
 def up(state_dir: str | os.PathLike, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
        timeout: float = 30, python: str | None = None) -> dict:
-    """Start the local cloud detached (or find it running); returns its health info."""
+    """Start the local cloud detached (or find it running); returns its health info.
+
+    Safe to call from many processes at once: they take turns (``statelock.control``),
+    and whoever comes second finds the first one's local cloud."""
     state = Path(state_dir).resolve()
     endpoint = _endpoint(host, port)
-    info = probe(endpoint)
-    if info is not None:
-        return dict(info, endpoint=endpoint)
-    if _port_open(host, port):
-        holder = _port_holder(port)
-        raise ShipError(
-            f"port {port} on {host} is taken by something that is not the local cloud"
-            f"{' (' + holder + ')' if holder else ''}: free it, or choose another port with SHIP_LOCAL_PORT")
-    state.mkdir(parents=True, exist_ok=True)
-    old = _read_pid(state)
-    if old and _is_our_serve(old):
-        # ours, but not answering on this port (another port, or stuck): stop it first
-        down(state)
+    _writable_state(state)
+    with statelock.control(state, timeout=timeout + 120):
+        for _attempt in range(3):
+            owner = statelock.holder(state)
+            if owner == -1:
+                raise ShipError(f"the local cloud of {state} is held by a process this machine cannot see "
+                                "(another pid namespace, e.g. a container): stop it there")
+            if owner is not None:
+                info = _adopt(state, owner, endpoint, timeout)
+                if info is not None:
+                    return info
+                continue
+            info = probe(endpoint)
+            if info is not None:
+                # the local cloud of another state directory (or of a container) answers here
+                return dict(info, endpoint=endpoint)
+            if _port_open(host, port):
+                holder = _port_holder(port)
+                raise ShipError(
+                    f"port {port} on {host} is taken by something that is not the local cloud"
+                    f"{' (' + holder + ')' if holder else ''}: free it, or choose another port with SHIP_LOCAL_PORT")
+            info = _start(state, host, port, timeout, python)
+            if info is not None:
+                return info
+        raise ShipError(f"the local cloud of {state} kept changing hands while starting; run the command again")
+
+
+def _adopt(state: Path, owner: int, endpoint: str, timeout: float) -> dict | None:
+    """The running local cloud of ``state`` if it answers on ``endpoint``; else stop it (None).
+
+    It may still be starting (its starter was interrupted): give it ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while statelock.holder(state) == owner:
+        info = probe(endpoint, timeout=0.5)
+        if info is not None and info.get("pid") == owner:
+            return dict(info, endpoint=endpoint)
+        recorded = _recorded(state)
+        other_port = recorded.get("pid") == owner and recorded.get("port") != int(endpoint.rsplit(":", 1)[1])
+        if other_port or time.monotonic() > deadline:
+            # ours, but on another port or stuck: stop it and start on the port asked for
+            _stop(state, owner, 45)
+            return None
+        time.sleep(0.2)
+    return None  # it went away meanwhile
+
+
+def _recorded(state: Path) -> dict:
+    """What the serve holding the lock wrote about itself (host, port); {} if unreadable."""
+    try:
+        data = json.loads((state / INFOFILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _start(state: Path, host: str, port: int, timeout: float, python: str | None) -> dict | None:
+    """Spawn a serve process and wait until it answers; None if another serve took the lock first."""
+    endpoint = _endpoint(host, port)
     log_path = state / LOGFILE
-    logf = open(log_path, "ab")
-    env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    proc = subprocess.Popen(
-        [python or sys.executable, "-m", "ship.localcloud", "serve", "--host", host, "--port", str(port),
-         "--state-dir", str(state)],
-        stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env=env,
-        cwd=str(state))
-    logf.close()
-    (state / PIDFILE).write_text(str(proc.pid))
+    with open(log_path, "ab") as logf:
+        offset = logf.tell()
+        env = dict(os.environ)
+        src = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        proc = subprocess.Popen(
+            [python or sys.executable, "-m", "ship.localcloud", "serve", "--host", host, "--port", str(port),
+             "--state-dir", str(state)],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+            cwd=str(state))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            (state / PIDFILE).unlink(missing_ok=True)
-            raise ShipError(f"the local cloud exited during start ({_last_log_line(log_path)}); "
+        code = proc.poll()
+        if code == statelock.EXIT_LOCKED:
+            return None
+        if code is not None:
+            raise ShipError(f"the local cloud exited during start ({_last_log_lines(log_path, offset)}); "
                             f"see {log_path}")
         info = probe(endpoint, timeout=0.5)
         if info is not None and info.get("pid") == proc.pid:
             return dict(info, endpoint=endpoint)
         time.sleep(0.2)
     _terminate(proc.pid, 5)
-    (state / PIDFILE).unlink(missing_ok=True)
+    _reap(proc.pid)
     raise ShipError(f"the local cloud did not answer on {endpoint} within {timeout:.0f}s "
-                    f"({_last_log_line(log_path)}); see {log_path}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+                    f"({_last_log_lines(log_path, offset)}); see {log_path}")
 
 
 def _reap(pid: int) -> None:
@@ -187,15 +253,33 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _terminate(pid: int, timeout: float) -> None:
+def _gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie counts as exited)."""
+    _reap(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _terminate(pid: int, timeout: float, done=None) -> None:
+    """SIGTERM, then SIGKILL to the process group after ``timeout``; wait until ``done()``."""
+    if pid <= 0:
+        raise ValueError(f"refusing to signal pid {pid}")
+    done = done or (lambda: _gone(pid))
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _reap(pid)
-        if not _alive(pid):
+        if done():
             return
         time.sleep(0.1)
     try:
@@ -205,24 +289,30 @@ def _terminate(pid: int, timeout: float) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    for _ in range(50):
+    for _ in range(100):
         _reap(pid)
-        if not _alive(pid):
+        if done():
             return
         time.sleep(0.1)
 
 
+def _stop(state: Path, owner: int, timeout: float) -> None:
+    """Stop the serve holding ``state``'s lock: done when the kernel has released the lock."""
+    _terminate(owner, timeout, done=lambda: statelock.holder(state) != owner)
+
+
 def down(state_dir: str | os.PathLike, timeout: float = 45) -> bool:
-    """Stop the local cloud recorded in ``state_dir`` and every task it started.
+    """Stop the local cloud of ``state_dir`` and every task it started.
     Returns True when a running local cloud was stopped."""
     from ship.localcloud.runtime.process import kill_leftover_tasks
 
     state = Path(state_dir).resolve()
-    pid = _read_pid(state)
-    stopped = False
-    if pid and _is_our_serve(pid):
-        _terminate(pid, timeout)
-        stopped = True
-    (state / PIDFILE).unlink(missing_ok=True)
-    kill_leftover_tasks(state / "tasks")
-    return stopped
+    if not state.is_dir():
+        return False
+    with statelock.control(state, timeout=timeout + 120):
+        owner = statelock.holder(state)
+        if owner is not None and owner > 0:
+            _stop(state, owner, timeout)
+        # what a crashed local cloud left behind (nothing holds the lock now)
+        kill_leftover_tasks(state / "tasks")
+        return owner is not None

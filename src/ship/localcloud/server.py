@@ -88,6 +88,13 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
 
     state = Path(state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
+    from ship.localcloud import statelock
+
+    lock_fd = statelock.acquire(state)  # held (open) for this process's life
+    if lock_fd is None:
+        print(f"another local cloud (pid {statelock.holder(state)}) already serves {state}", file=sys.stderr,
+              flush=True)
+        return statelock.EXIT_LOCKED
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ship import oci
+from ship import fsutil, oci
 from ship.localcloud import emulator
 from ship.localcloud.emulator import ecr
 
@@ -129,23 +130,28 @@ class RootfsCache:
                 # the venv is created at its final path: venvs are not relocatable
                 if target.exists():
                     shutil.rmtree(target)
-                os.replace(tmp, target)
+                fsutil.move_into_place(tmp, target)  # tmp is beside target: a rename
                 tmp = target
-                self._run([self.python, "-m", "venv", str(target / "venv")], image)
+                self._run([self.python, "-m", "venv", str(target / "venv")], image, target)
                 if wheels:
                     wheels = [str(target / "wheels" / Path(w).name) for w in wheels]
                     self._run([str(target / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet",
                                "--isolated", "--ignore-installed", "--no-index", "--disable-pip-version-check",
                                "--no-cache-dir",
-                               "--find-links", str(target / "wheels"), *wheels], image)
+                               "--find-links", str(target / "wheels"), *wheels], image, target)
                 (target / ".complete").write_text(layer.digest)
+            except OSError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if exc.errno == errno.ENOSPC:
+                    raise ImageError(_disk_full(image, self.root, "no space left on device")) from None
+                raise
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             return target
 
     @staticmethod
-    def _run(cmd: list[str], image: ResolvedImage) -> None:
+    def _run(cmd: list[str], image: ResolvedImage, where: Path) -> None:
         # Only the image's own wheels count: nothing from the local cloud's own
         # environment (PYTHONPATH, pip settings) may satisfy or redirect the install,
         # or an egg-info in a source tree would pass for the installed app.
@@ -154,5 +160,27 @@ class RootfsCache:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=600, stdin=subprocess.DEVNULL, env=env)
         if proc.returncode != 0:
-            last = (proc.stdout or "").strip().splitlines()[-1:] or ["no output"]
+            out = proc.stdout or ""
+            if "No space left on device" in out or "[Errno 28]" in out or _free_bytes(where) < LOW_DISK:
+                raise ImageError(_disk_full(image, where, "no space left on device"))
+            last = out.strip().splitlines()[-1:] or ["no output"]
             raise ImageError(f"CannotPullContainerError: preparing {image.uri} failed: {last[0]}")
+
+
+LOW_DISK = 64 * 1024 * 1024  # below this, a failed environment setup is put down to the disk
+
+
+def _free_bytes(where: Path) -> int:
+    """Free bytes on the filesystem holding ``where`` (or its nearest existing parent)."""
+    for place in (Path(where), *Path(where).parents):
+        try:
+            return shutil.disk_usage(place).free
+        except OSError:
+            continue
+    return LOW_DISK
+
+
+def _disk_full(image: ResolvedImage, where: Path, what: str) -> str:
+    free = _free_bytes(where)
+    return (f"CannotPullContainerError: preparing {image.uri} failed: {what}: the disk holding {where} is full "
+            f"({free // (1024 * 1024)} MiB free); free some space and the service starts the task again")

@@ -163,6 +163,7 @@ class ProcessRunner:
             env[item["name"]] = str(item.get("value", ""))
         env.update(spec.environment)
         env["PORT"] = str(spec.port)
+        env["HOST"] = "127.0.0.1"  # a plain process shares the host's interfaces: loopback only
         argv = self.command(spec)
         exe = argv[0]
         if "/" not in exe:
