@@ -4,6 +4,7 @@ loopback ports, and helpers to talk to a listener with raw bytes."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import socket
 import struct
@@ -219,6 +220,8 @@ class RecordingTarget:
         self.connections: list = []  # bytearray per accepted connection
         self.requests: list = []  # (method, target, headers, body) as h11 read them
         self.errors: list = []  # what h11 could not read
+        self.closed = 0  # connections that ended
+        self.on_connection = None  # called with each accepted socket
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -252,12 +255,21 @@ class RecordingTarget:
             record = bytearray()
             with self.lock:
                 self.connections.append(record)
+            if self.on_connection is not None:
+                self.on_connection(c)
             t = threading.Thread(target=self._serve, args=(c, record), daemon=True)
             self.threads.append(t)
             t.start()
 
     def _serve(self, c: socket.socket, record: bytearray):
-        conn = h11.Connection(h11.SERVER)
+        try:
+            self._serve_requests(c, record)
+        finally:
+            with self.lock:
+                self.closed += 1
+
+    def _serve_requests(self, c: socket.socket, record: bytearray):
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=256 * 1024)
         request, body = None, bytearray()
         with c:
             c.settimeout(5)
@@ -290,7 +302,7 @@ class RecordingTarget:
                             c.sendall(answer)
                         if answer is None or b"connection: close" in answer.lower().split(b"\r\n\r\n")[0]:
                             return
-                        conn = h11.Connection(h11.SERVER)  # the raw answer bypassed h11's state
+                        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=256 * 1024)  # raw answers skip h11
                     elif isinstance(event, h11.ConnectionClosed):
                         return
                 if not data:
@@ -330,3 +342,50 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5, shut: bool = False)
             if not d:
                 return b"".join(chunks)
             chunks.append(d)
+
+
+class _Unclosable(io.BytesIO):
+    def close(self):  # http.client closes the file after each response; the stream goes on
+        pass
+
+
+class _Bytes:
+    def __init__(self, data: bytes):
+        self.file = _Unclosable(data)
+
+    def makefile(self, *_a, **_k):
+        return self.file
+
+
+def parse_responses(data: bytes, methods=()) -> list:
+    """The responses in a raw byte stream, in order: [(status, {lower name: value}, body)]."""
+    import http.client
+
+    stream = _Bytes(data)
+    out = []
+    i = 0
+    while stream.file.tell() < len(data):
+        method = methods[i] if i < len(methods) else "GET"
+        r = http.client.HTTPResponse(stream, method=method)
+        r.begin()
+        body = r.read()
+        out.append((r.status, {k.lower(): v for k, v in r.getheaders()}, body))
+        i += 1
+        if r.will_close:
+            break
+    return out
+
+
+def send_and_wait_close(port: int, data: bytes, timeout: float = 5) -> bytes:
+    """Send raw bytes and half-close; everything the listener sends until it closes."""
+    return raw_exchange(port, data, timeout=timeout, shut=True)
+
+
+def read_response(sock: socket.socket, method: str = "GET") -> tuple:
+    """One complete response from a socket: (status, {lower name: value}, body)."""
+    import http.client
+
+    r = http.client.HTTPResponse(sock, method=method)
+    r.begin()
+    body = r.read()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, body

@@ -368,7 +368,7 @@ class Exchange:
         if up is not None:
             reader = self.reader
             if (self.resp_keep and self.sent_all and not self.close_target and reader is not None
-                    and reader.ended and not reader.stray and not up.closed):
+                    and reader.reusable and not up.closed):
                 listener.pool.put(up, listener.now())
             else:
                 up.close()

@@ -422,7 +422,7 @@ class ResponseReader:
     """
 
     __slots__ = ("_handler", "_parser", "_head_request", "_headers", "_reason", "_status", "_body",
-                 "_head_bytes", "_final", "ended", "stray", "switched")
+                 "_head_bytes", "_final", "_skipped", "ended", "stray", "switched")
 
     def __init__(self, handler, head_request: bool):
         self._handler = handler
@@ -432,6 +432,7 @@ class ResponseReader:
         self.ended = False  # the final response is complete
         self.stray = False  # bytes arrived outside the response's framing
         self.switched: bytes | None = None  # after a 101 head: the bytes that followed it
+        self._skipped = False  # the head declared a body the response may not have (HEAD, 204, 304)
         self._begin()
 
     def _begin(self) -> None:
@@ -461,6 +462,13 @@ class ResponseReader:
             if cause is not None and not isinstance(cause, _Stop):
                 raise cause from None  # ProtocolError, or a bug in the handler
             raise ProtocolError(502, f"malformed response from the target: {exc}") from None
+
+    @property
+    def reusable(self) -> bool:
+        """The connection may carry another exchange: the response ended exactly where its
+        framing says, and did not declare a body it was not allowed to send (a target that
+        sends it anyway would have it read as the next client's response)."""
+        return self.ended and not self.stray and not self._skipped
 
     def eof(self) -> None:
         """The target closed its connection: ends a response framed by the close."""
@@ -517,6 +525,7 @@ class ResponseReader:
         codings = transfer_codings(encodings)
         if self._head_request or status in (101, 204, 304):
             body = NO_BODY  # RFC 9112 6.3: no body, whatever the headers say
+            self._skipped = length > 0 or bool(codings)
         elif codings:
             # As llhttp frames it: chunked when it is the final coding, else until close.
             body = CHUNKED if codings[-1] == b"chunked" else UNTIL_CLOSE
