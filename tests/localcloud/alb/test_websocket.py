@@ -67,7 +67,8 @@ def frame(opcode: int, payload: bytes, masked: bool) -> bytes:
 
 
 class EchoServer:
-    """A WebSocket echo target; records the upgrade request it received."""
+    """A WebSocket echo target; records the upgrade requests it received (other requests, such as
+    health checks, get an empty 200)."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -75,20 +76,33 @@ class EchoServer:
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.requests: list = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
 
-    def _serve(self):
-        try:
-            c, _ = self.sock.accept()
-        except OSError:
-            return
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, c):
         with c:
             c.settimeout(10)
-            head = read_until(c, b"\r\n\r\n")
+            try:
+                head = read_until(c, b"\r\n\r\n")
+            except (OSError, ConnectionError):
+                return
+            keys = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"sec-websocket-key:")]
+            if not keys:
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                return
             self.requests.append(head)
-            key = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"sec-websocket-key:")][0]
+            key = keys[0]
             accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
             c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + frame(1, b"welcome", False))
@@ -101,7 +115,8 @@ class EchoServer:
 
     def close(self):
         self.sock.close()
-        self.thread.join(10)
+        for t in self.threads:
+            t.join(10)
 
 
 def test_websocket_echo_through_the_listener(listeners):
