@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ship.localcloud.alb.listener import Listener
@@ -50,7 +52,8 @@ def listeners():
     made = []
 
     def make(cfg: ListenerConfig | None = None, **kw) -> Listener:
-        parser = kw.pop("parser", "httptools")
+        # SHIP_ALB_TEST_PARSER=h11 runs a suite on the h11 readers (the benchmark's other parser).
+        parser = kw.pop("parser", os.environ.get("SHIP_ALB_TEST_PARSER", "httptools"))
         lst = Listener(cfg or config(**kw), parser=parser)
         made.append(lst)
         lst.start()

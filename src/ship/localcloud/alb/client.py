@@ -33,6 +33,8 @@ class ClientConnection(asyncio.Protocol):
         self.exchange: Exchange | None = None
         self.tunnel: Tunnel | None = None
         self.write_paused = False
+        self.batching = False  # writes wait in _out until flush() (one send per target read)
+        self._out: list = []
         self.last = 0.0
         self._in = b""
         self._read_paused = False
@@ -166,8 +168,20 @@ class ClientConnection(asyncio.Protocol):
     # -- from the exchange --------------------------------------------------------------
 
     def write(self, data) -> None:
-        if not self._closing:
+        if self._closing:
+            return
+        if self.batching:
+            self._out.append(data)
+        else:
             self.transport.write(data)
+
+    def flush(self) -> None:
+        self.batching = False
+        out = self._out
+        if out:
+            self._out = []
+            if not self._closing:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def exchange_done(self, keep: bool) -> None:
         self.exchange = None
@@ -182,8 +196,9 @@ class ClientConnection(asyncio.Protocol):
         ex.up = None
         ex.finish_tunnelled()
         self.exchange = None
-        rest, self._in = self._in, b""
-        self.tunnel = Tunnel(self, up, from_target, bytes(rest))
+        rest = self.reader.rest() + bytes(self._in)
+        self._in = b""
+        self.tunnel = Tunnel(self, up, from_target, rest)
         self.resume_reading()
 
     # -- the end ----------------------------------------------------------------------
@@ -233,6 +248,7 @@ class ClientConnection(asyncio.Protocol):
 
     def close(self) -> None:
         if not self._closing:
+            self.flush()
             self._closing = True
             self.transport.close()  # what is buffered (an answer) is sent first
 

@@ -23,6 +23,7 @@ Pure functions: no I/O, no state.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 __all__ = ["COMPLIANT", "ACCEPTABLE", "AMBIGUOUS", "SEVERE", "TIERS", "MODES", "Verdict", "classify", "action",
@@ -45,6 +46,11 @@ _VALUE_CHARS = frozenset(range(0x20, 0x7f)) | frozenset(range(0x80, 0x100)) | {0
 # Two-byte UTF-8 characters that upper-case to an ASCII letter of TE/CL: 'ſ' -> S, 'ı' -> I.
 _LOOKALIKES = {(ord("s"), 0xC5, 0xBF), (ord("i"), 0xC4, 0xB1)}
 _IDENTICAL, _SAME_LETTERS, _DISTANT = range(3)
+# Fast paths (the verdict is the same; the byte loops below run only when these say "maybe").
+_NOT_TCHAR = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]").search
+_NOT_VALUE_CHAR = re.compile(rb"[^\t\x20-\x7e\x80-\xff]").search
+_NOT_URI_CHAR = re.compile(rb"[\x00-\x20\x7f]").search
+_PLAIN_NAME = re.compile(rb"[\x21-\x7e]*").fullmatch  # no whitespace, CTL or non-ASCII (lookalikes)
 _H_COMPLIANT, _H_NON_COMPLIANT, _H_BAD = range(3)
 
 
@@ -68,6 +74,26 @@ def action(mode: str, tier: int) -> str:
     return FORWARD_THEN_CLOSE if tier == AMBIGUOUS else FORWARD
 
 
+_COMPLIANT = Verdict(COMPLIANT, "Compliant")
+
+
+def _plainly_compliant(method: bytes, uri: bytes, headers) -> bool:
+    """The common case, decided with a few scans of the joined bytes: token method and
+    names, clean URI and values, no Content-Length or Transfer-Encoding (nor a look-alike)."""
+    names = b"|".join([n for n, _v in headers])  # "|" is a tchar: it cannot hide a bad byte
+    if not method or _NOT_TCHAR(method) is not None or _NOT_TCHAR(names) is not None:
+        return False
+    if _NOT_URI_CHAR(uri) is not None or _NOT_VALUE_CHAR(b"\t".join([v for _n, v in headers])) is not None:
+        return False
+    low = names.lower()
+    if b"transfer" in low or b"content" in low:
+        for name, _v in headers:
+            if b"transfer" in name.lower() or b"content" in name.lower():
+                if _similarities(name) != (_DISTANT, _DISTANT):
+                    return False
+    return all(n for n, _v in headers)
+
+
 class _State:
     __slots__ = ("tier", "reason")
 
@@ -88,6 +114,8 @@ def classify(method: bytes, uri: bytes, version: bytes, headers) -> Verdict:
     """
     if version >= b"HTTP/2":
         return Verdict(COMPLIANT, "Compliant")  # out of the library's scope
+    if (version == b"HTTP/1.1" or version == b"HTTP/1.0") and _plainly_compliant(method, uri, headers):
+        return _COMPLIANT
     if not version.strip(_WS):
         version = b"HTTP/0.9"
     state = _State()
@@ -102,9 +130,20 @@ def classify(method: bytes, uri: bytes, version: bytes, headers) -> Verdict:
     return Verdict(state.tier, state.reason)
 
 
-def _scan_header(state: _State, name: bytes, value: bytes, i: int, te_idx: list, cl_idx: list) -> int:
+def _similarities(name: bytes) -> tuple:
+    """(TE similarity, CL similarity) of a header name."""
+    if _PLAIN_NAME(name) is not None:
+        # Without whitespace, control or non-ASCII bytes the letters of a look-alike are
+        # contiguous: no "transfer"/"content" in the name, nothing similar.
+        low = name.lower()
+        if b"transfer" not in low and b"content" not in low:
+            return _DISTANT, _DISTANT
     te_sim = similarity(_TE, name)
-    cl_sim = similarity(_CL, name) if te_sim == _DISTANT else _DISTANT
+    return te_sim, (similarity(_CL, name) if te_sim == _DISTANT else _DISTANT)
+
+
+def _scan_header(state: _State, name: bytes, value: bytes, i: int, te_idx: list, cl_idx: list) -> int:
+    te_sim, cl_sim = _similarities(name)
     essential = te_sim == _IDENTICAL or cl_sim == _IDENTICAL
     tier = max(_name_tier(name), _value_tier(value))
     if tier == _H_BAD:
@@ -132,6 +171,8 @@ def _scan_header(state: _State, name: bytes, value: bytes, i: int, te_idx: list,
 
 
 def _name_tier(name: bytes) -> int:
+    if name and _NOT_TCHAR(name) is None:
+        return _H_COMPLIANT
     tier = _H_COMPLIANT
     for b in name:
         if b not in _TCHAR:
@@ -142,6 +183,8 @@ def _name_tier(name: bytes) -> int:
 
 
 def _value_tier(value: bytes) -> int:
+    if _NOT_VALUE_CHAR(value) is None:
+        return _H_COMPLIANT
     tier = _H_COMPLIANT
     for b in value:
         if b not in _VALUE_CHARS:
@@ -206,7 +249,7 @@ def _content_length(state: _State, headers, cl_idx: list) -> int | None:
 
 
 def _check_method(state: _State, method: bytes) -> None:
-    if not method or any(b not in _TCHAR for b in method):
+    if not method or _NOT_TCHAR(method) is not None:
         state.upgrade(SEVERE, "BadMethod")
 
 
@@ -223,6 +266,8 @@ def _check_version(state: _State, version: bytes) -> None:
 
 
 def _check_uri(state: _State, uri: bytes) -> None:
+    if _NOT_URI_CHAR(uri) is None:
+        return
     for b in uri:
         if b > 0x20 and b != 0x7F:
             continue

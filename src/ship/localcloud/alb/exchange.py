@@ -26,6 +26,7 @@ log = logging.getLogger("ship.localcloud.alb")
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
+_DESYNC_COUNTERS = tuple("desync_" + t.lower() for t in desync.TIERS)
 # Phases (for the idle sweeper and for which callbacks are expected).
 ROUTING, CONNECTING, HOLDING, WAITING, DONE = range(5)
 
@@ -76,7 +77,7 @@ class Exchange:
         if refused is not None:
             return self.answer_error(refused[0], refused[1])
         verdict = desync.classify(head.method, head.target, b"HTTP/" + head.version.encode(), head.headers)
-        self.listener.count("desync_" + desync.TIERS[verdict.tier].lower())
+        self.listener.count(_DESYNC_COUNTERS[verdict.tier])
         act = desync.action(self.router.config.desync_mode, verdict.tier)
         if act == desync.REJECT:
             return self.answer_error(400, f"desync mitigation: {verdict.name} ({verdict.reason})")
@@ -220,16 +221,24 @@ class Exchange:
     # -- from the target ------------------------------------------------------------
 
     def upstream_data(self, up, data) -> None:
-        self.conn.last = self.listener.now()
+        conn = self.conn
+        conn.last = self.listener.now()
         reader = self.reader
+        conn.batching = True  # the head and body of a small response leave in one send
         try:
             reader.feed(data)
         except ProtocolError as exc:
+            conn.flush()
             return self.target_failed(exc.status, str(exc))
+        if reader.ended and self.framing == CHUNKED:
+            conn.write(_LAST_CHUNK)
+        conn.flush()
         if reader.switched is not None:
-            return self.conn.start_tunnel(self, up, reader.switched)
+            return conn.start_tunnel(self, up, reader.switched)
         if reader.ended:
-            self.response_complete()
+            self.finish()
+        elif conn.write_paused and self.up is not None:
+            self.up.pause_reading()
 
     def upstream_eof(self, up) -> None:
         self.resp_keep = False
@@ -273,8 +282,6 @@ class Exchange:
             conn.write(b"%x\r\n%b\r\n" % (len(data), data))
         else:
             conn.write(data)
-        if conn.write_paused and self.up is not None:
-            self.up.pause_reading()
 
     def on_response_end(self) -> None:
         """Nothing to do here: the end is acted on once the reader has seen all it was fed."""

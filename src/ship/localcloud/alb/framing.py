@@ -98,7 +98,16 @@ class ResponseHead:
         self.keep_alive = keep_alive
 
 
-def content_length(values: list) -> int:
+def _note_framing(reader, name: bytes, value: bytes) -> None:
+    """Keep the values of Content-Length and Transfer-Encoding aside as headers arrive."""
+    low = name.lower()
+    if low == b"content-length" or low == b"transfer-encoding":
+        if reader._framing_values is None:
+            reader._framing_values = ([], [])
+        reader._framing_values[low == b"transfer-encoding"].append(value)
+
+
+def content_length(values) -> int:
     """The one Content-Length of a message, -1 if none; ProtocolError(400) unless plain digits in 63 bits."""
     if not values:
         return -1
@@ -110,7 +119,7 @@ def content_length(values: list) -> int:
     return int(v)
 
 
-def transfer_codings(values: list) -> list:
+def transfer_codings(values) -> list:
     """The Transfer-Encoding codings, lower-cased, in order."""
     out = []
     for value in values:
@@ -119,7 +128,7 @@ def transfer_codings(values: list) -> list:
     return out
 
 
-def request_body_framing(codings: list, length: int) -> int:
+def request_body_framing(codings, length: int) -> int:
     """NO_BODY, LENGTH or CHUNKED for a request, after ALB's rules on Transfer-Encoding.
 
     ALB (HTTP 501): "The supported values for Transfer-Encoding are chunked and
@@ -155,8 +164,8 @@ class RequestReader:
     """
 
     __slots__ = ("_handler", "_sink", "_queue", "_parser", "_phase", "_remaining", "_lookbehind", "_head_fed",
-                 "_url", "_url_len", "_url_done", "_headers", "_header_bytes", "_failure", "_pending",
-                 "_chunked", "_ended", "done")
+                 "_url", "_url_len", "_url_done", "_headers", "_framing_values", "_header_bytes", "_failure",
+                 "_pending", "_chunked", "_ended", "done")
 
     def __init__(self, handler):
         self._handler = handler
@@ -222,6 +231,10 @@ class RequestReader:
             if self._failure is not None:
                 failure, self._failure = self._failure, None
                 raise failure
+
+    def rest(self) -> bytes:
+        """Bytes the reader took but did not parse (none: it stops where llhttp stops)."""
+        return b""
 
     @property
     def busy(self) -> bool:
@@ -319,6 +332,7 @@ class RequestReader:
         self._url_len = 0
         self._url_done = False
         self._headers: list = []
+        self._framing_values = None  # ([Content-Length values], [Transfer-Encoding values]) when any
         self._header_bytes = 0
         self._pending: int | None = None
         self._chunked = False
@@ -360,6 +374,9 @@ class RequestReader:
             self._failure = ProtocolError(400, "request headers larger than 64 K")
             raise _Stop
         self._headers.append((name, value))
+        n = len(name)
+        if n == 14 or n == 17:
+            _note_framing(self, name, value)
 
     def on_headers_complete(self) -> None:
         try:
@@ -391,10 +408,9 @@ class RequestReader:
         if version not in ("1.1", "1.0"):  # ALB: HTTP 505 for an unexpected HTTP version
             raise ProtocolError(505, f"HTTP/{version} request on an HTTP/1 connection")
         headers = self._headers
-        lengths = [v for n, v in headers if len(n) == 14 and n.lower() == b"content-length"]
-        encodings = [v for n, v in headers if len(n) == 17 and n.lower() == b"transfer-encoding"]
-        length = content_length(lengths)
-        codings = transfer_codings(encodings)
+        lengths, encodings = self._framing_values or ((), ())
+        length = content_length(lengths) if lengths else -1
+        codings = transfer_codings(encodings) if encodings else ()
         body = request_body_framing(codings, length)
         upgrade = parser.should_upgrade()
         if body == CHUNKED:
@@ -421,8 +437,8 @@ class ResponseReader:
     headers say (llhttp does not know the request method).
     """
 
-    __slots__ = ("_handler", "_parser", "_head_request", "_headers", "_reason", "_status", "_body",
-                 "_head_bytes", "_final", "_skipped", "ended", "stray", "switched")
+    __slots__ = ("_handler", "_parser", "_head_request", "_headers", "_framing_values", "_reason", "_status",
+                 "_body", "_head_bytes", "_final", "_skipped", "ended", "stray", "switched")
 
     def __init__(self, handler, head_request: bool):
         self._handler = handler
@@ -437,6 +453,7 @@ class ResponseReader:
 
     def _begin(self) -> None:
         self._headers: list = []
+        self._framing_values = None
         self._reason = b""
         self._status = 0
         self._body = NO_BODY
@@ -492,10 +509,13 @@ class ResponseReader:
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._head_bytes < 0:
             return  # a trailer section: not relayed
-        self._head_bytes += len(name) + len(value) + 4
+        n = len(name)
+        self._head_bytes += n + len(value) + 4
         if self._head_bytes > _RESPONSE_HEAD_LIMIT:
             raise ProtocolError(502, "response headers larger than 64 K")
         self._headers.append((name, value))
+        if n == 14 or n == 17:
+            _note_framing(self, name, value)
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -516,13 +536,12 @@ class ResponseReader:
 
     def _final_head(self, status: int) -> ResponseHead:
         headers = self._headers
-        lengths = [v for n, v in headers if len(n) == 14 and n.lower() == b"content-length"]
-        encodings = [v for n, v in headers if len(n) == 17 and n.lower() == b"transfer-encoding"]
+        lengths, encodings = self._framing_values or ((), ())
         try:
-            length = content_length(lengths)
+            length = content_length(lengths) if lengths else -1
         except ProtocolError as exc:
             raise ProtocolError(502, exc.reason) from None
-        codings = transfer_codings(encodings)
+        codings = transfer_codings(encodings) if encodings else ()
         if self._head_request or status in (101, 204, 304):
             body = NO_BODY  # RFC 9112 6.3: no body, whatever the headers say
             self._skipped = length > 0 or bool(codings)

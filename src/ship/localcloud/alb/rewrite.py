@@ -27,7 +27,8 @@ _HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"tr
                   b"upgrade", b"content-length"})
 # Request headers the balancer writes itself.
 _OWN = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-port", b"x-amzn-trace-id", b"expect"})
-_NEVER_CONNECTION_NAMED = frozenset({b"host", b"content-length", b"transfer-encoding"})
+_NEVER_CONNECTION_NAMED = frozenset({b"host", b"content-length", b"transfer-encoding", b"close", b"keep-alive",
+                                     b"upgrade", b""})
 _VALID_NAME = re.compile(rb"[A-Za-z0-9-]+").fullmatch  # routing.http.drop_invalid_header_fields
 _getrandbits = random.getrandbits
 

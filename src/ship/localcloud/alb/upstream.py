@@ -195,6 +195,13 @@ class Connector:
             sock.close()
             done(None, OSError(err, f"connect to {addr[0]}:{addr[1]}: {errno.errorcode.get(err, err)}"))
             return _noop
+        try:  # on loopback the handshake has usually completed within connect(): no trip through the loop
+            sock.getpeername()
+        except OSError:
+            pass
+        else:
+            done(Upstream(loop, sock, key), None)
+            return _noop
         fd = sock.fileno()
 
         def writable():
