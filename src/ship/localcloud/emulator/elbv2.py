@@ -80,73 +80,77 @@ def _draining_now(tg, now: float) -> dict:
     return {k: d for k, d in STORE.draining.get(tg.arn, {}).items() if d.until > now}
 
 
+def _register(self, targets):
+    """FakeTargetGroup.register: targets keyed by Id+Port, each starting in ``initial``."""
+    for target in targets:
+        if str(target["Id"]).startswith("i-"):
+            instance = self.ec2_backend.get_instance_by_id(target["Id"])
+            if instance and instance.state != "running":
+                raise _moto()[2].TargetNotRunning(instance_id=target["Id"])
+        key = _target_key(target, self.port)
+        port = target.get("Port") or self.port
+        if key not in self.targets:
+            STORE.health_of(self.arn)[key] = TargetHealth(*_REGISTERING)
+        self.targets[key] = {"Id": target["Id"], "Port": int(port) if port is not None else None}
+        self.deregistered_targets.pop(key, None)
+        STORE.draining_of(self.arn).pop(key, None)
+
+
+def _deregister(self, targets):
+    """FakeTargetGroup.deregister: a target behind a load balancer drains for the deregistration delay."""
+    for target in targets:
+        key = _target_key(target, self.port)
+        t = self.targets.pop(key, None)
+        if not t:
+            raise _moto()[2].InvalidTargetError()
+        self.deregistered_targets[key] = t
+        STORE.health_of(self.arn).pop(key, None)
+        if self.load_balancer_arns:
+            STORE.draining_of(self.arn)[key] = Draining(dict(t), time.time() + _dereg_delay(self))
+
+
+def _health_for(self, target, ec2_backend):
+    """FakeTargetGroup.health_for: the health-checked state, as DescribeTargetHealth reports it."""
+    Health = _moto()[2].FakeHealthStatus
+    key = _target_key(target, self.port)
+    port = target.get("Port") or self.port
+    hc_port = self.health_check_port
+    t = self.targets.get(key)
+    if t is None:
+        if key in _draining_now(self, time.time()):
+            return Health(target["Id"], port, hc_port, "draining",
+                          "Target.DeregistrationInProgress", "Target deregistration is in progress")
+        return Health(target["Id"], port, hc_port, "unused", "Target.NotRegistered",
+                      "Target is not registered to the target group")
+    if not self.load_balancer_arns:
+        return Health(t["Id"], t["Port"], hc_port, "unused", "Target.NotInUse",
+                      "Target group is not configured to receive traffic from the load balancer")
+    if not self.health_check_enabled:
+        return Health(t["Id"], t["Port"], hc_port, "unavailable", "Target.HealthCheckDisabled",
+                      "Health checks are disabled")
+    h = STORE.health.get(self.arn, {}).get(key) or TargetHealth(*_REGISTERING)
+    return Health(t["Id"], t["Port"], hc_port, h.state, h.reason, h.description)
+
+
+def _describe_target_health(self, target_group_arn, targets):
+    """ELBv2Backend.describe_target_health: draining targets are listed too."""
+    tg = self.target_groups.get(target_group_arn)
+    if tg is None:
+        raise _moto()[2].TargetGroupNotFoundError()
+    if not targets:
+        targets = list(tg.targets.values()) + [d.target for d in _draining_now(tg, time.time()).values()]
+    return [tg.health_for(target, self.ec2_backend) for target in targets]
+
+
 def install() -> None:
     elbv2_models = _moto()[2]
     TG = elbv2_models.FakeTargetGroup
-    Backend = elbv2_models.ELBv2Backend
-    Health = elbv2_models.FakeHealthStatus
     if getattr(TG, "_ship_patched", False):
         return
-    InvalidTargetError = elbv2_models.InvalidTargetError
-    TargetNotRunning = elbv2_models.TargetNotRunning
-
-    def register(self, targets):
-        for target in targets:
-            if str(target["Id"]).startswith("i-"):
-                instance = self.ec2_backend.get_instance_by_id(target["Id"])
-                if instance and instance.state != "running":
-                    raise TargetNotRunning(instance_id=target["Id"])
-            key = _target_key(target, self.port)
-            port = target.get("Port") or self.port
-            if key not in self.targets:
-                STORE.health_of(self.arn)[key] = TargetHealth(*_REGISTERING)
-            self.targets[key] = {"Id": target["Id"], "Port": int(port) if port is not None else None}
-            self.deregistered_targets.pop(key, None)
-            STORE.draining_of(self.arn).pop(key, None)
-
-    def deregister(self, targets):
-        for target in targets:
-            key = _target_key(target, self.port)
-            t = self.targets.pop(key, None)
-            if not t:
-                raise InvalidTargetError()
-            self.deregistered_targets[key] = t
-            STORE.health_of(self.arn).pop(key, None)
-            if self.load_balancer_arns:
-                STORE.draining_of(self.arn)[key] = Draining(dict(t), time.time() + _dereg_delay(self))
-
-    def health_for(self, target, ec2_backend):
-        key = _target_key(target, self.port)
-        port = target.get("Port") or self.port
-        hc_port = self.health_check_port
-        t = self.targets.get(key)
-        if t is None:
-            if key in _draining_now(self, time.time()):
-                return Health(target["Id"], port, hc_port, "draining",
-                              "Target.DeregistrationInProgress", "Target deregistration is in progress")
-            return Health(target["Id"], port, hc_port, "unused", "Target.NotRegistered",
-                          "Target is not registered to the target group")
-        if not self.load_balancer_arns:
-            return Health(t["Id"], t["Port"], hc_port, "unused", "Target.NotInUse",
-                          "Target group is not configured to receive traffic from the load balancer")
-        if not self.health_check_enabled:
-            return Health(t["Id"], t["Port"], hc_port, "unavailable", "Target.HealthCheckDisabled",
-                          "Health checks are disabled")
-        h = STORE.health.get(self.arn, {}).get(key) or TargetHealth(*_REGISTERING)
-        return Health(t["Id"], t["Port"], hc_port, h.state, h.reason, h.description)
-
-    def describe_target_health(self, target_group_arn, targets):
-        tg = self.target_groups.get(target_group_arn)
-        if tg is None:
-            raise elbv2_models.TargetGroupNotFoundError()
-        if not targets:
-            targets = list(tg.targets.values()) + [d.target for d in _draining_now(tg, time.time()).values()]
-        return [tg.health_for(target, self.ec2_backend) for target in targets]
-
-    TG.register = register
-    TG.deregister = deregister
-    TG.health_for = health_for
-    Backend.describe_target_health = describe_target_health
+    TG.register = _register
+    TG.deregister = _deregister
+    TG.health_for = _health_for
+    elbv2_models.ELBv2Backend.describe_target_health = _describe_target_health
     TG._ship_patched = True
 
 
