@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ship.localcloud.alb import rules, targets
 from ship.localcloud.alb.desync import MODES
@@ -47,19 +47,13 @@ class ListenerConfig:
         old = self.groups.get(group) or TargetGroup(group)
         groups = dict(self.groups)
         groups[group] = TargetGroup(group, tuple(new_targets), old.algorithm, old.sticky_seconds)
-        return _replace(self, groups=groups)
-
-
-def _replace(config: ListenerConfig, **changes) -> ListenerConfig:
-    from dataclasses import replace
-
-    return replace(config, **changes)
+        return replace(self, groups=groups)
 
 
 class Route:
     """Where a request goes: a target group and a target (with cookies to set), or nothing."""
 
-    __slots__ = ("group", "target", "cookies", "sticky_group_seconds")
+    __slots__ = ("group", "target", "cookies")
 
     def __init__(self, group: TargetGroup | None, target: Target | None, cookies: tuple = ()):
         self.group = group
