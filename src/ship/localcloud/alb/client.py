@@ -85,6 +85,8 @@ class ClientConnection(asyncio.Protocol):
             ex.client_gone()
         if self.tunnel is not None:
             self.tunnel.client_gone()
+            self.tunnel = None
+        self.reader.close()
         self.listener.client_closed(self)
 
     def pause_writing(self) -> None:
@@ -143,9 +145,9 @@ class ClientConnection(asyncio.Protocol):
                 break
             if n == len(buf):
                 self._in = b""
-            elif type(buf) is bytes:
-                self._in = buf[n:]
             else:
+                if type(buf) is bytes:  # pipelined: a bytearray drops consumed bytes without copying the rest
+                    buf = self._in = bytearray(buf)
                 del buf[:n]
         if self._eof:
             self._after_eof()

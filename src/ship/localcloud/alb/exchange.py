@@ -177,13 +177,15 @@ class Exchange(Forwarding):
             cancel()
         listener.unhold(self)
         up, self.up = self.up, None
+        reader, self.reader = self.reader, None
         if up is not None:
-            reader = self.reader
             if (self.resp_keep and self.sent_all and not self.close_target and reader is not None
                     and reader.reusable and not up.closed):
                 listener.pool.put(up, listener.now())
             else:
                 up.close()
+        if reader is not None:
+            reader.close()
         if notify:
             self.conn.exchange_done(self.keep and self.req_done and self.framing != UNTIL_CLOSE)
 

@@ -74,6 +74,8 @@ class Forwarding:
         self.reused = reused
         up.handler = self
         up.resume_reading()
+        if self.reader is not None:  # a retry: the previous attempt's reader
+            self.reader.close()
         self.reader = self.listener.response_reader(self, self.head.method == b"HEAD")
         self.phase = WAITING
         if self.expect_continue:

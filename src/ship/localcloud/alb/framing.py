@@ -236,6 +236,12 @@ class RequestReader:
         """Bytes the reader took but did not parse (none: it stops where llhttp stops)."""
         return b""
 
+    def close(self) -> None:
+        """Drop the parser and the handler (reference cycles the garbage collector would break)."""
+        self._parser = None
+        self._handler = self._sink = None
+        self.done = True
+
     @property
     def busy(self) -> bool:
         """Part of a request has been read (an idle timeout now means 408)."""
@@ -479,6 +485,12 @@ class ResponseReader:
             if cause is not None and not isinstance(cause, _Stop):
                 raise cause from None  # ProtocolError, or a bug in the handler
             raise ProtocolError(502, f"malformed response from the target: {exc}") from None
+
+    def close(self) -> None:
+        """Drop the parser: it holds this reader's bound methods, a cycle only the garbage
+        collector would otherwise break (one per response)."""
+        self._parser = None
+        self._handler = None
 
     @property
     def reusable(self) -> bool:

@@ -47,6 +47,10 @@ class RequestReader:
         self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_LIMIT)
         return data
 
+    def close(self) -> None:
+        self._handler = None
+        self.done = True
+
     def feed(self, buf) -> int:
         if self.done:
             return 0
@@ -114,6 +118,9 @@ class ResponseReader:
         self.ended = False
         self.stray = False
         self.switched = None
+
+    def close(self) -> None:
+        self._handler = None
 
     @property
     def reusable(self) -> bool:

