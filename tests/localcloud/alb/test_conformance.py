@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from ship.localcloud.alb.listener import Listener
 from ship.localcloud.alb.targets import Target
 
 from .support import config, parse_responses, raw_exchange, read_response, send_and_wait_close, wait_for
@@ -455,6 +456,28 @@ def test_a_request_refused_by_an_initial_target_waits_for_the_health_decision(re
     assert box and box[0].startswith(b"HTTP/1.1 200"), box
     assert served[0].startswith(b"GET /early HTTP/1.1\r\n")
     assert p.stats()["502"] == 0
+
+
+def test_a_held_request_gets_502_when_the_target_never_listens(recording):
+    reserved = socket.socket()
+    reserved.bind(("127.0.0.1", 0))
+    port = reserved.getsockname()[1]
+    p = Listener(config(), connect_timeout=1)
+    p.start()
+    try:
+        p.set_targets([Target("127.0.0.1", port, "initial")])
+        box = []
+        client = threading.Thread(target=lambda: box.append(
+            send_and_wait_close(p.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=15)))
+        client.start()
+        wait_for(lambda: p.stats()["connect_errors"] >= 1, what="a refused connection")
+        for i in range(5):  # targets changing meanwhile retry the request; the wait stays bounded
+            p.set_targets([Target("127.0.0.1", port, "initial"), Target("127.0.0.1", port + i + 1, "draining")])
+        client.join(15)
+    finally:
+        p.stop()
+        reserved.close()
+    assert box and box[0].startswith(b"HTTP/1.1 502")
 
 
 def test_refused_by_an_initial_target_goes_to_another_one(recording, listeners):

@@ -31,7 +31,7 @@ class Exchange(Forwarding):
     __slots__ = ("conn", "listener", "router", "head", "req", "route", "target", "in_flight", "up", "cancel_connect",
                  "reader", "upstream_head", "pending", "req_done", "sent_all", "blocked", "responded", "framing",
                  "keep", "close_target", "resp_keep", "reused", "retried", "tried", "phase", "deadline",
-                 "expect_continue", "status", "attempt")
+                 "expect_continue", "status", "attempt", "hold_until")
 
     def __init__(self, conn, head):
         self.conn = conn
@@ -63,6 +63,7 @@ class Exchange(Forwarding):
         self.expect_continue = False
         self.status = 0
         self.attempt = 0
+        self.hold_until = 0.0
 
     # -- from the client ----------------------------------------------------------
 

@@ -109,11 +109,16 @@ class Forwarding:
             listener.count("retries")
             return self.connect(alt, fresh=False)
         if any(self.router.target_state(k) == "initial" for k in tried):
-            # Registered before it listens: nothing was sent, wait for the health check's word.
-            self.phase = HOLDING
-            self.deadline = listener.now() + listener.connect_timeout
-            listener.hold(self)
-            return
+            # Registered before it listens: nothing was sent, wait for the health check's word
+            # (at most the connect timeout in all, however often the targets change meanwhile).
+            now = listener.now()
+            if not self.hold_until:
+                self.hold_until = now + listener.connect_timeout
+            if now < self.hold_until:
+                self.phase = HOLDING
+                self.deadline = self.hold_until
+                listener.hold(self)
+                return
         log.info("listener %s: target %s:%s refused the connection: %s", listener.name, key[0], key[1], exc)
         self.answer_error(502, "target refused the connection")
 
