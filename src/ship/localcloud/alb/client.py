@@ -2,14 +2,13 @@
 
 Memory is bounded per connection: at most ``IN_HIGH`` unparsed input bytes (reading
 pauses above it), at most one slice of parse-ahead in the ``RequestReader``, and the
-transport's write buffer (asyncio's high-water mark: while it is over, the target
+transport's write buffer (its high-water mark: while it is over, the target
 connection is not read and the next request is not started). A client that pipelines
 requests and never reads its responses therefore stops being read.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from ship.localcloud.alb import pages
@@ -23,7 +22,9 @@ IN_HIGH = 65536  # stop reading the client above this many unparsed bytes
 IN_LOW = 16384
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection:
+    """The protocol of a client connection (asyncio's protocol interface, driven by ``reactor.Stream``)."""
+
     def __init__(self, listener):
         self.listener = listener
         self.transport = None
@@ -43,7 +44,7 @@ class ClientConnection(asyncio.Protocol):
         self._closing = False
         self._eof = False
 
-    # -- asyncio.Protocol -----------------------------------------------------------
+    # -- the protocol interface -----------------------------------------------------------
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -68,7 +69,8 @@ class ClientConnection(asyncio.Protocol):
             self._in = buf = data
         if len(buf) > IN_HIGH and not self._read_paused:
             self.pause_reading()
-        self.pump()
+        if not self._pumping:
+            self.pump()
 
     def eof_received(self) -> bool:
         self._eof = True

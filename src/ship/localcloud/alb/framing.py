@@ -189,7 +189,11 @@ class RequestReader:
         if phase == _COUNTED_BODY:
             return self._feed_counted(buf)
         if phase == _HEAD:
-            n = self._head_extent(buf)
+            if self._lookbehind:
+                n = self._head_extent(buf)
+            else:
+                i = buf.find(_CRLF2)
+                n = len(buf) if i < 0 else i + 4
         elif self._chunked:
             n = min(len(buf), CHUNK_SLICE)
         else:
@@ -371,16 +375,14 @@ class RequestReader:
             raise _Stop
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        size = len(name) + len(value) + 4
-        self._header_bytes += size
-        if size > HEADER_LIMIT:
-            self._failure = ProtocolError(400, "a request header longer than 16 K")
-            raise _Stop
-        if self._header_bytes > HEADERS_LIMIT:
-            self._failure = ProtocolError(400, "request headers larger than 64 K")
+        n = len(name)
+        size = n + len(value) + 4
+        total = self._header_bytes = self._header_bytes + size
+        if size > HEADER_LIMIT or total > HEADERS_LIMIT:
+            self._failure = ProtocolError(400, "a request header longer than 16 K" if size > HEADER_LIMIT
+                                          else "request headers larger than 64 K")
             raise _Stop
         self._headers.append((name, value))
-        n = len(name)
         if n == 14 or n == 17:
             _note_framing(self, name, value)
 

@@ -10,15 +10,14 @@ thread.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import socket
 import threading
 import time
 
 from ship.localcloud.alb import framing
 from ship.localcloud.alb.client import ClientConnection
+from ship.localcloud.alb.reactor import READ, Reactor, Stream, listening_socket, set_nodelay
 from ship.localcloud.alb.routing import DEFAULT_GROUP, ListenerConfig, Router
 from ship.localcloud.alb.upstream import Connector, Pool
 
@@ -31,22 +30,6 @@ _STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _COUNTERS = ("connections", "requests", "1xx", "2xx", "3xx", "4xx", "5xx", "400", "405", "408", "417", "463",
              "501", "502", "503", "504", "505", "retries", "connect_errors", "websockets", "desync_compliant",
              "desync_acceptable", "desync_ambiguous", "desync_severe")
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """asyncio's event loop; SHIP_ALB_LOOP=uvloop picks uvloop's when it is installed.
-
-    Measured on the benchmark's pattern (a new target connection per request), uvloop
-    saved no CPU: its poll handles cost about seven system calls per connection where
-    asyncio's selector costs two."""
-    if os.environ.get("SHIP_ALB_LOOP", "").lower() == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            log.warning("SHIP_ALB_LOOP=uvloop but uvloop is not installed: using asyncio's loop")
-        else:
-            return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
 
 
 def _codec(parser: str):
@@ -72,8 +55,8 @@ class Listener:
         self._bound_port: int | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server = None
+        self._reactor: Reactor | None = None
+        self._server: socket.socket | None = None
         self._stopping = False
         self.clients: set = set()
         self.pool = Pool(keepalive=self.router.config.idle_timeout)
@@ -83,7 +66,6 @@ class Listener:
         self._per_target: dict = {}
         self.epoch = int(time.time())
         self.forwarded_line = b""
-        self.loop_name = ""
         self._apply(self.router.config)
 
     # -- any thread ------------------------------------------------------------------
@@ -97,34 +79,30 @@ class Listener:
         return self.router.config
 
     def start(self) -> None:
-        """Bind and serve on a thread of its own; return once listening (OSError if the port is taken)."""
+        """Bind and serve on a thread of its own (OSError when the port is taken)."""
         with self._lock:
             if self._thread is not None:
                 raise RuntimeError("listener already started")
-            started = threading.Event()
-            failure: list = []
-            thread = threading.Thread(target=self._run, args=(started, failure), daemon=True,
+            server = listening_socket(self.host, self._requested_port)
+            self._bound_port = server.getsockname()[1]
+            self._server = server
+            reactor = self._reactor = Reactor()
+            self.connector = Connector(reactor)
+            reactor.add(server.fileno(), READ, self._accept)
+            self._stopping = False
+            thread = threading.Thread(target=self._run, daemon=True,
                                       name=f"alb-listener-{self.router.config.listener_port}")
             thread.start()
-            started.wait()
-            if failure:
-                thread.join()
-                raise failure[0]
             self._thread = thread
-        log.info("listener %s serving on %s:%s (%s, %s)", self.name, self.host, self._bound_port, self.parser,
-                 self.loop_name)
+        log.info("listener %s serving on %s:%s (%s)", self.name, self.host, self._bound_port, self.parser)
 
     def stop(self) -> None:
         """Close the port and every connection; idempotent."""
         with self._lock:
             thread, self._thread = self._thread, None
-            loop = self._loop
         if thread is None:
             return
-        try:
-            loop.call_soon_threadsafe(self._shutdown)
-        except RuntimeError:
-            pass
+        self._reactor.call_soon_threadsafe(self._shutdown)
         thread.join(timeout=30)
         if thread.is_alive():  # pragma: no cover - would be a bug
             log.error("listener %s: thread did not stop", self.name)
@@ -134,12 +112,8 @@ class Listener:
         if config == self.router.config:
             return
         self._apply(config)
-        loop = self._loop
-        if loop is not None:
-            try:
-                loop.call_soon_threadsafe(self._config_changed)
-            except RuntimeError:
-                pass
+        if self._thread is not None:
+            self._reactor.call_soon_threadsafe(self._config_changed)
 
     def set_targets(self, targets, group: str = DEFAULT_GROUP) -> None:
         """Replace one target group's targets (the default group of a default configuration)."""
@@ -147,19 +121,10 @@ class Listener:
 
     def adopt(self, sock: socket.socket) -> None:
         """Serve a connection accepted elsewhere, as if it had arrived on this listener's port."""
-        loop = self._loop
-        if loop is None:
+        if self._thread is None:
             sock.close()
             raise RuntimeError("listener not started")
-        sock.setblocking(False)
-
-        async def take():
-            try:
-                await loop.connect_accepted_socket(lambda: ClientConnection(self), sock)
-            except OSError:
-                sock.close()
-
-        asyncio.run_coroutine_threadsafe(take(), loop)
+        self._reactor.call_soon_threadsafe(self._serve, sock)
 
     def request_counts(self) -> dict:
         return self.router.request_counts()
@@ -220,41 +185,43 @@ class Listener:
         for ex in list(self._held):
             ex.retry_held()
 
-    def _run(self, started: threading.Event, failure: list) -> None:
-        loop = new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._loop = loop
-        self.connector = Connector(loop)
-        try:
-            self._server = loop.run_until_complete(loop.create_server(
-                lambda: ClientConnection(self), self.host, self._requested_port, backlog=1024, reuse_address=True))
-        except BaseException as exc:  # a bind failure goes to start()
-            failure.append(exc)
-            self._loop = None
-            loop.close()
-            started.set()
-            return
-        self._bound_port = self._server.sockets[0].getsockname()[1]
-        self.loop_name = type(loop).__module__.split(".")[0]
-        self._sweep()
-        started.set()
-        try:
-            loop.run_forever()
-        finally:
+    def _accept(self, _events: int) -> None:
+        server = self._server
+        for _ in range(64):
             try:
-                for _ in range(3):  # let aborted connections run connection_lost (closing their targets)
-                    loop.run_until_complete(asyncio.sleep(0))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                self._loop = None
-                asyncio.set_event_loop(None)
-                loop.close()
+                sock, _addr = server.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors, or the like: the connection waits in the backlog
+                log.warning("listener %s: accept failed: %s", self.name, exc)
+                return
+            self._serve(sock)
+
+    def _serve(self, sock: socket.socket) -> None:
+        if self._stopping:
+            sock.close()
+            return
+        sock.setblocking(False)
+        set_nodelay(sock)
+        try:
+            Stream(self._reactor, sock, ClientConnection(self))
+        except OSError:
+            sock.close()
+
+    def _run(self) -> None:
+        reactor = self._reactor
+        self._sweep()
+        try:
+            reactor.run_forever()
+        finally:
+            for _ in range(3):  # aborted connections run connection_lost (which closes their targets)
+                reactor._run_due()
+            reactor.close()
 
     def _sweep(self) -> None:
         """Every tick: idle and request timeouts, expired pooled connections, the trace epoch."""
         if self._stopping:
             return
-        loop = self._loop
         now = time.monotonic()
         self.epoch = int(time.time())
         idle = self.router.config.idle_timeout
@@ -265,14 +232,15 @@ class Listener:
                 log.exception("listener %s: timeout handling failed", self.name)
                 conn.abort()
         self.pool.expire(now)
-        loop.call_later(min(1.0, idle / 4), self._sweep)
+        self._reactor.call_later(min(1.0, idle / 4), self._sweep)
 
     def _shutdown(self) -> None:
         self._stopping = True
         if self._server is not None:
+            self._reactor.remove(self._server.fileno())
             self._server.close()
             self._server = None
         for conn in list(self.clients):
             conn.abort()
         self.pool.close_all()
-        self._loop.stop()
+        self._reactor.stop()

@@ -1,6 +1,6 @@
-"""Connections to targets: non-blocking sockets watched by the event loop, and their pool.
+"""Connections to targets: non-blocking sockets watched by the listener's reactor, and their pool.
 
-No asyncio transport per target connection: with targets that close after every
+No transport object per target connection: with targets that close after every
 response (gunicorn's sync worker) one is made per request, so the fewer objects and
 system calls around it the better. Every buffer is bounded: ``write`` reports when
 more than ``WRITE_HIGH`` bytes wait, and the caller stops feeding until
@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import errno
 import socket
+import threading
+
+from ship.localcloud.alb.reactor import READ, TROUBLE, WRITE, set_nodelay
 
 __all__ = ["Upstream", "Connector", "Pool", "WRITE_HIGH", "WRITE_LOW", "RECV_SIZE"]
 
@@ -24,11 +27,11 @@ class Upstream:
     """One connection to a target. ``handler`` gets upstream_data / upstream_eof /
     upstream_error / upstream_drained; without a handler (idle in the pool) any input closes it."""
 
-    __slots__ = ("loop", "sock", "fd", "key", "handler", "closed", "idle_since", "_reading", "_paused", "_wbuf",
+    __slots__ = ("reactor", "sock", "fd", "key", "handler", "closed", "idle_since", "_reading", "_wbuf",
                  "_nodelay")
 
-    def __init__(self, loop, sock: socket.socket, key: tuple):
-        self.loop = loop
+    def __init__(self, reactor, sock: socket.socket, key: tuple):
+        self.reactor = reactor
         self.sock = sock
         self.fd = sock.fileno()
         self.key = key
@@ -36,10 +39,19 @@ class Upstream:
         self.closed = False
         self.idle_since = 0.0
         self._wbuf: bytearray | None = None
-        self._paused = False
         self._nodelay = False
-        loop.add_reader(self.fd, self._on_readable)
         self._reading = True
+        reactor.add(self.fd, READ, self._on_events)
+
+    def _watch(self) -> None:
+        if not self.closed:
+            self.reactor.modify(self.fd, (READ if self._reading else 0) | (WRITE if self._wbuf is not None else 0))
+
+    def _on_events(self, events: int) -> None:
+        if events & WRITE and self._wbuf is not None:
+            self._on_writable()
+        if self._reading and events & (READ | TROUBLE) and not self.closed:
+            self._on_readable()
 
     # -- reading ----------------------------------------------------------------
 
@@ -60,33 +72,26 @@ class Upstream:
         elif data:
             handler.upstream_data(self, data)
         else:
-            self._stop_reading()
+            self._reading = False
+            self._watch()
             handler.upstream_eof(self)
 
-    def _stop_reading(self) -> None:
+    def pause_reading(self) -> None:
         if self._reading:
             self._reading = False
-            self.loop.remove_reader(self.fd)
-
-    def pause_reading(self) -> None:
-        self._paused = True
-        self._stop_reading()
+            self._watch()
 
     def resume_reading(self) -> None:
-        self._paused = False
         if not self._reading and not self.closed:
             self._reading = True
-            self.loop.add_reader(self.fd, self._on_readable)
+            self._watch()
 
     # -- writing ----------------------------------------------------------------
 
     def set_nodelay(self) -> None:
         if not self._nodelay:
             self._nodelay = True
-            try:
-                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+            set_nodelay(self.sock)
 
     def write(self, data) -> bool:
         """Send ``data``; False when more than WRITE_HIGH bytes now wait to be sent."""
@@ -101,11 +106,11 @@ class Upstream:
         except (BlockingIOError, InterruptedError):
             n = 0
         except OSError as exc:
-            self.loop.call_soon(self._write_failed, exc)
+            self.reactor.call_soon(self._write_failed, exc)
             return True
         if n < len(data):
             self._wbuf = bytearray(memoryview(data)[n:])
-            self.loop.add_writer(self.fd, self._on_writable)
+            self._watch()
             return len(self._wbuf) <= WRITE_HIGH
         return True
 
@@ -128,7 +133,7 @@ class Upstream:
         del wbuf[:n]
         if not wbuf:
             self._wbuf = None
-            self.loop.remove_writer(self.fd)
+            self._watch()
         if len(wbuf) <= WRITE_LOW and self.handler is not None:
             self.handler.upstream_drained(self)
 
@@ -148,10 +153,8 @@ class Upstream:
             return
         self.closed = True
         self.handler = None
-        self._stop_reading()
-        if self._wbuf is not None:
-            self._wbuf = None
-            self.loop.remove_writer(self.fd)
+        self._wbuf = None
+        self.reactor.remove(self.fd)
         self.sock.close()
 
 
@@ -169,8 +172,8 @@ class Connector:
     """Opens connections to targets; ``open`` calls ``done(upstream, None)`` or ``done(None, error)``,
     possibly before it returns (a local connect often completes at once). Returns a cancel function."""
 
-    def __init__(self, loop):
-        self.loop = loop
+    def __init__(self, reactor):
+        self.reactor = reactor
         self._families: dict = {}
         self.connects = 0
 
@@ -180,16 +183,15 @@ class Connector:
         if family is None:
             family = self._families[key[0]] = _numeric_family(key[0])
         if not family:
-            task = self.loop.create_task(self._resolve_then_open(key, done))
-            return task.cancel
+            return self._resolve_then_open(key, done)
         return self._open_numeric(family, key, key, done)
 
     def _open_numeric(self, family: int, addr: tuple, key: tuple, done):
-        loop = self.loop
+        reactor = self.reactor
         sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         err = sock.connect_ex(addr[:2])
         if err == 0:
-            done(Upstream(loop, sock, key), None)
+            done(Upstream(reactor, sock, key), None)
             return _noop
         if err not in (errno.EINPROGRESS, errno.EAGAIN):
             sock.close()
@@ -200,38 +202,50 @@ class Connector:
         except OSError:
             pass
         else:
-            done(Upstream(loop, sock, key), None)
+            done(Upstream(reactor, sock, key), None)
             return _noop
         fd = sock.fileno()
 
-        def writable():
-            loop.remove_writer(fd)
+        def writable(_events):
+            reactor.remove(fd)
             e = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if e:
                 sock.close()
                 done(None, OSError(e, f"connect to {addr[0]}:{addr[1]}: {errno.errorcode.get(e, e)}"))
             else:
-                done(Upstream(loop, sock, key), None)
+                done(Upstream(reactor, sock, key), None)
 
         def cancel():
             if sock.fileno() >= 0:
-                loop.remove_writer(fd)
+                reactor.remove(fd)
                 sock.close()
 
-        loop.add_writer(fd, writable)
+        reactor.add(fd, WRITE, writable)
         return cancel
 
-    async def _resolve_then_open(self, key: tuple, done) -> None:
-        try:
-            infos = await self.loop.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
-        except OSError as exc:
-            done(None, exc)
-            return
-        for family, _t, _p, _n, addr in infos:
-            if family in (socket.AF_INET, socket.AF_INET6):
-                self._open_numeric(family, addr, key, done)
+    def _resolve_then_open(self, key: tuple, done):
+        """A target named by host name: resolved on a thread of its own (each time: its address may change)."""
+        cancelled = []
+
+        def resolve():
+            try:
+                infos = socket.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
+                addrs = [(f, a) for f, _t, _p, _n, a in infos if f in (socket.AF_INET, socket.AF_INET6)]
+                result = addrs[0] if addrs else OSError(f"cannot resolve {key[0]}")
+            except OSError as exc:
+                result = exc
+            self.reactor.call_soon_threadsafe(resolved, result)
+
+        def resolved(result):
+            if cancelled:
                 return
-        done(None, OSError(f"cannot resolve {key[0]}"))
+            if isinstance(result, OSError):
+                done(None, result)
+            else:
+                self._open_numeric(result[0], result[1], key, done)
+
+        threading.Thread(target=resolve, name=f"resolve-{key[0]}", daemon=True).start()
+        return lambda: cancelled.append(True)
 
 
 def _noop() -> None:
