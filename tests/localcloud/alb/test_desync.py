@@ -3,6 +3,7 @@ and the mitigation modes must act as ALB documents them."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,24 @@ def test_smuggling_shapes(method, uri, version, headers, tier, reason):
 ])
 def test_mitigation_modes(mode, expected):
     assert [desync.action(mode, t) for t in (COMPLIANT, ACCEPTABLE, AMBIGUOUS, SEVERE)] == expected
+
+
+def _llhttp_would_accept(method: bytes, uri: bytes, version: bytes, headers) -> bool:
+    token = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+    return (version in (b"HTTP/1.1", b"HTTP/1.0") and token(method) is not None
+            and re.search(rb"[\x00-\x20\x7f]", uri) is None
+            and all(token(n) is not None and re.search(rb"[\x00-\x08\x0a-\x1f\x7f]", v) is None for n, v in headers))
+
+
+def _parsed(case) -> tuple:
+    return (_unescape(case["method"]), _unescape(case["uri"]), _unescape(case["version"]),
+            [(_unescape(h["name"]), _unescape(h["value"])) for h in case.get("headers") or []])
+
+
+@pytest.mark.parametrize("case", [c for c in _cases() if _llhttp_would_accept(*_parsed(c.values[0]))])
+def test_the_shortcut_for_parser_checked_requests_gives_the_same_verdict(case):
+    """The listener tells classify that llhttp has checked the characters already: for every
+    guardian case llhttp would accept, that must change nothing."""
+    method, uri, version, headers = _parsed(case)
+    assert desync.classify(method, uri, version, headers, chars_checked=True) == \
+        desync.classify(method, uri, version, headers)

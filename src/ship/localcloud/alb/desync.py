@@ -86,12 +86,18 @@ def _plainly_compliant(method: bytes, uri: bytes, headers) -> bool:
     if _NOT_URI_CHAR(uri) is not None or _NOT_VALUE_CHAR(b"\t".join([v for _n, v in headers])) is not None:
         return False
     low = names.lower()
-    if b"transfer" in low or b"content" in low:
-        for name, _v in headers:
-            if b"transfer" in name.lower() or b"content" in name.lower():
-                if _similarities(name) != (_DISTANT, _DISTANT):
-                    return False
+    if (b"transfer" in low or b"content" in low) and not _no_framing_lookalike(headers):
+        return False
     return all(n for n, _v in headers)
+
+
+def _no_framing_lookalike(headers) -> bool:
+    """No header is Content-Length, Transfer-Encoding, or close to either."""
+    for name, _v in headers:
+        low = name.lower()
+        if (b"transfer" in low or b"content" in low) and _similarities(name) != (_DISTANT, _DISTANT):
+            return False
+    return True
 
 
 class _State:
@@ -106,16 +112,23 @@ class _State:
             self.tier, self.reason = tier, reason
 
 
-def classify(method: bytes, uri: bytes, version: bytes, headers) -> Verdict:
+def classify(method: bytes, uri: bytes, version: bytes, headers, chars_checked: bool = False) -> Verdict:
     """The http-desync-guardian verdict for a parsed request.
 
     ``version`` is the request line's version token (b"HTTP/1.1"; b"" for HTTP/0.9);
-    ``headers`` the (name, value) pairs as received.
+    ``headers`` the (name, value) pairs as received. ``chars_checked`` says that a strict
+    parser has already refused control bytes in the request line and values and anything
+    but tokens in the method and names (llhttp, h11): only the framing headers remain.
     """
     if version >= b"HTTP/2":
         return Verdict(COMPLIANT, "Compliant")  # out of the library's scope
-    if (version == b"HTTP/1.1" or version == b"HTTP/1.0") and _plainly_compliant(method, uri, headers):
-        return _COMPLIANT
+    if version == b"HTTP/1.1" or version == b"HTTP/1.0":
+        if chars_checked:
+            low = b"|".join([n for n, _v in headers]).lower()
+            if b"transfer" not in low and b"content" not in low or _no_framing_lookalike(headers):
+                return _COMPLIANT
+        elif _plainly_compliant(method, uri, headers):
+            return _COMPLIANT
     if not version.strip(_WS):
         version = b"HTTP/0.9"
     state = _State()

@@ -24,7 +24,8 @@ from ship.localcloud.alb.framing import CHUNKED, NO_BODY, UNTIL_CLOSE
 
 log = logging.getLogger("ship.localcloud.alb")
 
-_DESYNC_COUNTERS = tuple("desync_" + t.lower() for t in desync.TIERS)
+_DESYNC_COUNTERS = tuple("desync_" + t.lower() for t in desync.TIERS)  # requests that were not Compliant
+_VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
 
 
 class Exchange(Forwarding):
@@ -73,8 +74,10 @@ class Exchange(Forwarding):
         refused = rewrite.refusal(req)
         if refused is not None:
             return self.answer_error(refused[0], refused[1])
-        verdict = desync.classify(head.method, head.target, b"HTTP/" + head.version.encode(), head.headers)
-        self.listener.count(_DESYNC_COUNTERS[verdict.tier])
+        verdict = desync.classify(head.method, head.target, _VERSIONS.get(head.version) or head.version.encode(),
+                                  head.headers, chars_checked=True)
+        if verdict.tier:
+            self.listener.count(_DESYNC_COUNTERS[verdict.tier])
         act = desync.action(self.router.config.desync_mode, verdict.tier)
         if act == desync.REJECT:
             return self.answer_error(400, f"desync mitigation: {verdict.name} ({verdict.reason})")

@@ -28,8 +28,8 @@ __all__ = ["Listener", "PARSERS"]
 PARSERS = ("httptools", "h11")
 _STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _COUNTERS = ("connections", "requests", "1xx", "2xx", "3xx", "4xx", "5xx", "400", "405", "408", "417", "463",
-             "501", "502", "503", "504", "505", "retries", "connect_errors", "websockets", "desync_compliant",
-             "desync_acceptable", "desync_ambiguous", "desync_severe")
+             "501", "502", "503", "504", "505", "retries", "connect_errors", "websockets", "desync_acceptable",
+             "desync_ambiguous", "desync_severe")
 
 
 def _codec(parser: str):
@@ -136,7 +136,7 @@ class Listener:
         s["idle_upstream_connections"] = self.pool.idle_count()
         s["upstream_reused"] = self.pool.reused
         s["upstream_connects"] = self.connector.connects if self.connector else 0
-        s["in_flight"] = dict(self.router.in_flight)
+        s["in_flight"] = {f"{h}:{p}": n for (h, p), n in dict(self.router.in_flight).items()}
         return s
 
     def __enter__(self) -> "Listener":

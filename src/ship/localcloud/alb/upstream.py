@@ -14,6 +14,8 @@ import errno
 import socket
 import threading
 
+from _socket import socket as _raw_socket  # the C socket type: no Python-level __init__ per target connection
+
 from ship.localcloud.alb.reactor import READ, TROUBLE, WRITE, set_nodelay
 
 __all__ = ["Upstream", "Connector", "Pool", "WRITE_HIGH", "WRITE_LOW", "RECV_SIZE"]
@@ -188,7 +190,7 @@ class Connector:
 
     def _open_numeric(self, family: int, addr: tuple, key: tuple, done):
         reactor = self.reactor
-        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        sock = _raw_socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         err = sock.connect_ex(addr[:2])
         if err == 0:
             done(Upstream(reactor, sock, key), None)
