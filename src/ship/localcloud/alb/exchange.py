@@ -183,9 +183,11 @@ class Exchange(Forwarding):
         up, self.up = self.up, None
         reader, self.reader = self.reader, None
         if up is not None:
-            if (self.resp_keep and self.sent_all and not self.close_target and reader is not None
-                    and reader.reusable and not up.closed):
+            clean = reader is not None and reader.reusable and self.sent_all and not up.closed
+            if clean and self.resp_keep and not self.close_target:
                 listener.pool.put(up, listener.now())
+            elif clean and not self.resp_keep:
+                listener.pool.linger(up, listener.now())  # it said Connection: close: let it close first
             else:
                 up.close()
         if reader is not None:

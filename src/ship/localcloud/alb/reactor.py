@@ -115,7 +115,7 @@ class Reactor:
         self._soon.append((fn, args))
 
     def call_later(self, delay: float, fn, *args) -> list:
-        """Run ``fn`` after ``delay`` seconds; returns a handle whose ``cancel`` is ``handle[3] = None``."""
+        """Run ``fn`` after ``delay`` seconds; returns a handle: ``handle[3] = None`` cancels it."""
         self._seq += 1
         entry = [time.monotonic() + delay, self._seq, args, fn]
         heapq.heappush(self._timers, entry)

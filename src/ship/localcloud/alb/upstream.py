@@ -30,7 +30,7 @@ class Upstream:
     upstream_error / upstream_drained; without a handler (idle in the pool) any input closes it."""
 
     __slots__ = ("reactor", "sock", "fd", "key", "handler", "closed", "idle_since", "_reading", "_wbuf",
-                 "_nodelay")
+                 "_nodelay", "lingering_in")
 
     def __init__(self, reactor, sock: socket.socket, key: tuple):
         self.reactor = reactor
@@ -42,6 +42,7 @@ class Upstream:
         self.idle_since = 0.0
         self._wbuf: bytearray | None = None
         self._nodelay = False
+        self.lingering_in = None  # the pool's table of connections closing after their target
         self._reading = True
         reactor.add(self.fd, READ, self._on_events)
 
@@ -150,12 +151,26 @@ class Upstream:
             except OSError:
                 pass
 
+    def close_after_target(self, lingering: dict, until: float) -> None:
+        """Close once the target has closed its side (it said it would): the target, not the
+        balancer, then holds the TIME_WAIT state, as with HAProxy. Anything it sends closes it
+        at once; the pool closes it at ``until`` if the target stays silent."""
+        if self.closed:
+            return
+        self.handler = None  # any input now closes it (see _on_readable)
+        self.lingering_in = lingering
+        lingering[self] = until
+        self.resume_reading()
+
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
         self.handler = None
         self._wbuf = None
+        if self.lingering_in is not None:
+            self.lingering_in.pop(self, None)
+            self.lingering_in = None
         self.reactor.remove(self.fd)
         self.sock.close()
 
@@ -261,6 +276,7 @@ class Pool:
         self.per_target = per_target
         self.keepalive = keepalive
         self._idle: dict = {}
+        self._lingering: dict = {}  # closing after their target: connection -> deadline (close_after_target)
         self.reused = 0
 
     def take(self, key: tuple, now: float) -> Upstream | None:
@@ -283,7 +299,15 @@ class Pool:
         up.resume_reading()  # watch it: a close or stray bytes while idle close it
         conns.append(up)
 
+    def linger(self, up: Upstream, now: float, seconds: float = 2.0) -> None:
+        """Let the target close first (Upstream.close_after_target), for at most ``seconds``."""
+        up.close_after_target(self._lingering, now + seconds)
+
     def expire(self, now: float, keep_keys=None) -> None:
+        for up, until in list(self._lingering.items()):
+            if until > now:
+                break  # in the order they began lingering, with the same delay
+            up.close()
         for key, conns in list(self._idle.items()):
             alive = [u for u in conns if not u.closed and now - u.idle_since < self.keepalive
                      and (keep_keys is None or key in keep_keys)]
@@ -300,6 +324,8 @@ class Pool:
             for u in conns:
                 u.close()
         self._idle.clear()
+        for u in list(self._lingering):
+            u.close()
 
     def idle_count(self) -> int:
         return sum(len(v) for v in self._idle.values())
