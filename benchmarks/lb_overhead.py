@@ -275,8 +275,12 @@ def measure(args, urls: dict, replicas: list, haproxy) -> dict:
         order = scenarios if rnd % 2 == 0 else list(reversed(scenarios))
         for s in order:
             before = cpu_snapshot(replicas, haproxy)
+            t0 = time.process_time()  # after the snapshot: its /proc scans are not the listener's
             res = run_wrk(urls[s], args.connections, args.duration)
-            res["cpu"] = cpu_delta(before, cpu_snapshot(replicas, haproxy), args.duration)
+            t1 = time.process_time()
+            before["listener"], after = t0, cpu_snapshot(replicas, haproxy)
+            after["listener"] = t1
+            res["cpu"] = cpu_delta(before, after, args.duration)
             done = res["requests"] or 1
             balancer = "haproxy" if s == "haproxy" else "listener"
             res["balancer_cpu_us_per_req"] = round(res["cpu"][f"{balancer}_cores"] * args.duration / done * 1e6, 1)
