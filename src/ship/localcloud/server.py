@@ -108,6 +108,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     )
 
     from ship.localcloud import emulator
+    from ship.localcloud.alb import hostnames
     from ship.localcloud.alb.balancers import LoadBalancers
     from ship.localcloud.emulator import compat, unimplemented
     from ship.localcloud.fargate.dataplane import DataPlane
@@ -137,7 +138,9 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     app = ShipApp(moto_app, emulator.LOCK, info, dataplane, blobs, balancers)
 
     try:
-        server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+        # Connections for http://<load balancer name>.elb.localhost:<port>/ go to that load balancer.
+        handler = hostnames.handler_class(MotoRequestHandler, balancers)
+        server = make_server(host, port, app, threaded=True, request_handler=handler)
     except OSError as exc:
         print(f"cannot listen on {host}:{port}: {exc}", file=sys.stderr, flush=True)
         return 2
