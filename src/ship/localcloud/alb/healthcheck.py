@@ -18,7 +18,7 @@ log = logging.getLogger("ship.localcloud.alb.healthcheck")
 
 
 def parse_matcher(matcher: str) -> Callable[[int], bool]:
-    ranges = []
+    ranges: list[tuple[int, int]] = []
     for part in str(matcher or "200").split(","):
         part = part.strip()
         if not part:
@@ -63,14 +63,14 @@ def check_once(host: str, port: int, spec: elbv2.TargetGroupSpec) -> tuple[bool,
 class _TargetState:
     __slots__ = ("state", "ok_streak", "fail_streak", "next_at", "inflight", "reason", "desc")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.state = "initial"
         self.ok_streak = 0
         self.fail_streak = 0
         self.next_at = 0.0
         self.inflight = False
-        self.reason = "Elb.InitialHealthChecking"
-        self.desc = "Initial health checks in progress"
+        self.reason: str | None = "Elb.InitialHealthChecking"
+        self.desc: str | None = "Initial health checks in progress"
 
 
 class HealthChecker:
@@ -126,7 +126,7 @@ class HealthChecker:
             for sk in [k for k in self._states if k not in seen]:
                 del self._states[sk]
 
-    def _run_check(self, spec, key, host, port, st: _TargetState) -> None:
+    def _run_check(self, spec: elbv2.TargetGroupSpec, key: str, host: str, port: int, st: _TargetState) -> None:
         try:
             ok, reason, desc = check_once(host, port, spec)
         except Exception as exc:  # a bug here must not wedge the target
