@@ -25,6 +25,23 @@ PATCHES = [
     "draining/unused) instead of always healthy",
 ]
 
+# What the load balancers' data plane (alb/) and the fargate data plane act on (the coverage
+# table in docs/ is generated from this): a listener is served for every ALB listener and
+# follows its rules, its default actions and its load balancer's attributes
+# (idle_timeout.timeout_seconds, routing.http.desync_mitigation_mode,
+# routing.http.drop_invalid_header_fields.enabled); the target groups' health check settings
+# drive the health checks and their attributes the routing (load_balancing.algorithm.type,
+# stickiness.*) and draining (deregistration_delay.timeout_seconds); registered targets are
+# checked and routed to, deregistered ones drain; DescribeTargetHealth reports the checks.
+# Listener attributes, certificates, tags, security groups and subnets are only stored.
+ACTED_ON = frozenset({
+    "CreateLoadBalancer", "DeleteLoadBalancer", "ModifyLoadBalancerAttributes",
+    "CreateListener", "ModifyListener", "DeleteListener",
+    "CreateRule", "ModifyRule", "DeleteRule", "SetRulePriorities",
+    "CreateTargetGroup", "ModifyTargetGroup", "ModifyTargetGroupAttributes", "DeleteTargetGroup",
+    "RegisterTargets", "DeregisterTargets", "DescribeTargetHealth",
+})
+
 _REGISTERING = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
 
 
