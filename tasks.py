@@ -358,17 +358,18 @@ def local_down(c):
 @task(name="status")
 @_errors
 def local_status(c):
-    """Show whether the local cloud runs, and its listener port mapping."""
+    """Show whether the local cloud runs, its listener port mapping and load balancer URLs."""
     from ship import config
     from ship.localcloud import control
 
-    info = control.status(_local_dir(), port=config.local_port())
+    port = config.local_port()
+    info = control.status(_local_dir(), port=port)
     if not info:
         raise Exit("local cloud is not running: start it with `inv local.up`", code=1)
-    print(f"local cloud: pid {info.get('pid')} on http://127.0.0.1:{config.local_port()} "
+    print(f"local cloud: pid {info.get('pid')} on http://127.0.0.1:{port} "
           f"(instance {info.get('instance')}, runtime {info.get('runtime')})")
-    for m in control.listeners(_local_dir(), port=config.local_port()):
-        print(f"  {m.get('load_balancer_name')}:{m.get('port')} -> {m.get('url')}")
+    for line in control.listener_lines(control.listeners(_local_dir(), port=port), port):
+        print(f"  {line}")
 
 
 ns = Collection(test, lint, build, bench, deploy, release, promote_, rollback, redeploy, prune, status, logs,

@@ -142,6 +142,25 @@ def listeners(state_dir: str | os.PathLike, port: int = DEFAULT_PORT, host: str 
     return table if isinstance(table, list) else []
 
 
+def listener_lines(table: list[dict], port: int = DEFAULT_PORT) -> list[str]:
+    """One line per listener of ``listeners()``: its local URL and, on the listener a load
+    balancer's host name reaches, ``http://<name>.elb.localhost:<port>/`` (``port``: the
+    emulator's)."""
+    from ship.localcloud.alb.hostnames import served_port
+
+    ports: dict[str, list[int]] = {}
+    for row in table:
+        ports.setdefault(str(row.get("load_balancer_name")), []).append(int(row.get("port") or 0))
+    lines = []
+    for row in table:
+        name, listener_port = str(row.get("load_balancer_name")), int(row.get("port") or 0)
+        line = f"{name}:{listener_port} -> {row.get('url')}"
+        if row.get("host_name") and listener_port == served_port(ports[name]):
+            line += f" and http://{row['host_name']}:{port}/"
+        lines.append(line)
+    return lines
+
+
 def _writable_state(state: Path) -> None:
     try:
         state.mkdir(parents=True, exist_ok=True)

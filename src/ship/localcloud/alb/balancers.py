@@ -27,6 +27,7 @@ from ship.localcloud import emulator
 from ship.localcloud.alb import rules
 from ship.localcloud.alb.desync import MODES
 from ship.localcloud.alb.healthcheck import HealthChecker
+from ship.localcloud.alb.hostnames import HOST_SUFFIX, host_name, served_port
 from ship.localcloud.alb.listener import Listener
 from ship.localcloud.alb.routing import ListenerConfig
 from ship.localcloud.alb.targets import ALGORITHMS, Target, TargetGroup
@@ -35,7 +36,6 @@ from ship.localcloud.emulator import elbv2
 log = logging.getLogger("ship.localcloud.alb")
 
 TICK = 0.5
-HOST_SUFFIX = ".elb.localhost"  # http://<load balancer name>.elb.localhost:<emulator port>/
 
 
 # Per target group ARN: its settings (None when it is gone) and its targets' (host, port, state).
@@ -201,14 +201,15 @@ class LoadBalancers:
 
     def listener_for_host(self, host: str) -> Listener | None:
         """The listener serving ``<load balancer name>.elb.localhost[:port]``: its port-80
-        listener, else its lowest port."""
+        listener, else its lowest port (``hostnames.served_port``)."""
         name = host.strip().lower().rsplit(":", 1)[0] if not host.startswith("[") else ""
         if not name.endswith(HOST_SUFFIX):
             return None
         candidates = self._by_name.get(name[: -len(HOST_SUFFIX)])
         if not candidates:
             return None
-        return min(candidates, key=lambda pl: (pl[0] != 80, pl[0]))[1]
+        port = served_port(p for p, _listener in candidates)
+        return next(listener for p, listener in candidates if p == port)
 
     def request_counts(self) -> dict[str, int]:
         """Requests routed to a target, per target group ARN, since the load balancers started
@@ -234,6 +235,6 @@ class LoadBalancers:
                 "target_group_arn": spec.target_group_arn,
                 "local_port": entry.local_port,
                 "url": f"http://{self.host}:{entry.local_port}",
-                "host_name": f"{spec.load_balancer_name.lower()}{HOST_SUFFIX}",
+                "host_name": host_name(spec.load_balancer_name),
             })
         return sorted(out, key=lambda x: (x["load_balancer_name"], x["port"]))

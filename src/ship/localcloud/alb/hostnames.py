@@ -15,17 +15,29 @@ import select
 import socket
 import time
 from socketserver import StreamRequestHandler
-from typing import TYPE_CHECKING, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Iterable, Protocol, TypeVar, cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 if TYPE_CHECKING:
     from ship.localcloud.alb.listener import Listener
 
-__all__ = ["Directory", "hand_over", "handler_class", "host_of"]
+__all__ = ["HOST_SUFFIX", "Directory", "hand_over", "handler_class", "host_name", "host_of", "served_port"]
 
+HOST_SUFFIX = ".elb.localhost"  # http://<load balancer name>.elb.localhost:<emulator port>/
 _PEEK_LIMIT = 16 * 1024
 _PEEK_TIMEOUT = 5.0
+
+
+def host_name(load_balancer_name: str) -> str:
+    """The host name that reaches a load balancer on the emulator's port."""
+    return load_balancer_name.lower() + HOST_SUFFIX
+
+
+def served_port(listener_ports: Iterable[int]) -> int:
+    """Which of a load balancer's listeners its host name reaches: the one on port 80, else
+    the lowest (a URL without a port is a port-80 URL)."""
+    return min(listener_ports, key=lambda port: (port != 80, port))
 
 
 class Directory(Protocol):
