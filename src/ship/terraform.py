@@ -5,6 +5,12 @@ can give each environment its own process environment (emulator endpoint and
 dummy credentials for local environments only), its own data directory, an
 offline provider mirror when one is configured, and live progress with
 elapsed time on long steps.
+
+Every line Terraform prints goes to a log file per environment
+(``<state>/logs/terraform-<env>.log``, one block per command); what reaches
+the terminal is up to the caller: each line with its elapsed time (the
+default), or each line handed to ``on_line`` (``ship.progress`` turns them
+into a status line and a timeline).
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from python_terraform import IsFlagged, Terraform
 
@@ -32,6 +40,7 @@ MIRROR_CANDIDATES = (
     "/usr/local/share/terraform/plugins",
     "/usr/share/terraform/plugins",
 )
+LOG_ROTATE_BYTES = 8 * 1024 * 1024   # the log keeps the last runs: one older file beside it
 
 
 def binary() -> str:
@@ -84,11 +93,13 @@ def cli_config(state: Path) -> Path | None:
 class Runner:
     """Runs one environment's Terraform commands in terraform/."""
 
-    def __init__(self, env: Environment, echo=print):
+    def __init__(self, env: Environment, echo=print, on_line: Callable[[str], None] | None = None):
         self.env = env
         self.echo = echo
+        self.on_line = on_line
         self.workdir = paths.terraform_dir()
         self.data_dir = paths.state_dir() / "terraform" / env.name
+        self.log_path = paths.state_dir() / "logs" / f"terraform-{env.name}.log"
         self._tf = Terraform(working_dir=str(self.workdir), terraform_bin_path=binary())
 
     # -- command lines ------------------------------------------------------
@@ -123,17 +134,45 @@ class Runner:
         proc = subprocess.Popen(argv, cwd=self.workdir, env=self.process_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
         lines = []
+        log = self._open_log(argv)
         try:
             for line in proc.stdout:
                 lines.append(line)
-                if stream and line.strip():
-                    self.echo(f"[{time.monotonic() - started:6.1f}s] {line.rstrip()}")
+                self._show(line, started, stream, log)
             proc.wait()
         except KeyboardInterrupt:
             proc.terminate()
             proc.wait()
             raise
+        finally:
+            if log is not None:
+                log.write(f"# exit {proc.returncode} after {time.monotonic() - started:.1f}s\n")
+                log.close()
         return proc.returncode, "".join(lines)
+
+    # -- output -------------------------------------------------------------
+    def _open_log(self, argv: list[str]):
+        """The environment's Terraform log, opened for one more command (None if it cannot be)."""
+        try:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            if self.log_path.is_file() and self.log_path.stat().st_size > LOG_ROTATE_BYTES:
+                os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
+            log = open(self.log_path, "a", encoding="utf-8", buffering=1)
+        except OSError:
+            return None
+        log.write(f"\n# {datetime.now().isoformat(timespec='seconds')} {' '.join(argv[1:])}\n")
+        return log
+
+    def _show(self, line: str, started: float, stream: bool, log) -> None:
+        """Log every line; stream it to ``on_line`` or, by default, echo it with the elapsed time."""
+        if log is not None:
+            log.write(f"[{time.monotonic() - started:6.1f}s] {line.rstrip()}\n")
+        if not stream or not line.strip():
+            return
+        if self.on_line is not None:
+            self.on_line(line.rstrip("\n"))
+        else:
+            self.echo(f"[{time.monotonic() - started:6.1f}s] {line.rstrip()}")
 
     def _fail(self, doing: str, output: str) -> ShipError:
         errors = [ln.strip("│ ").strip() for ln in output.splitlines() if ln.strip("│ ").startswith("Error")]
