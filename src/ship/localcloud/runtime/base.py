@@ -1,5 +1,5 @@
 """What the data plane asks of a runner: the task to run (``TaskSpec``), the handle
-it gets back (``TaskHandle``) and the four calls of ``Runner``. ``ProcessRunner``
+it gets back (``TaskHandle``) and the calls of ``Runner``. ``ProcessRunner``
 (runtime.process) and ``ContainerRunner`` (runtime.container) implement it; the
 data plane picks one with ``Runner.can_run``."""
 
@@ -43,6 +43,10 @@ class TaskHandle:
 
 class Runner(Protocol):
     def can_run(self, image: ResolvedImage) -> bool: ...
+
+    def prepare(self, image: ResolvedImage) -> None:
+        """Make ``image`` ready to start (unpacked, installed) before any task needs it, the
+        way a host pulls an image ahead of time; a later ``start`` then finds it done."""
 
     def start(self, spec: TaskSpec, on_output: OutputCallback) -> TaskHandle: ...
 

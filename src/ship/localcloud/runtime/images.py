@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -78,7 +79,13 @@ def resolve(uri: str, blobs: oci.BlobStore) -> ResolvedImage:
 
 
 class RootfsCache:
-    """Process image layers materialised once per layer digest under ``root/<hex>``."""
+    """Process images materialised once per image under ``root/<key>``: the layers' files
+    and a virtual environment with the layers' wheels installed.
+
+    A single-layer image gets its own environment. An image of several layers (the
+    dependencies' wheels, then the app's) gets a copy of a *base* environment made once
+    for its lower layers (``root/.base-<key>``), then only its top layer's wheels
+    installed on top, without dependencies: an edit to the app installs one wheel."""
 
     def __init__(self, root: Path, blobs: oci.BlobStore, python: str = sys.executable):
         self.root = Path(root)
@@ -91,42 +98,90 @@ class RootfsCache:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
+    @staticmethod
+    def key(layers: list[oci.Descriptor]) -> str:
+        """The directory name of an image's rootfs (the layer's hex for one layer, as before)."""
+        if len(layers) == 1:
+            return layers[0].digest.split(":", 1)[1]
+        return hashlib.sha256(" ".join(d.digest for d in layers).encode()).hexdigest()
+
     def materialize(self, image: ResolvedImage) -> Path:
-        if len(image.layers) != 1:
-            raise ImageError(f"CannotPullContainerError: a process image has exactly one layer ({image.uri})")
-        layer = image.layers[0]
-        hexpart = layer.digest.split(":", 1)[1]
-        target = self.root / hexpart
-        with self._lock_for(hexpart):
+        layers = list(image.layers)
+        if not layers:
+            raise ImageError(f"CannotPullContainerError: a process image needs at least one layer ({image.uri})")
+        key = self.key(layers)
+        target = self.root / key
+        with self._lock_for(key):
             if (target / ".complete").is_file():
                 return target
-            if not self.blobs.has(layer.digest):
-                raise ImageError(
-                    f"CannotPullContainerError: layer {layer.digest} of {image.uri} was never uploaded")
+            for layer in layers:
+                if not self.blobs.has(layer.digest):
+                    raise ImageError(
+                        f"CannotPullContainerError: layer {layer.digest} of {image.uri} was never uploaded")
+            base = self._base(layers[:-1], image) if len(layers) > 1 else None
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".build-{hexpart[:12]}-"))
+            tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".build-{key[:12]}-"))
             try:
-                with tarfile.open(self.blobs.path(layer.digest), "r:gz") as tar:
-                    tar.extractall(tmp, filter="data")
+                top: list[str] = []
+                for layer in layers:
+                    top = self._extract(layer, tmp)
                 (tmp / "app").mkdir(exist_ok=True)
-                wheels = sorted(str(p) for p in (tmp / "wheels").glob("*.whl")) if (tmp / "wheels").is_dir() else []
-                # the venv is created at its final path: venvs are not relocatable
+                # the venv is made at its final path: venvs are not relocatable
+                if target.exists():
+                    shutil.rmtree(target)
+                os.replace(tmp, target)
+                tmp = target
+                if base is None:
+                    self._run([self.python, "-m", "venv", str(target / "venv")], image)
+                    self._install(target, sorted((target / "wheels").glob("*.whl")), image, deps=True)
+                else:
+                    _clone_venv(base / "venv", target / "venv")
+                    self._install(target, [target / name for name in top if name.endswith(".whl")], image,
+                                  deps=False)
+                (target / ".complete").write_text(" ".join(d.digest for d in layers))
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return target
+
+    def _base(self, layers: list[oci.Descriptor], image: ResolvedImage) -> Path:
+        """A venv with the wheels of ``layers`` (an image's lower layers), made once."""
+        key = ".base-" + self.key(layers)[:32]
+        target = self.root / key
+        with self._lock_for(key):
+            if (target / ".complete").is_file():
+                return target
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".build-base-"))
+            try:
+                for layer in layers:
+                    self._extract(layer, tmp)
                 if target.exists():
                     shutil.rmtree(target)
                 os.replace(tmp, target)
                 tmp = target
                 self._run([self.python, "-m", "venv", str(target / "venv")], image)
-                if wheels:
-                    wheels = [str(target / "wheels" / Path(w).name) for w in wheels]
-                    self._run([str(target / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                               "--isolated", "--ignore-installed", "--no-index", "--disable-pip-version-check",
-                               "--no-cache-dir",
-                               "--find-links", str(target / "wheels"), *wheels], image)
-                (target / ".complete").write_text(layer.digest)
+                self._install(target, sorted((target / "wheels").glob("*.whl")), image, deps=True)
+                (target / ".complete").write_text(" ".join(d.digest for d in layers))
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             return target
+
+    def _extract(self, layer: oci.Descriptor, dest: Path) -> list[str]:
+        """Unpack one layer into ``dest``; returns the names it holds."""
+        with tarfile.open(self.blobs.path(layer.digest), "r:gz") as tar:
+            names = [m.name for m in tar.getmembers() if m.isfile()]
+            tar.extractall(dest, filter="data")
+        return names
+
+    def _install(self, target: Path, wheels: list[Path], image: ResolvedImage, deps: bool) -> None:
+        if not wheels:
+            return
+        self._run([str(target / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", "--isolated",
+                   "--no-index", "--disable-pip-version-check", "--no-cache-dir",
+                   *(["--ignore-installed", "--find-links", str(target / "wheels")] if deps else ["--no-deps"]),
+                   *[str(w) for w in wheels]], image)
 
     @staticmethod
     def _run(cmd: list[str], image: ResolvedImage) -> None:
@@ -140,3 +195,29 @@ class RootfsCache:
         if proc.returncode != 0:
             last = (proc.stdout or "").strip().splitlines()[-1:] or ["no output"]
             raise ImageError(f"CannotPullContainerError: preparing {image.uri} failed: {last[0]}")
+
+
+def _clone_venv(src: Path, dest: Path) -> None:
+    """Copy a virtual environment to ``dest`` and point it at its new place.
+
+    Files are hard-linked where the filesystem allows (Python replaces files, it
+    does not write into them: the base stays intact); the scripts in ``bin/`` and
+    ``pyvenv.cfg``, which name the environment's own path, are rewritten."""
+    def link_or_copy(s: str, d: str) -> None:
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+
+    shutil.copytree(src, dest, symlinks=True, copy_function=link_or_copy)
+    old, new = str(src).encode(), str(dest).encode()
+    for path in [*sorted((dest / "bin").iterdir()), dest / "pyvenv.cfg"]:
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if old not in data:
+            continue
+        mode = path.stat().st_mode
+        path.unlink()      # never write through a hard link into the base
+        path.write_bytes(data.replace(old, new))
+        path.chmod(mode)
