@@ -33,17 +33,24 @@ def _marker(env: Environment):
     return paths.state_dir() / "terraform" / env.name / "emulator.json"
 
 
+def _identity(info: dict) -> str | None:
+    """What stays the same while the local cloud remembers: the lineage of its saved state
+    (kept across restarts), or the instance for a local cloud that saves nothing."""
+    return info.get("lineage") or info.get("instance")
+
+
 def _check_emulator_identity(env: Environment, info: dict, echo) -> None:
-    """moto keeps nothing across restarts: a stack applied to an earlier emulator is gone."""
+    """A stack applied to a local cloud whose state was since wiped (or set aside) is gone."""
     marker = _marker(env)
     if not marker.is_file():
         return
     try:
-        previous = json.loads(marker.read_text()).get("instance")
+        previous = json.loads(marker.read_text())
     except ValueError:
-        previous = None
-    if previous and previous != info.get("instance"):
-        echo(f"note: the local cloud was restarted since {env.name} was applied and has forgotten it; "
+        previous = {}
+    previous = previous.get("lineage") or previous.get("instance")
+    if previous and previous != _identity(info):
+        echo(f"note: the local cloud's state was reset since {env.name} was applied, so it has forgotten it; "
              f"the stack will be created again from scratch")
         marker.unlink()
 
@@ -52,7 +59,7 @@ def record_emulator_identity(env: Environment, info: dict | None) -> None:
     if info:
         marker = _marker(env)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"instance": info.get("instance")}))
+        marker.write_text(json.dumps({"lineage": _identity(info)}))
 
 
 def bootstrap(env: Environment, opts: Options, echo=print, session: Session | None = None) -> bool:

@@ -9,13 +9,73 @@ Concurrency: moto serves API requests on threads while the data plane changes
 the same objects. ``LOCK`` serialises both: the WSGI wrapper holds it for each
 request and the data plane holds it for each state step. Never hold it while
 waiting on I/O.
+
+State kept beside moto: what an emulator module keeps outside moto's objects
+is a *store*, declared here with ``keep`` (a dataclass instance) or
+``register_store`` (any value with a getter and a setter). ``state.capture``
+saves every store together with moto's backends in one snapshot, and
+``state.install`` puts them back when the local cloud starts again, so a store
+must be picklable: dataclasses of plain values, no locks, threads, sockets or
+open files, and wall-clock times (``time.time()``, datetimes), never
+``time.monotonic()``, for anything that must mean the same after a restart.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 LOCK = threading.RLock()
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Store:
+    """State of one emulator module kept beside moto, saved and restored with it."""
+
+    name: str
+    get: Callable[[], Any]          # the store's value now (pickled with moto's backends)
+    put: Callable[[Any], None]      # replace it with a restored value
+
+
+_STORES: dict[str, Store] = {}
+
+
+def register_store(name: str, get: Callable[[], Any], put: Callable[[Any], None]) -> None:
+    """Declare a store (at import time of the module that owns it). ``name`` is unique and
+    stable across versions: it is the store's key in saved snapshots."""
+    _STORES[name] = Store(name, get, put)
+
+
+def keep(name: str, value: T) -> T:
+    """Declare a dataclass instance as a store and return it. On restore its fields are
+    replaced in place, so every reference to it stays valid::
+
+        STATE = emulator.keep("elbv2", Elbv2State())
+    """
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        raise TypeError(f"store {name!r}: keep() takes a dataclass instance, not {type(value).__name__}")
+
+    def put(restored) -> None:
+        for f in dataclasses.fields(value):
+            setattr(value, f.name, getattr(restored, f.name, getattr(value, f.name)))
+
+    register_store(name, lambda: value, put)
+    return value
+
+
+def stores() -> list[Store]:
+    """Every store of every emulator module (each module of this package is imported, so a
+    module's stores are found without being listed anywhere)."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return [_STORES[name] for name in sorted(_STORES)]
 
 
 def patches() -> list[str]:

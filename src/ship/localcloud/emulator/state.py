@@ -1,0 +1,207 @@
+"""The emulator's whole state as one value: moto's backends and the stores beside them.
+
+``capture()`` (under ``LOCK``) takes every backend moto has created, per
+service, account and region, and every store (``emulator.stores()``);
+``dumps``/``loads`` turn that into bytes and back with the standard pickle
+protocol, and ``install`` puts a loaded state in place of moto's, before the
+local cloud serves anything. One pickle for everything, so references
+between services (and between a store and moto's objects) stay references.
+
+What moto rebuilds by itself is not copied: the AWS-managed IAM policies it
+loads into every account and partition (about 1,600, 24 MB once pickled) are
+left out and taken from a fresh backend on load, and references to them are
+resolved to those. Locks inside moto's objects are saved as fresh locks; a
+live ``BackendDict`` referenced from inside a backend stays the live one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import pickle
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from ship.localcloud import emulator
+from ship.localcloud.emulator import compat
+
+# Services whose backends are moto's own machinery, not AWS state.
+SKIP_SERVICES = {"moto_api"}
+PROTOCOL = 5
+
+_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+
+
+def _code_digest() -> str:
+    code = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        code.update(path.name.encode() + b"\0" + path.read_bytes())
+    return code.hexdigest()[:16]
+
+
+_CODE = _code_digest()    # the code this process runs (read once: the files may change under it)
+
+
+def fingerprint() -> dict:
+    """What a snapshot must have been written with to be loaded: moto's version, Python's,
+    and the emulator's own code (its classes and stores are in the pickle)."""
+    return {"moto": compat.moto.__version__, "python": "%d.%d" % sys.version_info[:2], "emulator": _CODE}
+
+
+def _backend_dicts() -> dict[tuple[str, str], Any]:
+    """(module, attribute) -> every BackendDict moto has put to use."""
+    from moto.core.base_backend import BackendDict
+
+    out = {}
+    for bd in list(BackendDict._instances):
+        if bd.service_name in SKIP_SERVICES:
+            continue
+        where = _where(bd)
+        if where is not None:
+            out[where] = bd
+    return out
+
+
+def _where(bd) -> tuple[str, str] | None:
+    module = sys.modules.get(bd.backend.__module__)
+    candidates = [module] if module is not None else []
+    candidates += [m for name, m in list(sys.modules.items()) if name.startswith("moto.") and m is not module]
+    for mod in candidates:
+        for attr, value in list(vars(mod).items()):
+            if value is bd:
+                return mod.__name__, attr
+    return None
+
+
+def capture() -> dict:
+    """Everything, as plain dicts (call under ``emulator.LOCK``)."""
+    backends = {}
+    for where, bd in _backend_dicts().items():
+        backends[where] = {account: dict(dict.items(regions)) for account, regions in dict.items(bd)}
+    return {"backends": backends, "stores": {s.name: s.get() for s in emulator.stores()}}
+
+
+def counts(state: dict) -> dict[str, int]:
+    """How many (account, region) backends each service has: for messages."""
+    out: dict[str, int] = {}
+    for (module, _attr), accounts in state.get("backends", {}).items():
+        name = module.split(".")[1] if module.startswith("moto.") else module
+        out[name] = out.get(name, 0) + sum(len(r) for r in accounts.values())
+    return out
+
+
+# --------------------------------------------------------------------------- pickling
+#
+# Reductions by exact type (a pickler's dispatch_table), so pickling runs at C speed:
+# a per-object Python hook (persistent_id, reducer_override) made it twice as slow.
+
+
+def _live_backend_dict(module: str, attr: str):
+    return getattr(importlib.import_module(module), attr)
+
+
+def _aws_managed_policy(account: str, partition: str, arn: str, attachments: int):
+    """An AWS-managed policy: the one moto's fresh IAM backend for the account loaded."""
+    from moto.iam.models import iam_backends
+
+    policy = iam_backends[account][partition].managed_policies.get(arn)
+    if policy is None:
+        raise pickle.UnpicklingError(f"AWS-managed policy {arn} is not in this moto")
+    policy.attachment_count = attachments
+    return policy
+
+
+def _bare(cls):
+    return cls.__new__(cls)
+
+
+def _reduce_iam_backend(backend):
+    """An IAM backend without the ~1,300 AWS-managed policies moto loads into every one."""
+    from moto.iam.models import AWSManagedPolicy
+
+    state = dict(vars(backend))
+    state.pop("aws_managed_policies", None)
+    state["managed_policies"] = {arn: p for arn, p in backend.managed_policies.items()
+                                 if type(p) is not AWSManagedPolicy}
+    return _bare, (type(backend),), state
+
+
+def _after_load_iam(backend, account: str, partition: str) -> None:
+    """Give a restored IAM backend the AWS-managed policies of a fresh one (those that the
+    restored roles reference, through ``_aws_managed_policy``)."""
+    from moto.iam.models import iam_backends
+
+    fresh = iam_backends[account][partition]
+    backend.aws_managed_policies = fresh.aws_managed_policies
+    backend.managed_policies = {**{p.arn: p for p in fresh.aws_managed_policies}, **backend.managed_policies}
+
+
+def _dispatch(dicts: dict[tuple[str, str], Any]) -> dict:
+    import copyreg
+
+    from moto.iam.models import AWSManagedPolicy, IAMBackend
+
+    live = {id(bd): where for where, bd in dicts.items()}
+
+    def backend_dict(bd):
+        where = live.get(id(bd)) or _where(bd)
+        if where is None:
+            raise pickle.PicklingError(f"a {type(bd).__name__} of {bd.service_name} that no moto module holds")
+        return _live_backend_dict, where
+
+    table = copyreg.dispatch_table.copy()
+    table[type(threading.Lock())] = lambda _lock: (threading.Lock, ())
+    table[type(threading.RLock())] = lambda _lock: (threading.RLock, ())
+    table[AWSManagedPolicy] = lambda p: (_aws_managed_policy,
+                                         (p.account_id, p.partition, p.arn, p.attachment_count))
+    table[IAMBackend] = _reduce_iam_backend
+    for bd in dicts.values():
+        table[type(bd)] = backend_dict
+    return table
+
+
+def dumps(state: dict) -> bytes:
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, protocol=PROTOCOL)
+    pickler.dispatch_table = _dispatch(_backend_dicts())
+    pickler.dump(state)
+    return buf.getvalue()
+
+
+def loads(data: bytes) -> dict:
+    from moto.iam.models import IAMBackend
+
+    state = pickle.loads(data)
+    if not isinstance(state, dict) or not isinstance(state.get("backends"), dict):
+        raise pickle.UnpicklingError("not an emulator state")
+    for (module, attr), accounts in state["backends"].items():
+        bd = _live_backend_dict(module, attr)
+        for account, regions in accounts.items():
+            for region, backend in regions.items():
+                if not isinstance(backend, bd.backend):
+                    raise pickle.UnpicklingError(f"{module}.{attr} holds a {type(backend).__name__}")
+                if isinstance(backend, IAMBackend):
+                    _after_load_iam(backend, account, region)
+    return state
+
+
+def install(state: dict) -> None:
+    """Put a loaded state in place of moto's (and the stores'), before serving requests."""
+    from moto.core.base_backend import backend_lock
+
+    with backend_lock:
+        for (module, attr), accounts in state["backends"].items():
+            bd = getattr(importlib.import_module(module), attr)
+            dict.clear(bd)
+            for account, regions in accounts.items():
+                per_account = bd[account]          # moto's own per-account dict, registered as in use
+                dict.clear(per_account)
+                dict.update(per_account, regions)
+    known = {s.name: s for s in emulator.stores()}
+    for name, value in state.get("stores", {}).items():
+        store = known.get(name)
+        if store is not None:
+            store.put(value)
