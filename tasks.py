@@ -98,9 +98,10 @@ def bench(c, seconds=10, connections=16):
 
 @task(help={"env": ENV_HELP, "tag": "deploy this image tag (already in the registry) instead of the whole job",
             "digest": "deploy this image digest (sha256:...) instead of a tag", "dry": DRY_HELP,
-            "timeout": "seconds to wait for the rollout"})
+            "timeout": "seconds to wait for the rollout",
+            "verbose": "print Terraform's full output too (it always goes to .ship/logs/terraform-<env>.log)"})
 @_errors
-def deploy(c, env="", tag="", digest="", dry=False, timeout=900):
+def deploy(c, env="", tag="", digest="", dry=False, timeout=900, verbose=False):
     """Bring an environment up and serving (local cloud, state, Terraform, image, rollout); or deploy --tag."""
     environment = _env(env)
     if tag or digest:
@@ -113,7 +114,17 @@ def deploy(c, env="", tag="", digest="", dry=False, timeout=900):
         return
     from ship.actions.up import up
 
-    up(environment, _opts(dry, timeout=timeout), echo=_echo)
+    up(environment, _opts(dry, timeout=timeout), verbose=verbose)
+
+
+@task(help={"env": ENV_HELP, "timeout": "seconds to wait for each rollout",
+            "verbose": "print Terraform's full output too"})
+@_errors
+def dev(c, env="", timeout=300, verbose=False):
+    """Deploy, then watch the source tree and roll out each saved change (build once, pinned by digest)."""
+    from ship.actions.dev import dev as run
+
+    run(_env(env), _opts(timeout=timeout), verbose=verbose)
 
 
 @task(help={"env": ENV_HELP, "dry": DRY_HELP, "timeout": "seconds to wait for the rollout"})
@@ -272,16 +283,38 @@ def local_up(c, port=0):
     info = control.up(_local_dir(), port=int(port) or config.local_port())
     print(f"local cloud up on http://127.0.0.1:{info.get('port', port or config.local_port())} "
           f"(pid {info.get('pid')}, log {_local_dir() / 'localcloud.log'})")
+    if info.get("state_message"):
+        print(info["state_message"])
 
 
-@task(name="down")
+@task(name="down", help={"reset": "also forget everything the local cloud holds (same as local.reset)"})
 @_errors
-def local_down(c):
-    """Stop the local cloud and every task it started."""
+def local_down(c, reset=False):
+    """Stop the local cloud and every task it started (its state is kept for the next start)."""
     from ship.localcloud import control
 
     stopped = control.down(_local_dir())
     print("local cloud stopped" if stopped else "local cloud was not running")
+    if reset:
+        _wipe()
+
+
+@task(name="reset")
+@_errors
+def local_reset(c):
+    """Stop the local cloud and forget its state: every stack, image, log and Terraform state on it."""
+    from ship.localcloud import control
+
+    if control.down(_local_dir()):
+        print("local cloud stopped")
+    _wipe()
+
+
+def _wipe():
+    from ship.localcloud import persistence
+
+    removed = persistence.wipe(_local_dir())
+    print(f"local cloud state forgotten ({', '.join(removed)})" if removed else "local cloud held no state")
 
 
 @task(name="status")
@@ -300,10 +333,10 @@ def local_status(c):
         print(f"  {m.get('load_balancer_name')}:{m.get('port')} -> {m.get('url')}")
 
 
-ns = Collection(test, lint, build, bench, deploy, release, promote_, rollback, redeploy, prune, status, logs,
+ns = Collection(test, lint, build, bench, deploy, dev, release, promote_, rollback, redeploy, prune, status, logs,
                 smoke, images, bootstrap, destroy)
 ns.add_collection(Collection("infra", infra_plan, infra_apply, infra_destroy))
-ns.add_collection(Collection("local", local_up, local_down, local_status))
+ns.add_collection(Collection("local", local_up, local_down, local_reset, local_status))
 ns.configure({"run": {"echo": False}})
 
 if "SHIP_PROJECT_DIR" not in os.environ:

@@ -1,24 +1,56 @@
 """The main job: an environment from nothing (or from any state) to serving.
 
-Start the local cloud for emulator environments, create the state bucket,
-apply Terraform, build and push the commit's image once, roll it out, wait
-until the service is steady and its URL answers, then print the URL last.
+Phases: the local cloud (emulator environments), the state (bucket, Terraform
+init), the image (build once, push, prepare), the infrastructure (Terraform
+apply), the rollout (the service steady on the image) and health (the URL
+answers). They overlap wherever the dependency graph allows:
+
+* **cold** (emulator, no service yet): the image is built while the local
+  cloud starts and Terraform initialises; its digest is known before it is
+  pushed, so Terraform's apply starts at once with the digest-pinned image
+  and creates the service with it. The push waits only for the repository
+  (Terraform creates it in the first second) and is done, and the image
+  unpacked by the local cloud, long before the provider's ~70 s of fixed
+  waits (VPC, then the load balancer) end. The service's first deployment is
+  the rollout: no second one.
+* **warm** (emulator, the service exists): Terraform (init, apply: usually
+  "No changes") runs beside the image build and the rollout, not before them.
+* **AWS**: one step after the other, as a registry push and a real apply need.
+
+The summary shows the phases on a common time axis, the provider's fixed
+waits on the critical path measured in the same run (the floor no emulator
+can shorten) and the ratio, the outputs once (with the task definition the
+service really runs), and the URL on the last line.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import re
+import threading
 import time
 import urllib.error
 import urllib.request
 
-from ship import terraform
+from ship import paths, terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
-from ship.actions.infra import current_image, prepare, record_emulator_identity, terraform_image
-from ship.actions.release import build_and_push
+from ship.actions.infra import (bootstrap, current_image, ensure_local_cloud, record_emulator_identity,
+                                require_state_bucket, terraform_image)
+from ship.actions.release import Built, build, push
+from ship.actions.rollout import current_service, target_of
 from ship.actions.status import service_url
+from ship.aws import Session
 from ship.config import Environment
+from ship.domain import family_revision
 from ship.errors import ShipError
+from ship.progress import Progress, TerraformWatch, render_timeline, waits_text
+from ship.registry import ImageRef
+
+REPOSITORY_WAIT = 120.0     # seconds the push waits for Terraform to create the repository
+EMULATOR_POLL = 0.5         # seconds between rollout checks on the local cloud (its API is local)
 
 
 def wait_for_url(url: str, timeout: float = 60.0) -> dict:
@@ -28,46 +60,351 @@ def wait_for_url(url: str, timeout: float = 60.0) -> dict:
         try:
             with urllib.request.urlopen(url, timeout=5) as resp:
                 if resp.status == 200:
-                    import json
-
                     return json.loads(resp.read() or b"{}")
                 last = f"HTTP {resp.status}"
         except urllib.error.HTTPError as err:
             last = f"HTTP {err.code}"
         except OSError as err:
             last = str(err)
-        time.sleep(1)
+        time.sleep(0.25)
     raise ShipError(f"{url} did not answer 200 within {timeout:.0f}s (last: {last})")
 
 
-def up(env: Environment, opts: Options, echo=print) -> str | None:
-    started = time.monotonic()
-    info, session = prepare(env, opts, echo)
-    tf = terraform.Runner(env, echo)
-    echo(f"terraform init ({env.name})")
-    tf.init()
-    if opts.dry_run:
-        tf.plan({"image": terraform_image(tf, session) or current_image(env, session) or "(built at apply)"})
-        return None
-    if session.ecr.describe_repository(env.repository_name) is None:
-        echo(f"creating the image repository {env.repository_name} first")
-        tf.apply({"image": "pending"}, targets=["module.ecr"])
-    ref = build_and_push(env, session, echo, allow_dirty=env.emulator)
-    image = terraform_image(tf, session) or ref.uri
-    echo(f"terraform apply ({env.name})")
-    tf.apply({"image": image})
-    record_emulator_identity(env, info)
-    outputs = tf.outputs()
-    deploy_image(env, ref, opts, echo, session)
-    from ship.actions.rollout import current_service, target_of
+def prepare_image(ref: ImageRef, echo=print) -> None:
+    """Ask the local cloud to unpack an image now, not when its first task starts."""
+    from ship.config import local_port
 
-    url = service_url(env, session, current_service(session, target_of(env)).target_group_arns)
-    if url:
+    req = urllib.request.Request(f"http://127.0.0.1:{local_port()}/_ship/images/prepare",
+                                 data=json.dumps({"image": ref.uri}).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            resp.read()
+    except (OSError, urllib.error.URLError) as exc:   # only an optimisation: the task start does it too
+        echo(f"note: the local cloud did not prepare {ref.digest[:19]}… ahead ({exc})")
+
+
+class _Worker:
+    """A function on a thread of its own; ``result()`` returns its value or raises its error."""
+
+    def __init__(self, name: str, fn, *args):
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to whoever waits on the result
+            self._error = exc
+
+    def result(self):
+        while self._thread.is_alive():
+            self._thread.join(0.2)
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _lower_priority(niceness: int = 10) -> None:
+    """Run this thread (and the processes it starts, which inherit it) at a lower priority,
+    so that work beside the critical path does not slow it on a machine with few cores."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at the same priority
+        pass
+
+
+_STAMP = re.compile(r"^\[\s*[\d.]+s\]\s*")
+
+
+class Up:
+    """One ``inv deploy --env=E``: the phases, the order they run in, and the summary."""
+
+    def __init__(self, env: Environment, opts: Options, progress: Progress, verbose: bool = False):
+        if env.emulator:
+            opts = dataclasses.replace(opts, poll=min(opts.poll, EMULATOR_POLL))
+        self.env, self.opts, self.progress, self.verbose = env, opts, progress, verbose
+        self.session: Session | None = None
+        self.info: dict | None = None
+        self.watch: TerraformWatch | None = None
+        self.outputs: dict = {}
+        self.ref: ImageRef | None = None
+        self.mode = ""
+        self.service = None
+        self.cancel = threading.Event()
+        self._built: Built | None = None
+        self._image_built = threading.Event()
+        self._outputs: _Worker | None = None
+
+    def say(self, text: str) -> None:
+        """Lines from the actions underneath (their own elapsed stamps removed)."""
+        self.progress.line(_STAMP.sub("", text))
+
+    # ---- the whole job
+
+    def run(self) -> str | None:
+        terraform.binary()  # before anything starts: a missing binary changes nothing
+        try:
+            self.local_cloud()
+            self.session = Session(self.env)
+            if self.opts.dry_run:
+                return self.dry_run()
+            if not self.env.emulator:
+                self.mode = "aws"
+                self.in_order()
+            elif self._service_exists():
+                self.mode = "warm"
+                self.warm()
+            else:
+                self.mode = "cold"
+                self.cold()
+            url, body = self.health()
+        finally:
+            self.cancel.set()
+        self.summary(url, body)
+        return url
+
+    def cold(self) -> None:
+        image = _Worker("image", self._cold_image)
+        tf = self.state()
+        self._image_built.wait()
+        if self._built is None:          # the build failed: its error is the one to report
+            image.result()
+        ref = self._expected_ref(self._built)
+        self.infrastructure(tf, ref.uri, outputs_later=True)
+        self.ref = image.result()
+        self.rollout(self.ref)
+        self.outputs = self._outputs.result()
+
+    def warm(self) -> None:
+        infra = _Worker("infrastructure", self._warm_infrastructure)
+        self.ref = self.image()
+        self.rollout(self.ref)
+        infra.result()
+
+    def in_order(self) -> None:
+        tf = self.state()
+        if self.session.ecr.describe_repository(self.env.repository_name) is None:
+            self.say(f"creating the image repository {self.env.repository_name} first")
+            ecr = terraform.Runner(self.env, self.say, on_line=self._quiet)
+            ecr.apply({"image": "pending"}, targets=["module.ecr"])
+        self.ref = self.image()
+        self.infrastructure(tf, terraform_image(tf, self.session) or self.ref.uri)
+        self.rollout(self.ref)
+
+    def dry_run(self) -> None:
+        tf = self.state()
+        tf.plan({"image": terraform_image(tf, self.session) or current_image(self.env, self.session)
+                 or "(built at apply)"})
+        return None
+
+    # ---- phases
+
+    def local_cloud(self) -> None:
+        if not self.env.emulator:
+            return
+        from ship.config import local_port
+        from ship.localcloud import control
+
+        running = control.status(paths.local_cloud_dir(), port=local_port())
+        phase = self.progress.start("local cloud", "starting" if running is None else "")
+        self.info = ensure_local_cloud(self.env, self.say)
+        result = f"{'started' if running is None else 'running'} (pid {self.info.get('pid')})"
+        if self.info.get("state_message") and running is None:
+            result += f"; {self.info['state_message']}"
+        self.progress.finish(phase, result)
+
+    def state(self) -> terraform.Runner:
+        phase = self.progress.start("state", "state bucket")
+        if self.env.emulator:
+            created = bootstrap(self.env, self.opts, self.say, self.session)
+        else:
+            require_state_bucket(self.env, self.session)
+            created = False
+        self.progress.wait(phase, "terraform init")
+        tf = terraform.Runner(self.env, self.say, on_line=self._quiet)
+        tf.init()
+        self.progress.finish(phase, f"bucket {self.env.state_bucket} {'created' if created else 'exists'}; "
+                                    "terraform init")
+        return tf
+
+    def image(self) -> ImageRef:
+        phase = self.progress.start("image", "building")
+        built = build(self.env, self.session, self.say, allow_dirty=self.env.emulator)
+        self.progress.wait(phase, "pushing")
+        ref = push(self.env, self.session, built, self.say)
+        self._prepare(phase, ref)
+        self.progress.finish(phase, self._image_result(built, ref))
+        return ref
+
+    def infrastructure(self, tf: terraform.Runner, image: str, outputs_later: bool = False) -> None:
+        phase = self.progress.start("infrastructure", "terraform apply")
+        self.watch = TerraformWatch(self.progress, phase, verbose=self.verbose)
+        tf.on_line = self.watch
+        try:
+            tf.apply({"image": image})
+        except ShipError:
+            self.progress.finish(phase, "failed", failed=True)
+            raise
+        record_emulator_identity(self.env, self.info)
+        self.progress.finish(phase, self._infrastructure_result())
+        if outputs_later:
+            self._outputs = _Worker("outputs", tf.outputs)
+        else:
+            self.outputs = tf.outputs()
+
+    def rollout(self, ref: ImageRef) -> None:
+        phase = self.progress.start("rollout", f"{self.env.service_name} onto {ref.digest[:19]}…")
+        try:
+            svc = deploy_image(self.env, ref, self.opts, self.say, self.session)
+        except ShipError:
+            self.progress.finish(phase, "failed", failed=True)
+            raise
+        self.service = current_service(self.session, target_of(self.env))
+        self.progress.finish(phase, f"{family_revision(svc.task_definition)} steady, "
+                                    f"{self.service.running}/{self.service.desired} running")
+
+    def health(self) -> tuple[str | None, dict]:
+        phase = self.progress.start("health", "the URL")
+        url = service_url(self.env, self.session, self.service.target_group_arns)
+        if not url:
+            self.progress.finish(phase, "no load balancer in front of the service")
+            return None, {}
         body = wait_for_url(url + "/")
-        echo(f"{url}/ answered: version {body.get('version')} from {body.get('instance')}")
-    for key in sorted(outputs):
-        echo(f"{key} = {outputs[key]}")
-    echo(f"{env.name} is serving after {time.monotonic() - started:.1f}s")
-    if url:
-        echo(url)
-    return url
+        self.progress.finish(phase, f"{url}/ answered: version {body.get('version')} from {body.get('instance')}")
+        return url, body
+
+    # ---- the cold path's image: built at once, pushed as soon as the repository exists
+
+    def _cold_image(self) -> ImageRef:
+        phase = self.progress.start("image", "building")
+        try:
+            self._built = build(self.env, None, self.say, allow_dirty=True)
+        finally:
+            self._image_built.set()
+        self.progress.wait(phase, "waiting for Terraform to create the repository")
+        self._wait_for_repository()
+        self.progress.wait(phase, "pushing")
+        ref = push(self.env, self.session, self._built, self.say)
+        if ref.digest != self._built.digest:
+            raise ShipError(f"the registry stored {ref.digest} for image {self._built.tag} "
+                            f"({self._built.digest} was built): the service would run another image")
+        self._prepare(phase, ref)
+        self.progress.finish(phase, self._image_result(self._built, ref))
+        return ref
+
+    def _wait_for_repository(self) -> None:
+        deadline = time.monotonic() + REPOSITORY_WAIT
+        while self.session.ecr.describe_repository(self.env.repository_name) is None:
+            if self.cancel.is_set() or time.monotonic() > deadline:
+                raise ShipError(f"the ECR repository {self.env.repository_name} did not appear: "
+                                "the image was built but not pushed")
+            self.cancel.wait(0.25)
+
+    def _expected_ref(self, built: Built) -> ImageRef:
+        """Where the image will be once pushed: the emulator's ECR names it by its manifest digest."""
+        host = f"{self.session.account_id()}.dkr.ecr.{self.env.region}.amazonaws.com"
+        return ImageRef(host, self.env.repository_name, built.digest, (built.tag,))
+
+    # ---- the warm path's infrastructure: Terraform beside the rollout
+
+    def _warm_infrastructure(self) -> None:
+        _lower_priority()       # the image and the rollout are the critical path here, not Terraform
+        tf = self.state()
+        image = terraform_image(tf, self.session) or current_image(self.env, self.session)
+        self.infrastructure(tf, image)
+
+    # ---- helpers
+
+    def _service_exists(self) -> bool:
+        raw = self.session.ecs.describe_service(self.env.cluster_name, self.env.service_name) \
+            if self._cluster_active() else None
+        return bool(raw) and raw.get("status") == "ACTIVE"
+
+    def _cluster_active(self) -> bool:
+        clusters = self.session.ecs.client.describe_clusters(clusters=[self.env.cluster_name]).get("clusters", [])
+        return any(c.get("status") == "ACTIVE" for c in clusters)
+
+    def _prepare(self, phase, ref: ImageRef) -> None:
+        if self.env.emulator:
+            self.progress.wait(phase, "unpacking on the local cloud")
+            prepare_image(ref, self.say)
+
+    @staticmethod
+    def _image_result(built: Built, ref: ImageRef) -> str:
+        how = "found in the registry" if built.image is None else f"{built.kind} image built in {built.seconds:.1f}s"
+        return f"{built.tag} {ref.digest[:19]}… ({how})"
+
+    def _infrastructure_result(self) -> str:
+        events = self.watch.events
+        parts = [events.verdict or "applied"]
+        waits = events.provider_waits()
+        if waits:
+            parts.append(f"provider waits {waits_text(waits)}")
+        return "; ".join(parts)
+
+    def _quiet(self, line: str) -> None:
+        if self.verbose and line.strip():
+            self.progress.line(line)
+
+    # ---- the summary
+
+    def summary(self, url: str | None, body: dict) -> None:
+        total = self.progress.elapsed()
+        out = self.progress.raw
+        out("")
+        out(f"{self.env.name} is serving after {total:.1f}s ({self.mode})")
+        for row in render_timeline(self.progress.phases, total):
+            out(row)
+        floor = self.floor()
+        if floor:
+            out(f"  floor: the AWS provider's fixed waits on the critical path: {waits_text(floor)}; "
+                f"this deploy took {total:.1f}s = {total / sum(r.seconds for r in floor):.2f}x the floor")
+        out("outputs:")
+        rows = self.true_outputs(url)
+        width = max((len(k) for k in rows), default=0)
+        for key in sorted(rows):
+            out(f"  {key:<{width}}  {rows[key]}")
+        log = terraform.Runner(self.env).log_path
+        out(f"Terraform's full output: {log}")
+        self._record(total, floor, rows)
+        if url:
+            out(url)
+
+    def floor(self) -> list:
+        return self.watch.events.provider_waits() if self.watch else []
+
+    def true_outputs(self, url: str | None) -> dict:
+        """Terraform's outputs, with what the service really runs instead of Terraform's first revision."""
+        rows = {}
+        for key, value in (self.outputs or {}).items():
+            rows[key] = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        svc = getattr(self, "service", None)
+        if svc is not None:
+            rows["task_definition_arn"] = f"{svc.task_definition} (the revision the service runs)"
+        if self.ref is not None:
+            rows["image"] = self.ref.uri
+        if url:
+            rows["service_url"] = url + (f" ({rows['service_url']})" if rows.get("service_url") not in (None, url)
+                                         else "")
+        return rows
+
+    def _record(self, total: float, floor: list, outputs: dict) -> None:
+        """The run as JSON beside Terraform's log (for benchmarks and for people who script)."""
+        record = {"environment": self.env.name, "mode": self.mode, "seconds": round(total, 2),
+                  "phases": self.progress.report(),
+                  "floor": [{"resource": r.address, "seconds": round(r.seconds, 2)} for r in floor],
+                  "floor_seconds": round(sum(r.seconds for r in floor), 2), "outputs": outputs}
+        path = paths.state_dir() / "logs" / f"deploy-{self.env.name}.json"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=1))
+        except OSError:
+            pass
+
+
+def up(env: Environment, opts: Options, verbose: bool = False, progress: Progress | None = None) -> str | None:
+    """``inv deploy --env=E``: returns the service's URL (None for a dry run)."""
+    with (progress or Progress()) as prog:
+        return Up(env, opts, prog, verbose).run()
