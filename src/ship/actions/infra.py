@@ -185,13 +185,16 @@ def apply(env: Environment, opts: Options, image: str | None = None, echo=print,
 
 
 def destroy(env: Environment, opts: Options, echo=print) -> None:
-    from ship.localcloud import control
+    from ship.localcloud import control, persistence
 
     terraform.binary()
     if env.emulator and control.status(paths.local_cloud_dir(), port=_port()) is None:
-        echo(f"the local cloud is not running, so nothing of {env.name} exists; nothing to destroy")
-        _marker(env).unlink(missing_ok=True)
-        return
+        if not persistence.snapshot_path(paths.local_cloud_dir()).is_file():
+            echo(f"the local cloud is not running and holds no saved state, so nothing of {env.name} exists; "
+                 "nothing to destroy")
+            _marker(env).unlink(missing_ok=True)
+            return
+        ensure_local_cloud(env, echo)     # it remembers: what it holds is destroyed like anything else
     session = Session(env)
     try:
         session.s3.head_bucket(Bucket=env.state_bucket)

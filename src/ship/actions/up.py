@@ -14,7 +14,9 @@ answers). They overlap wherever the dependency graph allows:
   waits (VPC, then the load balancer) end. The service's first deployment is
   the rollout: no second one.
 * **warm** (emulator, the service exists): Terraform (init, apply: usually
-  "No changes") runs beside the image build and the rollout, not before them.
+  "No changes") runs beside the rollout, not before it: it starts once the
+  image is built and unpacked (CPU the rollout needs on a small machine) and
+  fills the rollout's wait for health checks.
 * **AWS**: one step after the other, as a registry push and a real apply need.
 
 The summary shows the phases on a common time axis, the provider's fixed
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import threading
 import time
@@ -98,21 +99,15 @@ class _Worker:
         except BaseException as exc:  # handed to whoever waits on the result
             self._error = exc
 
-    def result(self):
+    def join(self) -> None:
         while self._thread.is_alive():
             self._thread.join(0.2)
+
+    def result(self):
+        self.join()
         if self._error is not None:
             raise self._error
         return self._value
-
-
-def _lower_priority(niceness: int = 10) -> None:
-    """Run this thread (and the processes it starts, which inherit it) at a lower priority,
-    so that work beside the critical path does not slow it on a machine with few cores."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-    except (AttributeError, OSError):  # not Linux, or not allowed: run at the same priority
-        pass
 
 
 _STAMP = re.compile(r"^\[\s*[\d.]+s\]\s*")
@@ -178,9 +173,15 @@ class Up:
         self.outputs = self._outputs.result()
 
     def warm(self) -> None:
-        infra = _Worker("infrastructure", self._warm_infrastructure)
+        # Terraform starts once the image is built and unpacked: on a machine with few cores
+        # it would slow them down; beside the rollout it fills the wait for health checks.
         self.ref = self.image()
-        self.rollout(self.ref)
+        infra = _Worker("infrastructure", self._warm_infrastructure)
+        try:
+            self.rollout(self.ref)
+        except BaseException:
+            infra.join()        # never leave Terraform running (and holding the state lock) behind
+            raise
         infra.result()
 
     def in_order(self) -> None:
@@ -310,7 +311,6 @@ class Up:
     # ---- the warm path's infrastructure: Terraform beside the rollout
 
     def _warm_infrastructure(self) -> None:
-        _lower_priority()       # the image and the rollout are the critical path here, not Terraform
         tf = self.state()
         image = terraform_image(tf, self.session) or current_image(self.env, self.session)
         self.infrastructure(tf, image)

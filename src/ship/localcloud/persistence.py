@@ -177,6 +177,7 @@ def restore(state_dir: Path, lock) -> Restored:
     path = snapshot_path(state_dir)
     if not enabled() or not path.is_file():
         return Restored(False, str(uuid.uuid4()))
+    started = time.monotonic()
     try:
         meta, payload = decode(path.read_bytes())
         why = incompatibility(meta, emulator_state.fingerprint())
@@ -198,7 +199,7 @@ def restore(state_dir: Path, lock) -> Restored:
     services = ", ".join(f"{k} {v}" for k, v in sorted(emulator_state.counts(loaded).items()))
     message = (f"restored the state saved {age:.0f}s ago ({services})"
                + (f"; {lost} task(s) that were running are stopped and will be replaced" if lost else ""))
-    log.info("%s", message)
+    log.info("%s (loaded in %.1fs)", message, time.monotonic() - started)
     return Restored(True, meta.get("lineage") or str(uuid.uuid4()), message, None, meta.get("saved_at"))
 
 

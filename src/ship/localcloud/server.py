@@ -100,6 +100,16 @@ class ShipApp:
         return body
 
 
+def _warm_up(emulator) -> None:
+    started = time.monotonic()
+    try:
+        emulator.warm_up(os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    except Exception:
+        log.exception("warming up the emulator failed (the first requests will do it)")
+        return
+    log.info("emulator warmed up in %.1fs", time.monotonic() - started)
+
+
 def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     # must be set before moto imports IAM, so managed policies load
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
@@ -176,6 +186,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     dataplane.start()
     balancers.start()
     saver.start()
+    threading.Thread(target=_warm_up, args=(emulator,), name="warm-up", daemon=True).start()
     log.info("ship-localcloud %s listening on %s (state %s)", info["instance"], endpoint, state)
     print(f"ship-localcloud listening on {endpoint}", flush=True)
     try:

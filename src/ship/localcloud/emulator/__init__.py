@@ -85,6 +85,21 @@ def patches() -> list[str]:
     return [*ecs.PATCHES, *elbv2.PATCHES, *ecr.PATCHES]
 
 
+def warm_up(region: str) -> None:
+    """Create the backends the first requests would otherwise wait for (moto builds them
+    lazily, under its own lock): IAM in every partition (each request looks its access key
+    up in all of them; each loads ~1,600 AWS-managed policies) and EC2 in ``region``
+    (~1,300 default AMIs). Meant for a thread of its own once the local cloud serves."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+    from moto.iam.models import iam_backends
+    from moto.utilities.utils import PARTITION_NAMES
+
+    for partition in PARTITION_NAMES:
+        iam_backends[DEFAULT_ACCOUNT_ID][partition]
+    ec2_backends[DEFAULT_ACCOUNT_ID][region]
+
+
 def install(blob_store) -> None:
     """Apply every patch (idempotent). Call before serving requests."""
     from ship.localcloud.emulator import compat, ecr, ecs, elbv2
