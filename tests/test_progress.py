@@ -103,10 +103,10 @@ def test_status_line_names_what_each_running_phase_waits_on():
     infra = Phase("infrastructure", 0.0, waiting="creating aws_lb.this", bar=(30.0, 60.0))
     image = Phase("image", 0.0, 5.0, "done")
     rollout = Phase("rollout", 1.0)
-    text = status_line([image, infra, rollout], now=31.0, t0=0.0)
+    text = status_line([image, infra, rollout], now=31.0)
     assert "infrastructure: creating aws_lb.this [########........] 30/~60s" in text
     assert "rollout (30s)" in text and "image" not in text
-    assert status_line([image], now=31.0, t0=0.0) == ""
+    assert status_line([image], now=31.0) == ""
 
 
 def test_plain_output_is_lines_with_elapsed_time_and_no_redraw():
@@ -147,7 +147,7 @@ def test_a_terminal_gets_a_status_line_redrawn_in_place():
         progress.finish(phase, "ok")
     # each permanent line erases the status line first, and the status is drawn again below it
     assert out.getvalue() == ("[   0.0s] a line\n"
-                              "\r\x1b[K0.0s infrastructure: creating aws_lb.this [................] 1/~60s"
+                              "\r\x1b[K    0.0s  infrastructure: creating aws_lb.this [................] 1/~60s"
                               "\r\x1b[K[   0.0s] infrastructure done in 0.0s: ok\n")
 
 

@@ -183,8 +183,8 @@ def _bar(done: float, total: float, width: int = 16) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
-def status_line(phases: list[Phase], now: float, t0: float, spin: str = "") -> str:
-    """The redrawn line: every running phase and what it waits on."""
+def status_line(phases: list[Phase], now: float) -> str:
+    """Every running phase and what it waits on ("" when none runs)."""
     parts = []
     for p in phases:
         if p.ended is not None:
@@ -195,8 +195,7 @@ def status_line(phases: list[Phase], now: float, t0: float, spin: str = "") -> s
             elapsed, expected = bar
             text += f" {_bar(elapsed, expected)} {elapsed:.0f}/~{expected:.0f}s"
         parts.append(text)
-    head = f"{spin} {now - t0:5.1f}s ".lstrip()
-    return head + " | ".join(parts) if parts else ""
+    return " | ".join(parts)
 
 
 def render_timeline(phases: list[Phase], total: float, width: int = 32) -> list[str]:
@@ -308,12 +307,12 @@ class Progress:
     def _draw_status(self, spin: str = " ") -> None:
         if not self.tty:
             return
-        text = status_line(self.phases, self.elapsed(), 0.0, spin)
+        text = status_line(self.phases, self.elapsed())
         if not text:
             self._clear_status()
             return
         width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)
-        self.out.write("\r\x1b[K" + text[:width])
+        self.out.write("\r\x1b[K" + f"{spin} {self.elapsed():5.1f}s  {text}"[:width])
         self.out.flush()
         self._status_shown = True
 
@@ -324,9 +323,9 @@ class Progress:
         if now - self._heartbeat < PLAIN_HEARTBEAT:
             return
         self._heartbeat = now
-        text = status_line(self.phases, now, 0.0)
+        text = status_line(self.phases, now)
         if text:
-            self.line("still " + text.split(" ", 1)[-1].strip())
+            self.line("still " + text)
 
     # ---- the record
 

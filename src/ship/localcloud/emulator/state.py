@@ -8,9 +8,10 @@ local cloud serves anything. One pickle for everything, so references
 between services (and between a store and moto's objects) stay references.
 
 What moto rebuilds by itself is not copied: the AWS-managed IAM policies it
-loads into every account and partition (about 1,600, 24 MB once pickled) are
-left out and taken from a fresh backend on load, and references to them are
-resolved to those. Locks inside moto's objects are saved as fresh locks; a
+loads into every account and partition (about 1,600, 24 MB once pickled) and
+the public AMIs it loads into every EC2 region (about 1,300, with a snapshot
+each: most of a snapshot's time) are left out and taken from a fresh backend
+on load, and references to them are resolved to those. Locks inside moto's objects are saved as fresh locks; a
 live ``BackendDict`` referenced from inside a backend stays the live one.
 """
 
@@ -139,9 +140,44 @@ def _after_load_iam(backend, account: str, partition: str) -> None:
     backend.managed_policies = {**{p.arn: p for p in fresh.aws_managed_policies}, **backend.managed_policies}
 
 
+def _reduce_ec2_backend(backend):
+    """An EC2 backend without the ~1,300 public AMIs (and their snapshots) moto loads into
+    every region: only the ids of those still registered are kept."""
+    defaults = {ami_id for ami_id, ami in backend.amis.items() if getattr(ami, "owner_alias", None) == "amazon"}
+    state = dict(vars(backend))
+    state["amis"] = {k: v for k, v in backend.amis.items() if k not in defaults}
+    state["snapshots"] = {k: v for k, v in backend.snapshots.items() if getattr(v, "from_ami", None) not in defaults}
+    state[_DEFAULT_AMIS] = sorted(defaults)
+    return _bare, (type(backend),), state
+
+
+_DEFAULT_AMIS = "_ship_default_amis"
+
+
+def _after_load_ec2(backend, account: str, region: str) -> None:
+    """Give a restored EC2 backend the public AMIs of a fresh one (those it still had)."""
+    from moto.ec2.models import ec2_backends
+
+    keep = set(backend.__dict__.pop(_DEFAULT_AMIS, ()))
+    fresh = ec2_backends[account][region]
+    amis, snapshots = {}, {}
+    for ami_id, ami in fresh.amis.items():
+        if ami_id not in keep:
+            continue
+        ami.ec2_backend = backend
+        amis[ami_id] = ami
+        snap = getattr(ami, "ebs_snapshot", None)
+        if snap is not None:
+            snap.ec2_backend = backend
+            snapshots[snap.id] = snap
+    backend.amis = {**amis, **backend.amis}
+    backend.snapshots = {**snapshots, **backend.snapshots}
+
+
 def _dispatch(dicts: dict[tuple[str, str], Any]) -> dict:
     import copyreg
 
+    from moto.ec2.models import EC2Backend
     from moto.iam.models import AWSManagedPolicy, IAMBackend
 
     live = {id(bd): where for where, bd in dicts.items()}
@@ -158,6 +194,7 @@ def _dispatch(dicts: dict[tuple[str, str], Any]) -> dict:
     table[AWSManagedPolicy] = lambda p: (_aws_managed_policy,
                                          (p.account_id, p.partition, p.arn, p.attachment_count))
     table[IAMBackend] = _reduce_iam_backend
+    table[EC2Backend] = _reduce_ec2_backend
     for bd in dicts.values():
         table[type(bd)] = backend_dict
     return table
@@ -172,6 +209,7 @@ def dumps(state: dict) -> bytes:
 
 
 def loads(data: bytes) -> dict:
+    from moto.ec2.models import EC2Backend
     from moto.iam.models import IAMBackend
 
     state = pickle.loads(data)
@@ -185,6 +223,8 @@ def loads(data: bytes) -> dict:
                     raise pickle.UnpicklingError(f"{module}.{attr} holds a {type(backend).__name__}")
                 if isinstance(backend, IAMBackend):
                     _after_load_iam(backend, account, region)
+                elif isinstance(backend, EC2Backend):
+                    _after_load_ec2(backend, account, region)
     return state
 
 

@@ -212,9 +212,12 @@ def test_the_whole_state_survives_a_restart(env):
     with mock_aws():
         c = _clients()
         made = _make_everything(c)
+        public = sorted(i["ImageId"] for i in c["ec2"].describe_images(Owners=["amazon"])["Images"])
+        c["ec2"].deregister_image(ImageId=public[0])
         with emulator.LOCK:
             payload = emulator_state.dumps(emulator_state.capture())
-    assert len(payload) < 5_000_000     # AWS-managed IAM policies are not copied (24 MB if they were)
+    # neither the AWS-managed IAM policies (24 MB) nor the public AMIs (1 MB) are copied
+    assert len(payload) < 200_000
     with mock_aws():
         c = _clients()
         assert c["ecs"].list_clusters()["clusterArns"] == []          # a new, empty emulator
@@ -238,6 +241,10 @@ def test_the_whole_state_survives_a_restart(env):
         # moto's own AWS-managed policies are all there, once
         listed = c["iam"].list_policies(Scope="AWS", MaxItems=1000)["Policies"]
         assert len(listed) == 1000 and len({p["Arn"] for p in listed}) == 1000
+        # moto's public AMIs are there (not the one deregistered), and belong to the restored EC2
+        assert sorted(i["ImageId"] for i in c["ec2"].describe_images(Owners=["amazon"])["Images"]) == public[1:]
+        c["ec2"].create_tags(Resources=[public[1]], Tags=[{"Key": "k", "Value": "v"}])
+        assert c["ec2"].describe_images(ImageIds=[public[1]])["Images"][0]["Tags"] == [{"Key": "k", "Value": "v"}]
         # and the restored emulator keeps working
         c["ecs"].update_service(cluster="hello-local", service="hello-local", desiredCount=3)
         c["iam"].detach_role_policy(RoleName="hello-exec", PolicyArn=EXEC_POLICY)
