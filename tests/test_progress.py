@@ -189,3 +189,13 @@ def test_verbose_watch_prints_every_line():
     watch("")
     assert out.getvalue().splitlines() == [
         "[   0.0s] Terraform used the selected providers to generate the following execution"]
+
+
+def test_lines_stamped_by_the_code_below_get_one_stamp():
+    out = io.StringIO()
+    progress = Progress(out, tty=False, clock=lambda: 3.0)
+    progress.say("[  12.5s] new hello-local:3: 2/2 running")
+    progress.say("[ 0.1s] x")
+    progress.say("plain [1.0s] inside")
+    assert out.getvalue().splitlines() == ["[   0.0s] new hello-local:3: 2/2 running", "[   0.0s] x",
+                                           "[   0.0s] plain [1.0s] inside"]

@@ -45,6 +45,7 @@ _DONE = re.compile(r"^(?P<addr>[\w.\-\[\]\"]+): (?P<verb>Creation|Modifications|
 _VERDICT = re.compile(r"^(Apply complete!|Destroy complete!|No changes\.|Plan: \d+ to add)")
 _ERROR = re.compile(r"^[│ ]*Error: ")
 
+_STAMP = re.compile(r"^\[\s*[\d.]+s\]\s*")
 _VERBS = {"Creating": "create", "Modifying": "update", "Destroying": "destroy", "Reading": "read"}
 
 
@@ -279,6 +280,10 @@ class Progress:
         """A permanent line, prefixed with the time since the start."""
         stamped = f"[{self.elapsed():6.1f}s] {text}"
         self.raw(stamped)
+
+    def say(self, text: str) -> None:
+        """A line from code that stamps its own lines with elapsed time: ours replaces it."""
+        self.line(_STAMP.sub("", text))
 
     def raw(self, text: str) -> None:
         """A permanent line as it is (the summary)."""

@@ -17,6 +17,7 @@ applied by ``inv deploy``, not by this loop.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -101,7 +102,7 @@ def rollout_change(env: Environment, session: Session, opts: Options, files: lis
     what = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     clock = time.strftime("%H:%M:%S")
     with Progress(out) as progress:
-        say = progress.line
+        say = progress.say
         try:
             built = build(env, session, say, allow_dirty=True)
             running = current_service(session, target_of(env))
@@ -134,6 +135,8 @@ def dev(env: Environment, opts: Options, verbose: bool = False, stop: threading.
                         "an AWS environment gets released commits (inv release)")
     root = root or paths.project_root()
     stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)    # stopped like Ctrl-C
     url = up(env, opts, verbose=verbose, progress=Progress(out) if out is not None else None)
     session = Session(env)
     last = snapshot(root)

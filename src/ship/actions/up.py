@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import threading
 import time
 import urllib.error
 import urllib.request
+
+import botocore.exceptions
 
 from ship import paths, terraform
 from ship.actions import Options
@@ -41,7 +42,7 @@ from ship.actions.deploy import deploy_image
 from ship.actions.infra import (bootstrap, current_image, ensure_local_cloud, record_emulator_identity,
                                 require_state_bucket, terraform_image)
 from ship.actions.release import Built, build, push
-from ship.actions.rollout import current_service, target_of
+from ship.actions.rollout import current_service, target_of, task_definition
 from ship.actions.status import service_url
 from ship.aws import Session
 from ship.config import Environment
@@ -69,6 +70,13 @@ def wait_for_url(url: str, timeout: float = 60.0) -> dict:
             last = str(err)
         time.sleep(0.25)
     raise ShipError(f"{url} did not answer 200 within {timeout:.0f}s (last: {last})")
+
+
+def _image_of(session: Session, arn: str) -> str | None:
+    try:
+        return task_definition(session, arn).image()
+    except ShipError:
+        return None
 
 
 def prepare_image(ref: ImageRef, echo=print) -> None:
@@ -110,9 +118,6 @@ class _Worker:
         return self._value
 
 
-_STAMP = re.compile(r"^\[\s*[\d.]+s\]\s*")
-
-
 class Up:
     """One ``inv deploy --env=E``: the phases, the order they run in, and the summary."""
 
@@ -134,7 +139,7 @@ class Up:
 
     def say(self, text: str) -> None:
         """Lines from the actions underneath (their own elapsed stamps removed)."""
-        self.progress.line(_STAMP.sub("", text))
+        self.progress.say(text)
 
     # ---- the whole job
 
@@ -251,9 +256,9 @@ class Up:
         record_emulator_identity(self.env, self.info)
         self.progress.finish(phase, self._infrastructure_result())
         if outputs_later:
-            self._outputs = _Worker("outputs", tf.outputs)
+            self._outputs = _Worker("outputs", self._read_outputs, tf)
         else:
-            self.outputs = tf.outputs()
+            self.outputs = self._read_outputs(tf)
 
     def rollout(self, ref: ImageRef) -> None:
         phase = self.progress.start("rollout", f"{self.env.service_name} onto {ref.digest[:19]}…")
@@ -312,8 +317,23 @@ class Up:
 
     def _warm_infrastructure(self) -> None:
         tf = self.state()
-        image = terraform_image(tf, self.session) or current_image(self.env, self.session)
-        self.infrastructure(tf, image)
+        # the image of Terraform's own task definition, so that its plan stays empty
+        arn = (self._state_outputs() or {}).get("task_definition_arn")
+        image = _image_of(self.session, arn) if arn else terraform_image(tf, self.session)
+        self.infrastructure(tf, image or current_image(self.env, self.session))
+
+    def _state_outputs(self) -> dict | None:
+        """Terraform's outputs read from its state object in the bucket (the state format's
+        ``outputs.<name>.value``): one S3 call instead of starting Terraform twice."""
+        try:
+            body = self.session.s3.get_object(Bucket=self.env.state_bucket, Key=self.env.state_key)["Body"].read()
+            return {k: v["value"] for k, v in json.loads(body).get("outputs", {}).items()}
+        except (botocore.exceptions.ClientError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def _read_outputs(self, tf: terraform.Runner) -> dict:
+        outputs = self._state_outputs()
+        return outputs if outputs else tf.outputs()
 
     # ---- helpers
 
