@@ -372,56 +372,54 @@ class Up:
 
     def summary(self, url: str | None, body: dict) -> None:
         total = self.progress.elapsed()
-        out = self.progress.raw
-        out("")
-        out(f"{self.env.name} is serving after {total:.1f}s ({self.mode})")
-        for row in render_timeline(self.progress.phases, total):
-            out(row)
-        floor = self.floor()
-        if floor:
-            out(f"  floor: the AWS provider's fixed waits on the critical path: {waits_text(floor)}; "
-                f"this deploy took {total:.1f}s = {total / sum(r.seconds for r in floor):.2f}x the floor")
-        out("outputs:")
-        rows = self.true_outputs(url)
-        width = max((len(k) for k in rows), default=0)
-        for key in sorted(rows):
-            out(f"  {key:<{width}}  {rows[key]}")
-        log = terraform.Runner(self.env).log_path
-        out(f"Terraform's full output: {log}")
-        self._record(total, floor, rows)
+        floor = self.watch.events.provider_waits() if self.watch else []
+        rows = true_outputs(self.outputs, self.service, self.ref, url)
+        for line in summary_lines(self.env.name, self.mode, total, self.progress.phases, floor, rows):
+            self.progress.raw(line)
+        self.progress.raw(f"Terraform's full output: {terraform.Runner(self.env).log_path}")
+        write_record(self.env, {"environment": self.env.name, "mode": self.mode, "seconds": round(total, 2),
+                                "phases": self.progress.report(),
+                                "floor": [{"resource": r.address, "seconds": round(r.seconds, 2)} for r in floor],
+                                "floor_seconds": round(sum(r.seconds for r in floor), 2), "outputs": rows})
         if url:
-            out(url)
+            self.progress.raw(url)
 
-    def floor(self) -> list:
-        return self.watch.events.provider_waits() if self.watch else []
 
-    def true_outputs(self, url: str | None) -> dict:
-        """Terraform's outputs, with what the service really runs instead of Terraform's first revision."""
-        rows = {}
-        for key, value in (self.outputs or {}).items():
-            rows[key] = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-        svc = getattr(self, "service", None)
-        if svc is not None:
-            rows["task_definition_arn"] = f"{svc.task_definition} (the revision the service runs)"
-        if self.ref is not None:
-            rows["image"] = self.ref.uri
-        if url:
-            rows["service_url"] = url + (f" ({rows['service_url']})" if rows.get("service_url") not in (None, url)
-                                         else "")
-        return rows
+def summary_lines(name: str, mode: str, total: float, phases: list, floor: list, rows: dict) -> list[str]:
+    """The summary: the phases on one time axis, the floor and the ratio, the outputs."""
+    lines = ["", f"{name} is serving after {total:.1f}s ({mode})", *render_timeline(phases, total)]
+    if floor:
+        lines.append(f"  floor: the AWS provider's fixed waits on the critical path: {waits_text(floor)}; "
+                     f"this deploy took {total:.1f}s = {total / sum(r.seconds for r in floor):.2f}x the floor")
+    lines.append("outputs:")
+    width = max((len(k) for k in rows), default=0)
+    lines += [f"  {key:<{width}}  {rows[key]}" for key in sorted(rows)]
+    return lines
 
-    def _record(self, total: float, floor: list, outputs: dict) -> None:
-        """The run as JSON beside Terraform's log (for benchmarks and for people who script)."""
-        record = {"environment": self.env.name, "mode": self.mode, "seconds": round(total, 2),
-                  "phases": self.progress.report(),
-                  "floor": [{"resource": r.address, "seconds": round(r.seconds, 2)} for r in floor],
-                  "floor_seconds": round(sum(r.seconds for r in floor), 2), "outputs": outputs}
-        path = paths.state_dir() / "logs" / f"deploy-{self.env.name}.json"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(record, indent=1))
-        except OSError:
-            pass
+
+def true_outputs(outputs: dict, service, ref: ImageRef | None, url: str | None) -> dict[str, str]:
+    """Terraform's outputs, once, with what the service really runs instead of Terraform's own
+    first revision (rollouts register the later ones), and the URL that answers."""
+    rows = {key: ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            for key, value in (outputs or {}).items()}
+    if service is not None:
+        rows["task_definition_arn"] = f"{service.task_definition} (the revision the service runs)"
+    if ref is not None:
+        rows["image"] = ref.uri
+    if url:
+        terraform_url = rows.get("service_url")
+        rows["service_url"] = url + (f" ({terraform_url})" if terraform_url not in (None, url) else "")
+    return rows
+
+
+def write_record(env: Environment, record: dict) -> None:
+    """The run as JSON beside Terraform's log (for benchmarks, and for people who script)."""
+    path = paths.state_dir() / "logs" / f"deploy-{env.name}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1))
+    except OSError:
+        pass
 
 
 def up(env: Environment, opts: Options, verbose: bool = False, progress: Progress | None = None) -> str | None:
