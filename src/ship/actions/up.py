@@ -12,7 +12,10 @@ answers). They overlap wherever the dependency graph allows:
   (Terraform creates it in the first second) and is done, and the image
   unpacked by the local cloud, long before the provider's ~70 s of fixed
   waits (VPC, then the load balancer) end. The service's first deployment is
-  the rollout: no second one.
+  the rollout: no second one. When the build is the slower (a container build),
+  what does not need the image (the load balancer and its network, the ECS
+  cluster, the repository) is applied first, beside the build, and the task
+  definition and the service right after it.
 * **warm** (emulator, the service exists): Terraform (init, apply: usually
   "No changes") runs beside the rollout, not before it: it starts once the
   image is built and unpacked (CPU the rollout needs on a small machine) and
@@ -51,6 +54,10 @@ from ship.errors import ShipError
 from ship.progress import Progress, TerraformWatch, render_timeline, waits_text
 from ship.registry import ImageRef
 
+# What a cold deploy creates before its image is built when the build is the slower: the load
+# balancer (with the network it needs), the ECS cluster and the image repository, which hold all
+# of the provider's fixed waits; the task definition and the service need the image.
+EARLY_TARGETS = ["module.loadbalancer", "module.ecs.aws_ecs_cluster.this", "module.ecr"]
 REPOSITORY_WAIT = 120.0     # seconds the push waits for Terraform to create the repository
 EMULATOR_POLL = 0.5         # seconds between rollout checks on the local cloud (its API is local)
 
@@ -127,7 +134,7 @@ class Up:
         self.env, self.opts, self.progress, self.verbose = env, opts, progress, verbose
         self.session: Session | None = None
         self.info: dict | None = None
-        self.watch: TerraformWatch | None = None
+        self.watches: list[TerraformWatch] = []
         self.outputs: dict = {}
         self.ref: ImageRef | None = None
         self.mode = ""
@@ -135,6 +142,7 @@ class Up:
         self.cancel = threading.Event()
         self._built: Built | None = None
         self._image_built = threading.Event()
+        self._mode_known = threading.Event()
         self._outputs: _Worker | None = None
 
     def say(self, text: str) -> None:
@@ -153,21 +161,28 @@ class Up:
             if not self.env.emulator:
                 self.mode = "aws"
                 self.in_order()
-            elif self._service_exists():
-                self.mode = "warm"
-                self.warm()
             else:
-                self.mode = "cold"
-                self.cold()
+                image = _Worker("image", self._image_job)      # built at once, pushed when it can be
+                self.mode = "warm" if self._service_exists() else "cold"
+                self._mode_known.set()
+                if self.mode == "warm":
+                    self.warm(image)
+                else:
+                    self.cold(image)
             url, body = self.health()
         finally:
             self.cancel.set()
+            self._mode_known.set()
         self.summary(url, body)
         return url
 
-    def cold(self) -> None:
-        image = _Worker("image", self._cold_image)
+    def cold(self, image: _Worker) -> None:
         tf = self.state()
+        if not self._image_built.is_set():
+            # The build takes longer than Terraform's start (a container build, a first build
+            # of the dependencies): create now what does not need the image, the provider's
+            # long waits among it; the service and its task definition follow the build.
+            self.infrastructure(tf, "pending", targets=EARLY_TARGETS)
         self._image_built.wait()
         if self._built is None:          # the build failed: its error is the one to report
             image.result()
@@ -177,10 +192,10 @@ class Up:
         self.rollout(self.ref)
         self.outputs = self._outputs.result()
 
-    def warm(self) -> None:
+    def warm(self, image: _Worker) -> None:
         # Terraform starts once the image is built and unpacked: on a machine with few cores
         # it would slow them down; beside the rollout it fills the wait for health checks.
-        self.ref = self.image()
+        self.ref = image.result()
         infra = _Worker("infrastructure", self._warm_infrastructure)
         try:
             self.rollout(self.ref)
@@ -244,17 +259,22 @@ class Up:
         self.progress.finish(phase, self._image_result(built, ref))
         return ref
 
-    def infrastructure(self, tf: terraform.Runner, image: str, outputs_later: bool = False) -> None:
-        phase = self.progress.start("infrastructure", "terraform apply")
-        self.watch = TerraformWatch(self.progress, phase, verbose=self.verbose)
-        tf.on_line = self.watch
+    def infrastructure(self, tf: terraform.Runner, image: str, outputs_later: bool = False,
+                       targets: list[str] | None = None) -> None:
+        phase = self.progress.start("infrastructure" + (" (without the service)" if targets else ""),
+                                    "terraform apply")
+        watch = TerraformWatch(self.progress, phase, verbose=self.verbose)
+        self.watches.append(watch)
+        tf.on_line = watch
         try:
-            tf.apply({"image": image})
+            tf.apply({"image": image}, targets=targets)
         except ShipError:
             self.progress.finish(phase, "failed", failed=True)
             raise
         record_emulator_identity(self.env, self.info)
-        self.progress.finish(phase, self._infrastructure_result())
+        self.progress.finish(phase, self._infrastructure_result(watch))
+        if targets:
+            return
         if outputs_later:
             self._outputs = _Worker("outputs", self._read_outputs, tf)
         else:
@@ -281,18 +301,21 @@ class Up:
         self.progress.finish(phase, f"{url}/ answered: version {body.get('version')} from {body.get('instance')}")
         return url, body
 
-    # ---- the cold path's image: built at once, pushed as soon as the repository exists
+    # ---- the image on the local cloud: built at once, pushed as soon as there is a repository
 
-    def _cold_image(self) -> ImageRef:
+    def _image_job(self) -> ImageRef:
         phase = self.progress.start("image", "building")
+        session = Session(self.env)          # clients of its own: boto3 sessions are not shared across threads
         try:
-            self._built = build(self.env, None, self.say, allow_dirty=True)
+            self._built = build(self.env, session, self.say, allow_dirty=True)
         finally:
             self._image_built.set()
-        self.progress.wait(phase, "waiting for Terraform to create the repository")
-        self._wait_for_repository()
+        self._mode_known.wait()
+        if self.mode == "cold":
+            self.progress.wait(phase, "waiting for Terraform to create the repository")
+            self._wait_for_repository(session)
         self.progress.wait(phase, "pushing")
-        ref = push(self.env, self.session, self._built, self.say)
+        ref = push(self.env, session, self._built, self.say)
         if ref.digest != self._built.digest:
             raise ShipError(f"the registry stored {ref.digest} for image {self._built.tag} "
                             f"({self._built.digest} was built): the service would run another image")
@@ -300,9 +323,9 @@ class Up:
         self.progress.finish(phase, self._image_result(self._built, ref))
         return ref
 
-    def _wait_for_repository(self) -> None:
+    def _wait_for_repository(self, session: Session) -> None:
         deadline = time.monotonic() + REPOSITORY_WAIT
-        while self.session.ecr.describe_repository(self.env.repository_name) is None:
+        while session.ecr.describe_repository(self.env.repository_name) is None:
             if self.cancel.is_set() or time.monotonic() > deadline:
                 raise ShipError(f"the ECR repository {self.env.repository_name} did not appear: "
                                 "the image was built but not pushed")
@@ -310,6 +333,8 @@ class Up:
 
     def _expected_ref(self, built: Built) -> ImageRef:
         """Where the image will be once pushed: the emulator's ECR names it by its manifest digest."""
+        if built.ref is not None:
+            return built.ref
         host = f"{self.session.account_id()}.dkr.ecr.{self.env.region}.amazonaws.com"
         return ImageRef(host, self.env.repository_name, built.digest, (built.tag,))
 
@@ -356,8 +381,12 @@ class Up:
         how = "found in the registry" if built.image is None else f"{built.kind} image built in {built.seconds:.1f}s"
         return f"{built.tag} {ref.digest[:19]}… ({how})"
 
-    def _infrastructure_result(self) -> str:
-        events = self.watch.events
+    def floor(self) -> list:
+        """The provider's fixed waits on the critical path of each apply (one after the other)."""
+        return [r for watch in self.watches for r in watch.events.provider_waits()]
+
+    def _infrastructure_result(self, watch: TerraformWatch) -> str:
+        events = watch.events
         parts = [events.verdict or "applied"]
         waits = events.provider_waits()
         if waits:
@@ -372,7 +401,7 @@ class Up:
 
     def summary(self, url: str | None, body: dict) -> None:
         total = self.progress.elapsed()
-        floor = self.watch.events.provider_waits() if self.watch else []
+        floor = self.floor()
         rows = true_outputs(self.outputs, self.service, self.ref, url)
         for line in summary_lines(self.env.name, self.mode, total, self.progress.phases, floor, rows):
             self.progress.raw(line)
