@@ -58,6 +58,7 @@ from ship.registry import ImageRef
 # balancer (with the network it needs), the ECS cluster and the image repository, which hold all
 # of the provider's fixed waits; the task definition and the service need the image.
 EARLY_TARGETS = ["module.loadbalancer", "module.ecs.aws_ecs_cluster.this", "module.ecr"]
+BUILD_GRACE = 5.0           # seconds a cold deploy waits for the build before applying without it
 REPOSITORY_WAIT = 120.0     # seconds the push waits for Terraform to create the repository
 EMULATOR_POLL = 0.5         # seconds between rollout checks on the local cloud (its API is local)
 
@@ -178,7 +179,7 @@ class Up:
 
     def cold(self, image: _Worker) -> None:
         tf = self.state()
-        if not self._image_built.is_set():
+        if not self._image_built.wait(BUILD_GRACE):
             # The build takes longer than Terraform's start (a container build, a first build
             # of the dependencies): create now what does not need the image, the provider's
             # long waits among it; the service and its task definition follow the build.
