@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ship.localcloud import emulator
 from ship.localcloud.emulator.compat import backends as _backends, internals as _moto
 
 PATCHES = [
@@ -58,7 +59,7 @@ class ElbStore:
                 del table[arn]
 
 
-STORE = ElbStore()
+STORE = emulator.keep("elbv2", ElbStore(), version=1)
 
 
 def _target_key(target: dict, default_port) -> str:
