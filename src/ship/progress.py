@@ -78,6 +78,11 @@ class Resource:
     def seconds(self) -> float:
         return (self.ended or self.started) - self.started
 
+    @property
+    def end(self) -> float:
+        """When it ended (its start while it runs)."""
+        return self.started if self.ended is None else self.ended
+
 
 @dataclass
 class TerraformEvents:
@@ -105,10 +110,10 @@ class TerraformEvents:
             return res
         m = _DONE.match(text)
         if m:
-            res = self.resources.get(m.group("addr"))
-            if res is not None and res.ended is None:
-                res.ended = now
-            return res
+            done = self.resources.get(m.group("addr"))
+            if done is not None and done.ended is None:
+                done.ended = now
+            return done
         if _VERDICT.match(text):
             self.verdict = text
         elif _ERROR.match(line) and not self.error:
@@ -119,7 +124,7 @@ class TerraformEvents:
         return sorted((r for r in self.resources.values() if r.ended is None), key=lambda r: r.started)
 
     def done(self) -> list[Resource]:
-        return sorted((r for r in self.resources.values() if r.ended is not None), key=lambda r: r.ended)
+        return sorted((r for r in self.resources.values() if r.ended is not None), key=lambda r: r.end)
 
     def critical_chain(self, slack: float = 0.75) -> list[Resource]:
         """The chain of resources that decided when the apply ended, read from the timings:
@@ -132,11 +137,11 @@ class TerraformEvents:
         chain = [done[-1]]
         while True:
             head = chain[-1]
-            before = [r for r in done if r.ended <= head.started + slack and r is not head and r not in chain
+            before = [r for r in done if r.end <= head.started + slack and r is not head and r not in chain
                       and r.started < head.started]
             if not before:
                 break
-            chain.append(max(before, key=lambda r: r.ended))
+            chain.append(max(before, key=lambda r: r.end))
         return list(reversed(chain))
 
     def provider_waits(self, minimum: float = PROVIDER_WAIT_MIN) -> list[Resource]:

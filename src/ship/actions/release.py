@@ -40,7 +40,13 @@ class Built:
 
     @property
     def digest(self) -> str:
-        return self.ref.digest if self.ref else self.image.digest
+        return self.ref.digest if self.ref else self.built_image.digest
+
+    @property
+    def built_image(self) -> artifact.Image:
+        if self.image is None:
+            raise ShipError(f"image {self.tag} was found in the registry, not built")
+        return self.image
 
 
 def build(env: Environment, session: Session | None, echo=print, root: Path | None = None,
@@ -82,17 +88,18 @@ def push(env: Environment, session: Session, built: Built, echo=print) -> ImageR
     """Push a built image under its tag (a no-op for one found in the registry)."""
     if built.ref is not None:
         return built.ref
+    image = built.built_image
     registry = Registry(session, env.repository_name)
     registry.repository_uri()  # fails with a hint when the repository is missing
     existing = registry.tag_exists(built.tag)
-    if existing and existing.digest == built.image.digest:
+    if existing and existing.digest == image.digest:
         return existing
-    if built.image.kind == "process":
-        ref = registry.push_manifest(built.image.manifest, built.image.media_type, built.tag, built.image.blobs)
+    if image.kind == "process":
+        ref = registry.push_manifest(image.manifest, image.media_type, built.tag, image.blobs)
     else:
         from ship import containers
 
-        ref = containers.push(built.image, registry, env, session)
+        ref = containers.push(image, registry, env, session)
     echo(f"pushed {ref.uri} as {built.tag}")
     return ref
 

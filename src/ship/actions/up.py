@@ -42,20 +42,21 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 import botocore.exceptions
 
 from ship import paths, terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
-from ship.actions.infra import (before_terraform, bootstrap, current_image, ensure_local_cloud,
+from ship.actions.infra import (before_terraform, bootstrap, current_image, ensure_local_cloud, placeholder_image,
                                 record_emulator_identity, require_state_bucket, terraform_image)
 from ship.actions.release import Built, build, push
 from ship.actions.rollout import current_service, target_of, task_definition
 from ship.actions.status import service_url
 from ship.aws import Session
 from ship.config import Environment
-from ship.domain import family_revision
+from ship.domain import Service, family_revision
 from ship.errors import ShipError
 from ship.progress import Progress, TerraformWatch, render_timeline, waits_text
 from ship.registry import ImageRef
@@ -111,7 +112,8 @@ class _Worker:
     """A function on a thread of its own; ``result()`` returns its value or raises its error."""
 
     def __init__(self, name: str, fn, *args):
-        self._value = self._error = None
+        self._value: Any = None
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(fn, args), name=name, daemon=True)
         self._thread.start()
 
@@ -139,18 +141,24 @@ class Up:
         if env.emulator:
             opts = dataclasses.replace(opts, poll=min(opts.poll, EMULATOR_POLL))
         self.env, self.opts, self.progress, self.verbose = env, opts, progress, verbose
-        self.session: Session | None = None
-        self.info: dict | None = None
+        self._session: Session | None = None
+        self.info: dict = {}
         self.watches: list[TerraformWatch] = []
         self.outputs: dict = {}
         self.ref: ImageRef | None = None
         self.mode = ""
-        self.service = None
+        self.service: Service | None = None
         self.cancel = threading.Event()
         self._built: Built | None = None
         self._image_built = threading.Event()
         self._mode_known = threading.Event()
         self._outputs: _Worker | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("the deploy has no AWS session yet")
+        return self._session
 
     def say(self, text: str) -> None:
         """Lines from the actions underneath (their own elapsed stamps removed)."""
@@ -162,12 +170,13 @@ class Up:
         terraform.binary()  # before anything starts: a missing binary changes nothing
         try:
             self.local_cloud()
-            self.session = Session(self.env)
+            self._session = Session(self.env)
             # before anything else touches the stack: what a killed or cut-off run left (its
             # partial apply rebuilt, a lock its dead run kept) is settled, or named, here
             before_terraform(self.env, self.session, self.info, self.say, dry_run=self.opts.dry_run)
             if self.opts.dry_run:
-                return self.dry_run()
+                self.dry_run()
+                return None
             if not self.env.emulator:
                 self.mode = "aws"
                 self.in_order()
@@ -194,13 +203,15 @@ class Up:
             # long waits among it; the service and its task definition follow the build.
             self.infrastructure(tf, "pending", targets=EARLY_TARGETS)
         self._image_built.wait()
-        if self._built is None:          # the build failed: its error is the one to report
+        built = self._built
+        if built is None:          # the build failed: its error is the one to report
             image.result()
-        ref = self._expected_ref(self._built)
+            raise ShipError("the image was not built")
+        ref = self._expected_ref(built)
         self.infrastructure(tf, ref.uri, outputs_later=True)
         self.ref = image.result()
         self.rollout(self.ref)
-        self.outputs = self._outputs.result()
+        self.outputs = self._outputs.result() if self._outputs is not None else {}
 
     def warm(self, image: _Worker) -> None:
         # Terraform starts once the image is built and unpacked: on a machine with few cores
@@ -240,7 +251,7 @@ class Up:
 
         running = control.status(paths.local_cloud_dir(), port=local_port())
         phase = self.progress.start("local cloud", "starting" if running is None else "")
-        self.info = ensure_local_cloud(self.env, self.say)
+        self.info = ensure_local_cloud(self.env, self.say) or {}
         result = f"{'started' if running is None else 'running'} (pid {self.info.get('pid')})"
         if self.info.get("state_message") and running is None:
             result += f"; {self.info['state_message']}"
@@ -297,13 +308,13 @@ class Up:
         except ShipError:
             self.progress.finish(phase, "failed", failed=True)
             raise
-        self.service = current_service(self.session, target_of(self.env))
+        self.service = service = current_service(self.session, target_of(self.env))
         self.progress.finish(phase, f"{family_revision(svc.task_definition)} steady, "
-                                    f"{self.service.running}/{self.service.desired} running")
+                                    f"{service.running}/{service.desired} running")
 
     def health(self) -> tuple[str | None, dict]:
         phase = self.progress.start("health", "the URL")
-        url = service_url(self.env, self.session, self.service.target_group_arns)
+        url = service_url(self.env, self.session, self.service.target_group_arns if self.service else [])
         if not url:
             self.progress.finish(phase, "no load balancer in front of the service")
             return None, {}
@@ -355,7 +366,8 @@ class Up:
         # the image of Terraform's own task definition, so that its plan stays empty
         arn = (self._state_outputs() or {}).get("task_definition_arn")
         image = _image_of(self.session, arn) if arn else terraform_image(tf, self.session)
-        self.infrastructure(tf, image or current_image(self.env, self.session))
+        image = image or current_image(self.env, self.session) or placeholder_image(self.env, self.session)
+        self.infrastructure(tf, image)
 
     def _state_outputs(self) -> dict | None:
         """Terraform's outputs read from its state object in the bucket (the state format's
@@ -375,7 +387,7 @@ class Up:
     def _service_exists(self) -> bool:
         raw = self.session.ecs.describe_service(self.env.cluster_name, self.env.service_name) \
             if self._cluster_active() else None
-        return bool(raw) and raw.get("status") == "ACTIVE"
+        return raw is not None and raw.get("status") == "ACTIVE"
 
     def _cluster_active(self) -> bool:
         clusters = self.session.ecs.client.describe_clusters(clusters=[self.env.cluster_name]).get("clusters", [])

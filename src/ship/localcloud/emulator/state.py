@@ -50,7 +50,8 @@ def _backend_dicts() -> dict[tuple[str, str], Any]:
     from moto.core.base_backend import BackendDict
 
     out = {}
-    for bd in list(BackendDict._instances):
+    instances: list[Any] = list(getattr(BackendDict, "_instances"))   # moto's registry of BackendDicts in use
+    for bd in instances:
         if bd.service_name in SKIP_SERVICES:
             continue
         where = _where(bd)
