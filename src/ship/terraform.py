@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -293,22 +294,29 @@ def state_unsaved(output: str) -> bool:
     return "Failed to save state" in output or "Failed to persist state" in output or ERRORED_STATE in output
 
 
-def lock_created(info: dict) -> float | None:
-    """When a state lock was taken (its ``Created``, RFC 3339 with nanoseconds), as epoch seconds."""
-    import re
-    from datetime import datetime, timezone
+_CREATED = (
+    # the lock object's JSON (RFC 3339, nanoseconds): 2026-11-28T10:15:30.123456789Z
+    re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$"),
+    # Terraform's "Lock Info:" block (Go's time.String): 2026-11-28 10:15:30.123 +0000 UTC
+    re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(\.\d+)? ([+-]\d\d)(\d\d)(?: \S+)?$"),
+)
 
+
+def lock_created(info: dict) -> float | None:
+    """When a state lock was taken (its ``Created``), as epoch seconds; None if unreadable."""
     text = str(info.get("Created") or "").strip()
-    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text)
-    if not m:
-        return None
-    fraction = (m.group(2) or ".0")[:7]
-    zone = m.group(3) or "Z"
-    try:
-        when = datetime.fromisoformat(m.group(1) + fraction + ("+00:00" if zone == "Z" else zone))
-    except ValueError:
-        return None
-    return when.astimezone(timezone.utc).timestamp()
+    for pattern in _CREATED:
+        m = pattern.match(text)
+        if not m:
+            continue
+        day, clock, fraction = m.group(1), m.group(2), (m.group(3) or ".0")[:7]
+        zone = "+00:00" if m.group(4) == "Z" else (m.group(4) if len(m.groups()) == 4
+                                                   else f"{m.group(4)}:{m.group(5)}")
+        try:
+            return datetime.fromisoformat(f"{day}T{clock}{fraction}{zone}").timestamp()
+        except ValueError:
+            return None
+    return None
 
 
 def lock_info(output: str) -> dict:
@@ -367,7 +375,7 @@ def explain_failure(env: Environment, doing: str, code: int | None, output: str,
         if env.emulator:
             return (f"terraform apply for {name} could not save its state ({detail or 'the endpoint went away'}); "
                     f"run the command again: ship finds what the apply left and rebuilds {name}'s stack")
-        where = (data_dir / ERRORED_STATE) if data_dir else Path(ERRORED_STATE)
+        where = Path(data_dir) / ERRORED_STATE if data_dir else Path(ERRORED_STATE)
         return (f"terraform apply for {name} could not save its state ({detail or 'the backend failed'}); what it "
                 f"applied is recorded in {where}: once the backend answers, push it with `terraform state push "
                 f"{where}` (in terraform/, with the backend of {name}), then run `inv infra.plan --env={name}`")
