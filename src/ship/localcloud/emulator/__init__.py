@@ -54,6 +54,7 @@ class Store:
 
 
 _STORES: dict[str, Store] = {}
+_DISCOVERED = False
 
 
 def register_store(name: str, get: Callable[[], Any], put: Callable[[Any], None], version: int = 1,
@@ -87,11 +88,14 @@ def keep(name: str, value: T, version: int = 1) -> T:
 def stores() -> list[Store]:
     """Every store of every emulator module (each module of this package and of its
     subpackages is imported, so a module's stores are found without being listed anywhere)."""
-    import importlib
-    import pkgutil
+    global _DISCOVERED
+    if not _DISCOVERED:            # once: a snapshot is taken under LOCK, with no file system walk
+        import importlib
+        import pkgutil
 
-    for info in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
-        importlib.import_module(info.name)
+        for info in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
+            importlib.import_module(info.name)
+        _DISCOVERED = True
     return [_STORES[name] for name in sorted(_STORES)]
 
 
