@@ -95,10 +95,27 @@ def _alive(stack, what) -> bool:
     return bool(state and state[0])
 
 
+def _listeners(stack) -> list[dict]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.port}/_ship/listeners", timeout=5) as resp:
+        table = json.loads(resp.read())
+    return sorted(({k: m.get(k) for k in ("load_balancer_name", "port", "url", "host_name")} for m in table),
+                  key=lambda m: (m["load_balancer_name"], m["port"]))
+
+
+def _by_host_name(stack, name: str) -> dict:
+    """GET / through the emulator's port, addressed to the load balancer by name."""
+    req = urllib.request.Request(f"http://127.0.0.1:{stack.port}/", headers={"Host": f"{name}:{stack.port}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
 def test_down_and_up_keep_everything_and_the_next_deploy_is_a_no_op(stack):
     stack.inv("deploy", "--env=local")          # the stack runs the tree as it is (earlier tests moved it)
     marker = _log_marker(stack)
     before = _picture(stack)
+    listeners = _listeners(stack)
+    [host_name] = {m["host_name"] for m in listeners if m["load_balancer_name"] == "hello-local"}
+    assert host_name == "hello-local.elb.localhost" and _by_host_name(stack, host_name)["version"]
     stack.inv("local.down")
     assert (stack.state / "localcloud" / SNAPSHOT).is_file()
     started = time.monotonic()
@@ -108,6 +125,9 @@ def test_down_and_up_keep_everything_and_the_next_deploy_is_a_no_op(stack):
     print(f"`inv local.up` to the URL answering: {time.monotonic() - started:.1f}s ({serving:.1f}s after up)")
 
     assert _picture(stack) == before
+    # the same local port for every listener, and the load balancer still answers by its name
+    assert _listeners(stack) == listeners
+    assert _by_host_name(stack, host_name)["version"] == stack.get("/")[1]["version"]
     assert marker in stack.inv("logs", "--env=local", "--since=30m").stdout
     info = json.loads(stack.inv("status", "--env=local", "--json").stdout)
     assert info["url"] == stack.url and info["desired"] == 2
@@ -198,5 +218,79 @@ def test_a_snapshot_that_cannot_be_loaded_is_set_aside_with_a_message(stack, tmp
         assert aside.is_file() and aside.read_bytes() == data
         assert own.client("s3").list_buckets()["Buckets"] == []
     finally:
+        own.inv("local.down", check=False)
+        assert processes_mentioning(str(own.state)) == []
+
+
+def _terraform_pids(data_dir: Path) -> list[int]:
+    """Terraform and its provider plugins working in ``data_dir``."""
+    needle = f"TF_DATA_DIR={data_dir}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and needle in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_state_lock_kept_by_a_killed_local_cloud_is_cleared_by_the_next_command(stack, tmp_path):
+    """The local cloud is killed while Terraform holds the state lock: its saved state keeps the
+    lock. On a private local cloud (the shared stack is untouched), with a plan as the run."""
+    own = type(stack)(stack.repo, tmp_path / "state", free_port(), stack.log)
+    data_dir = own.state / "terraform" / "local"
+    lock_key = "env/local/terraform.tfstate.tflock"
+    plan = None
+    try:
+        own.inv("local.up")
+        own.inv("bootstrap", "--env=local")
+        s3 = own.client("s3")
+        plan = subprocess.Popen([INV, "infra.plan", "--env=local"], cwd=own.repo, env=own.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        lock = None
+        deadline = time.monotonic() + 120
+        while lock is None:
+            assert plan.poll() is None and time.monotonic() < deadline, "the plan never took the state lock"
+            try:
+                lock = json.loads(s3.get_object(Bucket="hello-tfstate-local", Key=lock_key)["Body"].read())
+            except s3.exceptions.NoSuchKey:
+                time.sleep(0.05)
+        pids = _terraform_pids(data_dir)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)        # Terraform holds the lock for as long as this test needs
+        from ship import terraform
+
+        created = terraform.lock_created(lock)
+        snapshot = own.state / "localcloud" / SNAPSHOT
+        deadline = time.monotonic() + 30
+        while not (snapshot.is_file() and snapshot.stat().st_mtime > created):
+            assert time.monotonic() < deadline, "no snapshot was saved after the lock was taken"
+            time.sleep(0.1)
+        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{own.port}/_ship/health", timeout=5).read())
+        os.kill(health["pid"], signal.SIGKILL)
+        for pid in pids + [plan.pid]:
+            os.kill(pid, signal.SIGKILL)        # the run dies with it
+        plan.wait(timeout=30)
+
+        assert "restored the state saved" in own.inv("local.up").stdout
+        result = own.inv("infra.plan", "--env=local")
+        cleared = [ln for ln in result.stdout.splitlines() if ln.startswith("cleared the state lock")]
+        assert cleared == [f"cleared the state lock of local ({terraform.describe_lock(lock)}): its run ended when "
+                           "the local cloud that served it stopped"], result.stdout
+        assert "Plan:" in result.stdout
+        try:
+            s3.get_object(Bucket="hello-tfstate-local", Key=lock_key)
+            raise AssertionError("the lock is still there")
+        except s3.exceptions.NoSuchKey:
+            pass
+    finally:
+        if plan is not None and plan.poll() is None:
+            plan.kill()
+        for pid in _terraform_pids(data_dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         own.inv("local.down", check=False)
         assert processes_mentioning(str(own.state)) == []
