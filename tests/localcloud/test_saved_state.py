@@ -62,7 +62,8 @@ CURRENT = {"moto": "5.2.5", "stores": {"ecs": 1, "elbv2": 1, "autoscaling": 1}}
     ({"moto": "5.2.4", "stores": CURRENT["stores"]}, "written by moto 5.2.4, this is 5.2.5"),
     ({"moto": "5.2.5", "stores": {"ecs": 1, "elbv2": 2, "autoscaling": 1}},
      "the shape of the elbv2 store changed (version 2, this is 1)"),
-    ({"moto": "5.2.5", "python": "3.11", "emulator": "a1b2"}, "written by a local cloud that did not version its stores"),
+    ({"moto": "5.2.5", "python": "3.11", "emulator": "a1b2"},
+     "written by a local cloud that did not version its stores"),
     # the same moto and store versions: whatever else changed between commits, it loads
     (CURRENT, ""),
     ({"moto": "5.2.5", "python": "3.12", "stores": CURRENT["stores"]}, ""),
