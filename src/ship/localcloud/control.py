@@ -321,17 +321,34 @@ def _stop(state: Path, owner: int, timeout: float) -> None:
 
 
 def down(state_dir: str | os.PathLike, timeout: float = 45) -> bool:
-    """Stop the local cloud of ``state_dir`` and every task it started.
-    Returns True when a running local cloud was stopped."""
-    from ship.localcloud.runtime.process import kill_leftover_tasks
-
+    """Stop the local cloud of ``state_dir`` and every task it started (its saved state stays
+    for the next start). Returns True when a running local cloud was stopped."""
     state = Path(state_dir).resolve()
     if not state.is_dir():
         return False
     with statelock.control(state, timeout=timeout + 120):
-        owner = statelock.holder(state)
-        if owner is not None and owner > 0:
-            _stop(state, owner, timeout)
-        # what a crashed local cloud left behind (nothing holds the lock now)
-        kill_leftover_tasks(state / "tasks")
-        return owner is not None
+        return _down(state, timeout)
+
+
+def _down(state: Path, timeout: float) -> bool:
+    from ship.localcloud.runtime.process import kill_leftover_tasks
+
+    owner = statelock.holder(state)
+    if owner is not None and owner > 0:
+        _stop(state, owner, timeout)
+    # what a crashed local cloud left behind (nothing holds the lock now)
+    kill_leftover_tasks(state / "tasks")
+    return owner is not None
+
+
+def reset(state_dir: str | os.PathLike, timeout: float = 45) -> tuple[bool, list[str]]:
+    """Stop the local cloud of ``state_dir`` and forget what it holds (``persistence.wipe``), with no
+    start of another in between. Returns (a running one was stopped, what was removed)."""
+    from ship.localcloud import persistence
+
+    state = Path(state_dir).resolve()
+    if not state.is_dir():
+        return False, []
+    with statelock.control(state, timeout=timeout + 120):
+        stopped = _down(state, timeout)
+        return stopped, persistence.wipe(state)

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Collection
 
+from ship.localcloud import emulator
 from ship.localcloud.emulator.compat import backends as _backends, internals as _moto
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class ElbStore:
             del self.draining[arn]
 
 
-STORE = ElbStore()
+STORE = emulator.keep("elbv2", ElbStore(), version=1)
 
 
 def _target_key(target: dict[str, Any], default_port: int | str | None) -> str:
