@@ -166,6 +166,9 @@ def test_service_lifecycle(cloud):
     assert ports == sorted(t["containers"][0]["networkBindings"][0]["hostPort"] for t in tasks)
 
     url = st.url()
+    # the listener follows the emulator's target health on its own thread (as ALB's nodes
+    # follow a target group): the first routed answer may come a moment after the API's
+    _wait(lambda: requests.get(url, timeout=5).status_code == 200, 10, "the listener routes")
     pids = set()
     for _ in range(20):
         r = requests.get(url, timeout=5)

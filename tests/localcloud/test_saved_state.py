@@ -390,7 +390,7 @@ def test_tasks_that_were_running_are_settled_by_the_data_plane_after_a_restore(e
 # store's version (emulator.keep(..., version=N+1)) and record the new shape's digest and version.
 SHAPES = {
     "ecs": (1, "b21e0a2c95022d23"),
-    "elbv2": (1, "83fa597b892af120"),
+    "elbv2": (2, "33b39cd1df78f04a"),
     "autoscaling": (1, "684e706e05f25df3"),
 }
 

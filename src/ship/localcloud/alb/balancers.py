@@ -89,7 +89,9 @@ class LoadBalancers:
         self.state = Path(state_dir)
         self.host = host
         self.parser = parser
-        self.health = HealthChecker(on_change=on_health_change)
+        self._notify = on_health_change or (lambda: None)
+        self._wake = threading.Event()
+        self.health = HealthChecker(on_change=self._health_changed)
         self._listeners: dict[str, _Served] = {}  # by listener ARN
         self._by_name: dict[str, list[tuple[int, Listener]]] = {}  # lower-case load balancer name -> [(port, ...)]
         self._retired_counts: dict[str, int] = {}
@@ -106,14 +108,24 @@ class LoadBalancers:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         for arn in list(self._listeners):
             self._close(arn)
         self.health.stop()
 
+    def _health_changed(self) -> None:
+        """A target's health changed: the listeners route by it at once, not at the next tick."""
+        self._wake.set()
+        self._notify()
+
     def _loop(self) -> None:
-        while not self._stop.wait(TICK):
+        while True:
+            self._wake.wait(TICK)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.sync()
             except Exception:

@@ -80,7 +80,7 @@ class ElbStore:
             del self.draining[arn]
 
 
-STORE = emulator.keep("elbv2", ElbStore(), version=1)
+STORE = emulator.keep("elbv2", ElbStore(), version=2)
 
 
 def _target_key(target: dict[str, Any], default_port: int | str | None) -> str:
