@@ -133,7 +133,10 @@ def plan(env: Environment, variables: dict | None = None, echo=print) -> int:
     info = ensure_local_cloud(env, echo)
     session = Session(env)
     require_state_bucket(env, session)
-    before_terraform(env, session, info, echo, dry_run=True)
+    # a plan rebuilds nothing, but it takes the state lock: one whose run ended with an earlier
+    # local cloud is cleared for it as for an apply
+    recover.after_unfinished_apply(env, session, echo, dry_run=True)
+    settle_stale_lock(env, session, info, echo)
     tf = terraform.Runner(env, echo)
     tf.init()
     variables = variables or {"image": terraform_image(tf, session) or current_image(env, session)
