@@ -182,8 +182,8 @@ def test_a_deleted_service_is_draining_until_its_tasks_have_stopped(cloud):
 
     def states() -> tuple[str, set[str]]:
         svc = stack.service()
-        return svc["status"], {t["lastStatus"] for t in stack.ecs.describe_tasks(cluster=CLUSTER,
-                                                                                  tasks=list(tasks))["tasks"]}
+        described = stack.ecs.describe_tasks(cluster=CLUSTER, tasks=list(tasks))["tasks"]
+        return svc["status"], {t["lastStatus"] for t in described}
 
     seen = []
     while True:

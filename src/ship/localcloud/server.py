@@ -53,6 +53,8 @@ class ShipApp:
             start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                       ("Content-Length", str(len(data)))])
             return [data]
+        if parts == ["images", "prepare"] and environ.get("REQUEST_METHOD") == "POST" and self.dataplane:
+            return self._prepare(environ, start_response)
         if parts and parts[0] == "metadata" and len(parts) >= 2 and self.dataplane:
             meta = self.dataplane.task_metadata(parts[1])
             if meta is None:
@@ -62,6 +64,27 @@ class ShipApp:
             if len(parts) == 2:
                 return self._json(start_response, "200 OK", meta["container"])
         return self._json(start_response, "404 Not Found", {"message": "unknown endpoint"})
+
+    def _prepare(self, environ, start_response):
+        """``POST /_ship/images/prepare {"image": uri}``: unpack and install an image before its
+        first task needs it (the tool calls it right after a push)."""
+        from ship.localcloud.runtime.images import ImageError, resolve
+
+        try:
+            length = min(int(environ.get("CONTENT_LENGTH") or 0), 65536)
+            uri = json.loads(environ["wsgi.input"].read(length) or b"{}").get("image") or ""
+        except (ValueError, AttributeError):
+            return self._json(start_response, "400 Bad Request", {"message": "expected {\"image\": uri}"})
+        started = time.monotonic()
+        try:
+            image = resolve(uri, self.blobs)
+            runner = next((r for r in self.dataplane.runners if r.can_run(image)), None)
+            if runner is None:
+                raise ImageError(f"no runner here runs {image.config_media_type} images")
+            getattr(runner, "prepare", lambda _image: None)(image)
+        except ImageError as exc:
+            return self._json(start_response, "409 Conflict", {"image": uri, "message": str(exc)})
+        return self._json(start_response, "200 OK", {"image": uri, "seconds": round(time.monotonic() - started, 2)})
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "") or ""
@@ -76,6 +99,16 @@ class ShipApp:
                 if close:
                     close()
         return body
+
+
+def _warm_up(emulator) -> None:
+    started = time.monotonic()
+    try:
+        emulator.warm_up(os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    except Exception:
+        log.exception("warming up the emulator failed (the first requests will do it)")
+        return
+    log.info("emulator warmed up in %.1fs", time.monotonic() - started)
 
 
 def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
@@ -107,7 +140,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
         create_backend_app,
     )
 
-    from ship.localcloud import emulator
+    from ship.localcloud import emulator, persistence
     from ship.localcloud.alb import hostnames
     from ship.localcloud.alb.balancers import LoadBalancers
     from ship.localcloud.emulator import compat, unimplemented
@@ -131,10 +164,13 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
         "port": port,
         "state_dir": str(state),
     }
+    restored = persistence.restore(state, emulator.LOCK)      # before anything reads the emulator
+    info.update(restored.info())
+    saver = persistence.Saver(state, emulator.LOCK, restored.lineage)
     endpoint = f"http://{host}:{port}"
     dataplane = DataPlane(state, endpoint=endpoint, instance=info["instance"])
     info["runtime"] = "+".join(["process"] + (["container"] if len(dataplane.runners) > 1 else []))
-    moto_app = DomainDispatcherApplication(unimplemented.app_factory(create_backend_app))
+    moto_app = saver.track(DomainDispatcherApplication(unimplemented.app_factory(create_backend_app)))
     balancers = LoadBalancers(state, host=host, on_health_change=dataplane.wake)
     scaler = AutoScaler(dataplane, request_counts=balancers.request_counts)
     app = ShipApp(moto_app, emulator.LOCK, info, dataplane, blobs, balancers)
@@ -163,6 +199,8 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     dataplane.start()
     balancers.start()
     scaler.start()
+    saver.start()
+    threading.Thread(target=_warm_up, args=(emulator,), name="warm-up", daemon=True).start()
     log.info("ship-localcloud %s listening on %s (state %s)", info["instance"], endpoint, state)
     print(f"ship-localcloud listening on {endpoint}", flush=True)
     try:
@@ -172,6 +210,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
         scaler.stop()
         dataplane.stop()
         balancers.stop()
+        saver.stop()        # the last snapshot, with every task stopped
         server.server_close()
         log.info("stopped")
     return 0

@@ -8,13 +8,22 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+from ship.localcloud import control
+from ship.localcloud.alb import hostnames
 
 from .support import Backend, read_response, wait_for
 from .test_websocket import GUID, EchoServer, frame, read_frame, read_until
 
 pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parents[3]
+INV = str(Path(sys.executable).parent / "inv")
 
 
 def _load_balancer(cloud, name: str, port: int):
@@ -77,3 +86,52 @@ def test_websocket_by_name(cloud):
             assert read_frame(s)[0] == 8
     finally:
         echo.close()
+
+
+def test_local_status_prints_the_host_named_url_on_the_listener_it_reaches(cloud, tmp_path):
+    backend = Backend("status")
+    try:
+        _load_balancer(cloud, "status-lb", backend.port)
+        elb = cloud.client("elbv2")
+        [lb] = elb.describe_load_balancers(Names=["status-lb"])["LoadBalancers"]
+        elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=8081,
+                            DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {
+                                "StatusCode": "204", "ContentType": "text/plain"}}])
+        wait_for(lambda: len(cloud.listeners()) == 2, timeout=10, what="both listeners to be served")
+        port = _emulator_port(cloud)
+        env = dict(os.environ, SHIP_LOCAL_PORT=str(port), SHIP_STATE_DIR=str(tmp_path / "ship"))
+        result = subprocess.run([INV, "local.status"], cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        rows = {x["port"]: x for x in cloud.listeners()}
+        lines = result.stdout.splitlines()
+        url = f"http://status-lb.elb.localhost:{port}/"
+        assert f"  status-lb:80 -> {rows[80]['url']} and {url}" in lines
+        assert f"  status-lb:8081 -> {rows[8081]['url']}" in lines  # the host name reaches port 80 only
+        # The URL printed is the load balancer's (sent to 127.0.0.1 with its Host header).
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /printed HTTP/1.1\r\nHost: status-lb.elb.localhost:%d\r\nConnection: close\r\n\r\n" % port)
+            status, _headers, body = read_response(s)
+        assert status == 200 and json.loads(body)["id"] == "status"
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("ports, served", [([80], 80), ([8080, 80, 443], 80), ([8443, 8080], 8080), ([443], 443)])
+def test_a_host_name_reaches_the_port_80_listener_else_the_lowest(ports, served):
+    assert hostnames.served_port(ports) == served
+
+
+def test_status_lines_put_each_host_named_url_on_its_listener():
+    table = [
+        {"load_balancer_name": "a", "port": 8443, "url": "http://127.0.0.1:1", "host_name": "a.elb.localhost"},
+        {"load_balancer_name": "a", "port": 8080, "url": "http://127.0.0.1:2", "host_name": "a.elb.localhost"},
+        {"load_balancer_name": "B", "port": 80, "url": "http://127.0.0.1:3", "host_name": "b.elb.localhost"},
+        {"load_balancer_name": "old", "port": 80, "url": "http://127.0.0.1:4"},  # a server without host names
+    ]
+    assert control.listener_lines(table, 4608) == [
+        "a:8443 -> http://127.0.0.1:1",
+        "a:8080 -> http://127.0.0.1:2 and http://a.elb.localhost:4608/",
+        "B:80 -> http://127.0.0.1:3 and http://b.elb.localhost:4608/",
+        "old:80 -> http://127.0.0.1:4",
+    ]

@@ -19,13 +19,15 @@ import json
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ship.localcloud import emulator
 from ship.localcloud.alb import rules
 from ship.localcloud.alb.desync import MODES
 from ship.localcloud.alb.healthcheck import HealthChecker
+from ship.localcloud.alb.hostnames import HOST_SUFFIX, host_name, served_port
 from ship.localcloud.alb.listener import Listener
 from ship.localcloud.alb.routing import ListenerConfig
 from ship.localcloud.alb.targets import ALGORITHMS, Target, TargetGroup
@@ -34,10 +36,13 @@ from ship.localcloud.emulator import elbv2
 log = logging.getLogger("ship.localcloud.alb")
 
 TICK = 0.5
-HOST_SUFFIX = ".elb.localhost"  # http://<load balancer name>.elb.localhost:<emulator port>/
 
 
-def config_for(spec: elbv2.ListenerSpec, groups: dict) -> ListenerConfig:
+# Per target group ARN: its settings (None when it is gone) and its targets' (host, port, state).
+Groups = dict[str, tuple["elbv2.TargetGroupSpec | None", list[tuple[str, int, str]]]]
+
+
+def config_for(spec: elbv2.ListenerSpec, groups: Groups) -> ListenerConfig:
     """The listener configuration for ``spec``; ``groups`` maps target group ARN to
     (TargetGroupSpec, [(host, port, state)])."""
     attrs = spec.attributes
@@ -50,7 +55,7 @@ def config_for(spec: elbv2.ListenerSpec, groups: dict) -> ListenerConfig:
         log.warning("load balancer %s: unknown desync mitigation mode %r, using defensive", spec.load_balancer_name,
                     mode)
         mode = "defensive"
-    target_groups = {}
+    target_groups: dict[str, TargetGroup] = {}
     for arn in spec.target_group_arns:
         tg, states = groups.get(arn, (None, []))
         algorithm = tg.algorithm if tg is not None and tg.algorithm in ALGORITHMS else "round_robin"
@@ -68,6 +73,16 @@ def config_for(spec: elbv2.ListenerSpec, groups: dict) -> ListenerConfig:
     )
 
 
+@dataclass
+class _Served:
+    """An ALB listener served locally."""
+
+    listener: Listener
+    spec: elbv2.ListenerSpec
+    key: str  # "<load balancer name>:<listener port>"
+    local_port: int
+
+
 class LoadBalancers:
     def __init__(self, state_dir: Path, host: str = "127.0.0.1",
                  on_health_change: Callable[[], None] | None = None, parser: str = "httptools"):
@@ -75,8 +90,8 @@ class LoadBalancers:
         self.host = host
         self.parser = parser
         self.health = HealthChecker(on_change=on_health_change)
-        self._listeners: dict[str, dict] = {}  # listener arn -> {"listener", "spec", "key", "local_port"}
-        self._by_name: dict[str, list] = {}  # lower-case load balancer name -> [(port, Listener)]
+        self._listeners: dict[str, _Served] = {}  # by listener ARN
+        self._by_name: dict[str, list[tuple[int, Listener]]] = {}  # lower-case load balancer name -> [(port, ...)]
         self._retired_counts: dict[str, int] = {}
         self._counts_lock = threading.Lock()
         self._listener_ports = self._load_listener_ports()
@@ -110,7 +125,7 @@ class LoadBalancers:
         with emulator.LOCK:
             specs = elbv2.listeners()
             wanted = {arn for s in specs for arn in s.target_group_arns}
-            groups = {}
+            groups: Groups = {}
             for arn in wanted:
                 tg = elbv2.target_group(arn)
                 groups[arn] = (tg, elbv2.target_states(arn) if tg is not None else [])
@@ -120,16 +135,16 @@ class LoadBalancers:
             entry = self._listeners.get(spec.listener_arn) or self._open(spec)
             if entry is None:
                 continue
-            entry["spec"] = spec
+            entry.spec = spec
             try:
-                entry["listener"].configure(config_for(spec, groups))
+                entry.listener.configure(config_for(spec, groups))
             except ValueError as exc:
-                log.warning("listener %s: configuration refused: %s", entry["key"], exc)
+                log.warning("listener %s: configuration refused: %s", entry.key, exc)
         for arn in [a for a in self._listeners if a not in seen]:
             self._close(arn)
         self._index()
 
-    def _open(self, spec: elbv2.ListenerSpec) -> dict | None:
+    def _open(self, spec: elbv2.ListenerSpec) -> _Served | None:
         key = f"{spec.load_balancer_name}:{spec.port}"
         preferred = self._listener_ports.get(key, 0)
         listener = None
@@ -142,32 +157,33 @@ class LoadBalancers:
             except OSError as exc:
                 log.info("listener %s: port %s unavailable (%s)", key, port, exc)
                 listener = None
-        if listener is None:
+        local_port = listener.port if listener is not None else None
+        if listener is None or local_port is None:
             return None
-        entry = {"listener": listener, "spec": spec, "key": key, "local_port": listener.port}
+        entry = _Served(listener, spec, key, local_port)
         self._listeners[spec.listener_arn] = entry
-        if self._listener_ports.get(key) != listener.port:
-            self._listener_ports[key] = listener.port
+        if self._listener_ports.get(key) != local_port:
+            self._listener_ports[key] = local_port
             self._save_listener_ports()
-        log.info("listener %s (%s) served on http://%s:%s", key, spec.listener_arn, self.host, listener.port)
+        log.info("listener %s (%s) served on http://%s:%s", key, spec.listener_arn, self.host, local_port)
         return entry
 
     def _close(self, arn: str) -> None:
         with self._counts_lock:  # its counts move to the retired ones, never counted twice
             entry = self._listeners.pop(arn)
-            listener = entry["listener"]
+            listener = entry.listener
             for tg, n in listener.request_counts().items():
                 self._retired_counts[tg] = self._retired_counts.get(tg, 0) + n
         try:
             listener.stop()
         except Exception:
-            log.exception("stopping listener %s failed", entry["key"])
+            log.exception("stopping listener %s failed", entry.key)
 
     def _index(self) -> None:
-        by_name: dict = {}
+        by_name: dict[str, list[tuple[int, Listener]]] = {}
         for entry in self._listeners.values():
-            spec = entry["spec"]
-            by_name.setdefault(spec.load_balancer_name.lower(), []).append((spec.port, entry["listener"]))
+            spec = entry.spec
+            by_name.setdefault(spec.load_balancer_name.lower(), []).append((spec.port, entry.listener))
         self._by_name = by_name
 
     def _load_listener_ports(self) -> dict[str, int]:
@@ -185,14 +201,15 @@ class LoadBalancers:
 
     def listener_for_host(self, host: str) -> Listener | None:
         """The listener serving ``<load balancer name>.elb.localhost[:port]``: its port-80
-        listener, else its lowest port."""
+        listener, else its lowest port (``hostnames.served_port``)."""
         name = host.strip().lower().rsplit(":", 1)[0] if not host.startswith("[") else ""
         if not name.endswith(HOST_SUFFIX):
             return None
         candidates = self._by_name.get(name[: -len(HOST_SUFFIX)])
         if not candidates:
             return None
-        return min(candidates, key=lambda pl: (pl[0] != 80, pl[0]))[1]
+        port = served_port(p for p, _listener in candidates)
+        return next(listener for p, listener in candidates if p == port)
 
     def request_counts(self) -> dict[str, int]:
         """Requests routed to a target, per target group ARN, since the load balancers started
@@ -200,14 +217,14 @@ class LoadBalancers:
         with self._counts_lock:
             totals = dict(self._retired_counts)
             for entry in list(self._listeners.values()):
-                for tg, n in entry["listener"].request_counts().items():
+                for tg, n in entry.listener.request_counts().items():
                     totals[tg] = totals.get(tg, 0) + n
         return totals
 
-    def listener_table(self) -> list[dict]:
+    def listener_table(self) -> list[dict[str, Any]]:
         out = []
         for entry in list(self._listeners.values()):
-            spec = entry["spec"]
+            spec = entry.spec
             out.append({
                 "load_balancer_arn": spec.load_balancer_arn,
                 "load_balancer_name": spec.load_balancer_name,
@@ -216,8 +233,8 @@ class LoadBalancers:
                 "port": spec.port,
                 "protocol": spec.protocol,
                 "target_group_arn": spec.target_group_arn,
-                "local_port": entry["local_port"],
-                "url": f"http://{self.host}:{entry['local_port']}",
-                "host_name": f"{spec.load_balancer_name.lower()}{HOST_SUFFIX}",
+                "local_port": entry.local_port,
+                "url": f"http://{self.host}:{entry.local_port}",
+                "host_name": host_name(spec.load_balancer_name),
             })
         return sorted(out, key=lambda x: (x["load_balancer_name"], x["port"]))

@@ -10,11 +10,18 @@ requests and never reads its responses therefore stops being read.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ship.localcloud.alb import pages
 from ship.localcloud.alb.exchange import Exchange
-from ship.localcloud.alb.framing import ProtocolError
+from ship.localcloud.alb.forwarding import Forwarding
+from ship.localcloud.alb.framing import ProtocolError, RequestHead
+from ship.localcloud.alb.reactor import Stream
 from ship.localcloud.alb.tunnel import Tunnel
+from ship.localcloud.alb.upstream import Upstream
+
+if TYPE_CHECKING:
+    from ship.localcloud.alb.listener import Listener
 
 log = logging.getLogger("ship.localcloud.alb")
 
@@ -25,9 +32,9 @@ IN_LOW = 16384
 class ClientConnection:
     """The protocol of a client connection (asyncio's protocol interface, driven by ``reactor.Stream``)."""
 
-    def __init__(self, listener):
+    def __init__(self, listener: Listener):
         self.listener = listener
-        self.transport = None
+        self.transport: Stream | None = None  # from connection_made on
         self.ip = "127.0.0.1"
         self.ip_bytes = b"127.0.0.1"
         self.reader = listener.request_reader(self)
@@ -35,9 +42,9 @@ class ClientConnection:
         self.tunnel: Tunnel | None = None
         self.write_paused = False
         self.batching = False  # writes wait in _out until flush() (one send per target read)
-        self._out: list = []
+        self._out: list[bytes] = []
         self.last = 0.0
-        self._in = b""
+        self._in: bytes | bytearray = b""  # unparsed input (a bytearray once requests are pipelined)
         self._read_paused = False
         self._pumping = False
         self._keep = True
@@ -46,7 +53,7 @@ class ClientConnection:
 
     # -- the protocol interface -----------------------------------------------------------
 
-    def connection_made(self, transport) -> None:
+    def connection_made(self, transport: Stream) -> None:
         self.transport = transport
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
@@ -62,7 +69,7 @@ class ClientConnection:
             return
         buf = self._in
         if buf:
-            if type(buf) is bytes:
+            if isinstance(buf, bytes):
                 buf = self._in = bytearray(buf)
             buf += data
         else:
@@ -80,7 +87,7 @@ class ClientConnection:
             self.pump()
         return True  # half-closed: the answers to what was sent can still be sent
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         if self.exchange is not None:
             ex, self.exchange = self.exchange, None
@@ -105,14 +112,16 @@ class ClientConnection:
     # -- reading ------------------------------------------------------------------
 
     def pause_reading(self) -> None:
-        if not self._read_paused and not self._closing:
+        transport = self.transport
+        if not self._read_paused and not self._closing and transport is not None:
             self._read_paused = True
-            self.transport.pause_reading()
+            transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self._read_paused and not self._closing:
+        transport = self.transport
+        if self._read_paused and not self._closing and transport is not None:
             self._read_paused = False
-            self.transport.resume_reading()
+            transport.resume_reading()
 
     def pump(self) -> None:
         """Feed the reader as far as the current state allows (re-entrant calls are folded)."""
@@ -148,7 +157,7 @@ class ClientConnection:
             if n == len(buf):
                 self._in = b""
             else:
-                if type(buf) is bytes:  # pipelined: a bytearray drops consumed bytes without copying the rest
+                if isinstance(buf, bytes):  # pipelined: a bytearray drops consumed bytes without copying the rest
                     buf = self._in = bytearray(buf)
                 del buf[:n]
         if self._eof:
@@ -156,12 +165,12 @@ class ClientConnection:
 
     # -- the reader's handler ---------------------------------------------------------
 
-    def on_request(self, head) -> None:
+    def on_request(self, head: RequestHead) -> None:
         self.listener.count("requests")
         ex = self.exchange = Exchange(self, head)
         ex.start()
 
-    def on_request_data(self, data) -> None:
+    def on_request_data(self, data: bytes) -> None:
         if self.exchange is not None:
             self.exchange.request_data(data)
 
@@ -171,21 +180,28 @@ class ClientConnection:
 
     # -- from the exchange --------------------------------------------------------------
 
-    def write(self, data) -> None:
-        if self._closing:
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if self._closing or transport is None:
             return
         if self.batching:
             self._out.append(data)
         else:
-            self.transport.write(data)
+            transport.write(data)
 
     def flush(self) -> None:
         self.batching = False
         out = self._out
         if out:
             self._out = []
-            if not self._closing:
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            transport = self.transport
+            if not self._closing and transport is not None:
+                transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def write_eof(self) -> None:
+        """Half-close towards the client once what is buffered has been sent."""
+        if self.transport is not None:
+            self.transport.write_eof()
 
     def exchange_done(self, keep: bool) -> None:
         self.exchange = None
@@ -195,7 +211,7 @@ class ClientConnection:
         elif not self._pumping:
             self.pump()
 
-    def start_tunnel(self, ex: Exchange, up, from_target: bytes) -> None:
+    def start_tunnel(self, ex: Forwarding, up: Upstream, from_target: bytes) -> None:
         """The target answered 101 to a WebSocket upgrade: bytes flow both ways from now on."""
         ex.up = None
         ex.finish_tunnelled()
@@ -254,8 +270,10 @@ class ClientConnection:
         if not self._closing:
             self.flush()
             self._closing = True
-            self.transport.close()  # what is buffered (an answer) is sent first
+            if self.transport is not None:
+                self.transport.close()  # what is buffered (an answer) is sent first
 
     def abort(self) -> None:
         self._closing = True
-        self.transport.abort()
+        if self.transport is not None:
+            self.transport.abort()

@@ -24,7 +24,7 @@ Pure functions: no I/O, no state.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 __all__ = ["COMPLIANT", "ACCEPTABLE", "AMBIGUOUS", "SEVERE", "TIERS", "MODES", "Verdict", "classify", "action",
            "FORWARD", "FORWARD_THEN_CLOSE", "REJECT"]
@@ -53,6 +53,8 @@ _NOT_URI_CHAR = re.compile(rb"[\x00-\x20\x7f]").search
 _PLAIN_NAME = re.compile(rb"[\x21-\x7e]*").fullmatch  # no whitespace, CTL or non-ASCII (lookalikes)
 _H_COMPLIANT, _H_NON_COMPLIANT, _H_BAD = range(3)
 
+_Headers = Sequence[tuple[bytes, bytes]]  # (name, value) pairs as received
+
 
 class Verdict(NamedTuple):
     tier: int
@@ -77,7 +79,7 @@ def action(mode: str, tier: int) -> str:
 _COMPLIANT = Verdict(COMPLIANT, "Compliant")
 
 
-def _plainly_compliant(method: bytes, uri: bytes, headers) -> bool:
+def _plainly_compliant(method: bytes, uri: bytes, headers: _Headers) -> bool:
     """The common case, decided with a few scans of the joined bytes: token method and
     names, clean URI and values, no Content-Length or Transfer-Encoding (nor a look-alike)."""
     names = b"|".join([n for n, _v in headers])  # "|" is a tchar: it cannot hide a bad byte
@@ -91,7 +93,7 @@ def _plainly_compliant(method: bytes, uri: bytes, headers) -> bool:
     return all(n for n, _v in headers)
 
 
-def _no_framing_lookalike(headers) -> bool:
+def _no_framing_lookalike(headers: _Headers) -> bool:
     """No header is Content-Length, Transfer-Encoding, or close to either."""
     for name, _v in headers:
         low = name.lower()
@@ -103,7 +105,7 @@ def _no_framing_lookalike(headers) -> bool:
 class _State:
     __slots__ = ("tier", "reason")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.tier = COMPLIANT
         self.reason = "Compliant"
 
@@ -112,7 +114,7 @@ class _State:
             self.tier, self.reason = tier, reason
 
 
-def classify(method: bytes, uri: bytes, version: bytes, headers, chars_checked: bool = False) -> Verdict:
+def classify(method: bytes, uri: bytes, version: bytes, headers: _Headers, chars_checked: bool = False) -> Verdict:
     """The http-desync-guardian verdict for a parsed request.
 
     ``version`` is the request line's version token (b"HTTP/1.1"; b"" for HTTP/0.9);
@@ -132,8 +134,8 @@ def classify(method: bytes, uri: bytes, version: bytes, headers, chars_checked: 
     if not version.strip(_WS):
         version = b"HTTP/0.9"
     state = _State()
-    te_idx: list = []
-    cl_idx: list = []
+    te_idx: list[int] = []  # indexes of Transfer-Encoding headers (or of look-alikes)
+    cl_idx: list[int] = []  # ... of Content-Length headers
     for i, (name, value) in enumerate(headers):
         _scan_header(state, name, value, i, te_idx, cl_idx)
     _check_te_cl(state, method, version, headers, te_idx, cl_idx)
@@ -143,7 +145,7 @@ def classify(method: bytes, uri: bytes, version: bytes, headers, chars_checked: 
     return Verdict(state.tier, state.reason)
 
 
-def _similarities(name: bytes) -> tuple:
+def _similarities(name: bytes) -> tuple[int, int]:
     """(TE similarity, CL similarity) of a header name."""
     if _PLAIN_NAME(name) is not None:
         # Without whitespace, control or non-ASCII bytes the letters of a look-alike are
@@ -155,7 +157,7 @@ def _similarities(name: bytes) -> tuple:
     return te_sim, (similarity(_CL, name) if te_sim == _DISTANT else _DISTANT)
 
 
-def _scan_header(state: _State, name: bytes, value: bytes, i: int, te_idx: list, cl_idx: list) -> int:
+def _scan_header(state: _State, name: bytes, value: bytes, i: int, te_idx: list[int], cl_idx: list[int]) -> int:
     te_sim, cl_sim = _similarities(name)
     essential = te_sim == _IDENTICAL or cl_sim == _IDENTICAL
     tier = max(_name_tier(name), _value_tier(value))
@@ -207,7 +209,8 @@ def _value_tier(value: bytes) -> int:
     return tier
 
 
-def _check_te_cl(state, method, version, headers, te_idx, cl_idx) -> None:
+def _check_te_cl(state: _State, method: bytes, version: bytes, headers: _Headers, te_idx: list[int],
+                 cl_idx: list[int]) -> None:
     if not te_idx and not cl_idx:
         return
     if version <= b"HTTP/1.0" and te_idx:
@@ -229,7 +232,7 @@ def _check_te_cl(state, method, version, headers, te_idx, cl_idx) -> None:
         state.upgrade(AMBIGUOUS, "BothTeClPresent")
 
 
-def _check_transfer_encoding(state: _State, headers, te_idx: list) -> bool:
+def _check_transfer_encoding(state: _State, headers: _Headers, te_idx: list[int]) -> bool:
     chunked_seen = False
     for i in te_idx:
         for item in headers[i][1].split(b","):
@@ -244,7 +247,7 @@ def _check_transfer_encoding(state: _State, headers, te_idx: list) -> bool:
     return bool(te_idx)
 
 
-def _content_length(state: _State, headers, cl_idx: list) -> int | None:
+def _content_length(state: _State, headers: _Headers, cl_idx: list[int]) -> int | None:
     value = None
     for i in cl_idx:
         text = headers[i][1].strip(_WS)
@@ -320,7 +323,7 @@ def similarity(important: bytes, header: bytes) -> int:
     return _DISTANT
 
 
-def _same_char(c: int, header: bytes, i: int) -> tuple:
+def _same_char(c: int, header: bytes, i: int) -> tuple[bool, int]:
     h = header[i]
     if c == (h | 0x20 if 0x41 <= h <= 0x5A else h):
         return True, i + 1

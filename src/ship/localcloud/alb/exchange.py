@@ -17,10 +17,14 @@ health decision instead, since nothing of it was sent.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ship.localcloud.alb import desync, pages, rewrite, rules
 from ship.localcloud.alb.forwarding import CONNECTING, DONE, HOLDING, LAST_CHUNK, ROUTING, WAITING, Forwarding
-from ship.localcloud.alb.framing import CHUNKED, NO_BODY, UNTIL_CLOSE
+from ship.localcloud.alb.framing import CHUNKED, NO_BODY, UNTIL_CLOSE, RequestHead
+
+if TYPE_CHECKING:
+    from ship.localcloud.alb.client import ClientConnection
 
 log = logging.getLogger("ship.localcloud.alb")
 
@@ -29,17 +33,14 @@ _VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
 
 
 class Exchange(Forwarding):
-    __slots__ = ("conn", "listener", "router", "head", "req", "route", "target", "in_flight", "up", "cancel_connect",
-                 "reader", "upstream_head", "pending", "req_done", "sent_all", "blocked", "responded", "framing",
-                 "keep", "close_target", "resp_keep", "reused", "retried", "tried", "phase", "deadline",
-                 "expect_continue", "status", "attempt", "hold_until")
+    __slots__ = ()  # the state is declared in Forwarding
 
-    def __init__(self, conn, head):
+    def __init__(self, conn: ClientConnection, head: RequestHead):
         self.conn = conn
         self.listener = conn.listener
         self.router = conn.listener.router
         self.head = head
-        self.req = None
+        self.req = rewrite.inspect(head)
         self.route = None
         self.target = None
         self.in_flight = None
@@ -47,11 +48,11 @@ class Exchange(Forwarding):
         self.cancel_connect = None
         self.reader = None
         self.upstream_head = b""
-        self.pending: list = []
-        self.req_done = head.body == NO_BODY  # the whole request has come from the client
-        self.sent_all = False  # ... and has been handed to the target connection
+        self.pending = []
+        self.req_done = head.body == NO_BODY
+        self.sent_all = False
         self.blocked = False
-        self.responded = False  # a response byte went to the client
+        self.responded = False
         self.framing = NO_BODY
         self.keep = head.keep_alive
         self.close_target = False
@@ -70,7 +71,7 @@ class Exchange(Forwarding):
 
     def start(self) -> None:
         head = self.head
-        req = self.req = rewrite.inspect(head)
+        req = self.req
         refused = rewrite.refusal(req)
         if refused is not None:
             return self.answer_error(refused[0], refused[1])
@@ -97,7 +98,7 @@ class Exchange(Forwarding):
                 action.status, location, self._keep_after_answer(), head.method == b"HEAD"))
         return self.answer_error(503, "no rule matched")
 
-    def request_data(self, data) -> None:
+    def request_data(self, data: bytes) -> None:
         if self.phase == DONE:
             return
         up = self.up
@@ -159,13 +160,6 @@ class Exchange(Forwarding):
                 self.finish()
             else:
                 self.answer_error(504 if self.req_done else 408, "idle timeout")
-
-    def finish_tunnelled(self) -> None:
-        """The connection became a tunnel (a 101): this exchange is over, its target connection lives on."""
-        self.phase = DONE
-        if self.in_flight is not None:
-            self.router.end(self.in_flight)
-            self.in_flight = None
 
     def finish(self, notify: bool = True) -> None:
         """Release the target connection (to the pool when it can serve again) and tell the client side."""

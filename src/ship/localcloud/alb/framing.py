@@ -23,10 +23,13 @@ and raise ``ProtocolError`` for what must not be forwarded.
 
 from __future__ import annotations
 
+from typing import Iterable, Protocol, Sequence
+
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
 
 __all__ = [
-    "ProtocolError", "RequestHead", "ResponseHead", "RequestReader", "ResponseReader",
+    "ProtocolError", "RequestHead", "ResponseHead", "RequestReader", "ResponseReader", "Headers",
+    "RequestHandler", "ResponseHandler", "RequestFraming", "ResponseFraming",
     "NO_BODY", "LENGTH", "CHUNKED", "UNTIL_CLOSE",
     "REQUEST_LINE_LIMIT", "HEADER_LIMIT", "HEADERS_LIMIT", "CHUNK_SLICE", "MAX_CONTENT_LENGTH",
 ]
@@ -50,6 +53,8 @@ _TE_CODINGS = frozenset({b"chunked", b"identity"})  # ALB: anything else is 501
 _CRLF2 = b"\r\n\r\n"
 _OWS = b" \t"
 
+Headers = list[tuple[bytes, bytes]]  # (name, value) pairs, as received, in order
+
 
 class ProtocolError(Exception):
     """A message that must not be forwarded; ``status`` is what the client gets."""
@@ -69,7 +74,7 @@ class RequestHead:
 
     __slots__ = ("method", "target", "version", "headers", "body", "length", "keep_alive", "upgrade")
 
-    def __init__(self, method: bytes, target: bytes, version: str, headers: list, body: int, length: int,
+    def __init__(self, method: bytes, target: bytes, version: str, headers: Headers, body: int, length: int,
                  keep_alive: bool, upgrade: bool):
         self.method = method
         self.target = target
@@ -87,7 +92,7 @@ class RequestHead:
 class ResponseHead:
     __slots__ = ("status", "reason", "version", "headers", "body", "length", "keep_alive")
 
-    def __init__(self, status: int, reason: bytes, version: str, headers: list, body: int, length: int,
+    def __init__(self, status: int, reason: bytes, version: str, headers: Headers, body: int, length: int,
                  keep_alive: bool):
         self.status = status
         self.reason = reason
@@ -98,16 +103,76 @@ class ResponseHead:
         self.keep_alive = keep_alive
 
 
-def _note_framing(reader, name: bytes, value: bytes) -> None:
+class RequestHandler(Protocol):
+    """What a request reader tells (the client connection; the reader itself while it parses ahead)."""
+
+    def on_request(self, head: RequestHead) -> None: ...
+
+    def on_request_data(self, data: bytes) -> None: ...
+
+    def on_request_end(self) -> None: ...
+
+
+class ResponseHandler(Protocol):
+    """What a response reader tells (the exchange)."""
+
+    def on_interim(self, resp: ResponseHead) -> None: ...
+
+    def on_response(self, resp: ResponseHead) -> None: ...
+
+    def on_response_data(self, data: bytes) -> None: ...
+
+    def on_response_end(self) -> None: ...
+
+
+class RequestFraming(Protocol):
+    """A request reader: ``RequestReader`` here, or ``framing_h11.RequestReader``."""
+
+    done: bool
+
+    def feed(self, buf: bytes | bytearray) -> int: ...
+
+    def next_request(self) -> None: ...
+
+    def rest(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def busy(self) -> bool: ...
+
+
+class ResponseFraming(Protocol):
+    """A response reader: ``ResponseReader`` here, or ``framing_h11.ResponseReader``."""
+
+    ended: bool
+    stray: bool
+    switched: bytes | None
+
+    def feed(self, data: bytes) -> None: ...
+
+    def eof(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def reusable(self) -> bool: ...
+
+
+_FramingValues = tuple[list[bytes], list[bytes]]  # ([Content-Length values], [Transfer-Encoding values])
+
+
+def _note_framing(values: _FramingValues | None, name: bytes, value: bytes) -> _FramingValues | None:
     """Keep the values of Content-Length and Transfer-Encoding aside as headers arrive."""
     low = name.lower()
     if low == b"content-length" or low == b"transfer-encoding":
-        if reader._framing_values is None:
-            reader._framing_values = ([], [])
-        reader._framing_values[low == b"transfer-encoding"].append(value)
+        if values is None:
+            values = ([], [])
+        values[low == b"transfer-encoding"].append(value)
+    return values
 
 
-def content_length(values) -> int:
+def content_length(values: Sequence[bytes]) -> int:
     """The one Content-Length of a message, -1 if none; ProtocolError(400) unless plain digits in 63 bits."""
     if not values:
         return -1
@@ -119,7 +184,7 @@ def content_length(values) -> int:
     return int(v)
 
 
-def transfer_codings(values) -> list:
+def transfer_codings(values: Iterable[bytes]) -> list[bytes]:
     """The Transfer-Encoding codings, lower-cased, in order."""
     out = []
     for value in values:
@@ -128,7 +193,7 @@ def transfer_codings(values) -> list:
     return out
 
 
-def request_body_framing(codings, length: int) -> int:
+def request_body_framing(codings: Sequence[bytes], length: int) -> int:
     """NO_BODY, LENGTH or CHUNKED for a request, after ALB's rules on Transfer-Encoding.
 
     ALB (HTTP 501): "The supported values for Transfer-Encoding are chunked and
@@ -151,6 +216,8 @@ def request_body_framing(codings, length: int) -> int:
 
 # Where the reader is in the current request (what it may feed next).
 _HEAD, _PARSED_BODY, _COUNTED_BODY, _FAILED = range(4)
+# What a reader parsing ahead queues: a request head, a piece of its body, or its end (None).
+_Event = RequestHead | bytes | None
 
 
 class RequestReader:
@@ -167,10 +234,24 @@ class RequestReader:
                  "_url", "_url_len", "_url_done", "_headers", "_framing_values", "_header_bytes", "_failure",
                  "_pending", "_chunked", "_ended", "done")
 
-    def __init__(self, handler):
-        self._handler = handler
-        self._sink = handler  # where events go: the handler, or the queue while parsing ahead
-        self._queue: list = []
+    # Set for each request by _start_message (and the parser by _new_parser).
+    _lookbehind: bytes  # the last bytes of the head fed so far: its blank line may straddle two feeds
+    _head_fed: int
+    _url: list[bytes]
+    _url_len: int
+    _url_done: bool
+    _headers: Headers
+    _framing_values: _FramingValues | None
+    _header_bytes: int
+    _pending: int | None  # the Content-Length of a body llhttp does not frame (see _begin_counted)
+    _chunked: bool
+    _parser: HttpRequestParser | None  # None once closed
+
+    def __init__(self, handler: RequestHandler):
+        self._handler: RequestHandler | None = handler  # None once closed
+        # Where events go: the handler, or the reader itself (its queue) while parsing ahead.
+        self._sink: RequestHandler | None = handler
+        self._queue: list[_Event] = []
         self._failure: ProtocolError | None = None  # waiting behind requests parsed ahead
         self._phase = _HEAD
         self._remaining = 0
@@ -181,10 +262,11 @@ class RequestReader:
 
     # -- driving ------------------------------------------------------------
 
-    def feed(self, buf) -> int:
+    def feed(self, buf: bytes | bytearray) -> int:
         """Feed the parser from ``buf``; returns the number of bytes consumed."""
         phase = self._phase
-        if self.done or phase == _FAILED:
+        parser = self._parser
+        if self.done or phase == _FAILED or parser is None:
             return 0
         if phase == _COUNTED_BODY:
             return self._feed_counted(buf)
@@ -201,15 +283,16 @@ class RequestReader:
         data = buf if n == len(buf) else buf[:n]
         ended = self._ended
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except HttpParserUpgrade as up:
             n = up.args[0]  # llhttp stopped after an upgrade head: the rest is not parsed
         except HttpParserError as exc:
             self._parse_failed(exc)
-        if self._pending is not None:
-            self._begin_counted()
+        pending = self._pending
+        if pending is not None:
+            self._begin_counted(pending)
         elif self._phase == _HEAD and ended == self._ended:
-            self._head_progress(data, n)
+            self._head_progress(parser, data, n)
         return n
 
     def next_request(self) -> None:
@@ -219,12 +302,14 @@ class RequestReader:
         self.done = False
         queue = self._queue
         handler = self._handler
+        if handler is None:
+            return  # closed
         i = -1
-        for i, (kind, value) in enumerate(queue):
-            if kind == 0:
-                handler.on_request(value)
-            elif kind == 1:
-                handler.on_request_data(value)
+        for i, event in enumerate(queue):
+            if isinstance(event, RequestHead):
+                handler.on_request(event)
+            elif event is not None:
+                handler.on_request_data(event)
             else:
                 handler.on_request_end()
                 self.done = True
@@ -253,7 +338,7 @@ class RequestReader:
 
     # -- feeding helpers ------------------------------------------------------
 
-    def _head_extent(self, buf) -> int:
+    def _head_extent(self, buf: bytes | bytearray) -> int:
         """How much of ``buf`` belongs to the current head: up to its blank line, else all of it."""
         lb = self._lookbehind
         if lb:  # the blank line may straddle the previous feed and this one
@@ -263,7 +348,7 @@ class RequestReader:
         i = buf.find(_CRLF2)
         return len(buf) if i < 0 else i + 4
 
-    def _head_progress(self, data, n: int) -> None:
+    def _head_progress(self, parser: HttpRequestParser, data: bytes | bytearray, n: int) -> None:
         """After feeding part of a head: limits, and HTTP/0.9 (which llhttp would wait on)."""
         self._head_fed += n
         self._lookbehind = bytes(data[-3:])
@@ -272,7 +357,7 @@ class RequestReader:
         if not self._url_done:
             if self._head_fed > REQUEST_LINE_LIMIT:
                 raise self._fail(400, "request line longer than 16 K")
-        elif data[-1:] == b"\n" and self._parser.get_http_version() == "0.0":
+        elif data[-1:] == b"\n" and parser.get_http_version() == "0.0":
             # "GET /\r\n" is complete for HTTP/0.9; llhttp waits for more. ALB answers 400.
             raise self._fail(400, "HTTP/0.9 request")
 
@@ -280,22 +365,23 @@ class RequestReader:
         self._phase = _FAILED
         return ProtocolError(status, reason)
 
-    def _feed_counted(self, buf) -> int:
+    def _feed_counted(self, buf: bytes | bytearray) -> int:
         n = min(len(buf), self._remaining)
         if n:
             self._remaining -= n
-            self._sink.on_request_data(bytes(buf[:n]))
+            sink = self._sink
+            if sink is not None:
+                sink.on_request_data(bytes(buf[:n]))
         if not self._remaining:
             self._phase = _HEAD
             self._start_message()
             self._message_ended()
         return n
 
-    def _begin_counted(self) -> None:
+    def _begin_counted(self, length: int) -> None:
         """After a head whose body llhttp does not frame: an identity coding (llhttp would
         read until EOF) or an upgrade (llhttp stops after the head). Exactly the declared
-        Content-Length follows; a fresh parser takes the next request."""
-        length = self._pending
+        Content-Length (``length``) follows; a fresh parser takes the next request."""
         self._pending = None
         self._new_parser()
         if self._sink is not self._handler:  # parsed ahead: the boundary is lost
@@ -324,7 +410,7 @@ class RequestReader:
     def _drop_incomplete(self) -> None:
         """Forget the events of a request parsed ahead that will never be complete."""
         queue = self._queue
-        last = max((i for i, (kind, _v) in enumerate(queue) if kind == 2), default=-1)
+        last = max((i for i, event in enumerate(queue) if event is None), default=-1)
         del queue[last + 1:]
 
     def _new_parser(self) -> None:
@@ -338,31 +424,34 @@ class RequestReader:
     def _start_message(self) -> None:
         self._lookbehind = b""
         self._head_fed = 0
-        self._url: list = []
+        self._url = []
         self._url_len = 0
         self._url_done = False
-        self._headers: list = []
-        self._framing_values = None  # ([Content-Length values], [Transfer-Encoding values]) when any
+        self._headers = []
+        self._framing_values = None
         self._header_bytes = 0
-        self._pending: int | None = None
+        self._pending = None
         self._chunked = False
 
     def _message_ended(self) -> None:
         self._ended += 1
-        self._sink.on_request_end()
+        sink = self._sink
+        if sink is None:
+            return  # closed
+        sink.on_request_end()
         if self._sink is self._handler:
             self.done = True
             self._sink = self  # parse ahead into the queue until next_request()
 
     # The reader is its own sink while it parses ahead of next_request(): it queues.
     def on_request(self, head: RequestHead) -> None:
-        self._queue.append((0, head))
+        self._queue.append(head)
 
     def on_request_data(self, data: bytes) -> None:
-        self._queue.append((1, data))
+        self._queue.append(data)
 
     def on_request_end(self) -> None:
-        self._queue.append((2, None))
+        self._queue.append(None)
 
     # -- llhttp callbacks -----------------------------------------------------------
 
@@ -384,7 +473,7 @@ class RequestReader:
             raise _Stop
         self._headers.append((name, value))
         if n == 14 or n == 17:
-            _note_framing(self, name, value)
+            self._framing_values = _note_framing(self._framing_values, name, value)
 
     def on_headers_complete(self) -> None:
         try:
@@ -393,13 +482,17 @@ class RequestReader:
             self._failure = exc
             raise _Stop from None
         self._phase = _PARSED_BODY
-        self._sink.on_request(head)
+        sink = self._sink
+        if sink is not None:
+            sink.on_request(head)
 
     def on_body(self, data: bytes) -> None:
         if self._phase == _PARSED_BODY:
             if not self._chunked:
                 self._remaining -= len(data)
-            self._sink.on_request_data(data)
+            sink = self._sink
+            if sink is not None:
+                sink.on_request_data(data)
 
     def on_message_complete(self) -> None:
         if self._phase != _PARSED_BODY or self._pending is not None:
@@ -410,6 +503,8 @@ class RequestReader:
 
     def _make_head(self) -> RequestHead:
         parser = self._parser
+        if parser is None:  # closed by a handler while this parser was calling back
+            raise ProtocolError(400, "connection closed")
         version = parser.get_http_version()
         if version == "0.9":
             raise ProtocolError(400, "HTTP/0.9 request")
@@ -448,10 +543,17 @@ class ResponseReader:
     __slots__ = ("_handler", "_parser", "_head_request", "_headers", "_framing_values", "_reason", "_status",
                  "_body", "_head_bytes", "_final", "_skipped", "ended", "stray", "switched")
 
-    def __init__(self, handler, head_request: bool):
-        self._handler = handler
+    _headers: Headers
+    _framing_values: _FramingValues | None
+    _reason: bytes
+    _status: int
+    _body: int
+    _head_bytes: int  # -1 once the head is complete (what follows is body or trailers)
+
+    def __init__(self, handler: ResponseHandler, head_request: bool):
+        self._handler: ResponseHandler | None = handler  # None once closed
         self._head_request = head_request
-        self._parser = HttpResponseParser(self)
+        self._parser: HttpResponseParser | None = HttpResponseParser(self)  # None once closed
         self._final = False  # a final (non-1xx) response head was seen
         self.ended = False  # the final response is complete
         self.stray = False  # bytes arrived outside the response's framing
@@ -460,20 +562,21 @@ class ResponseReader:
         self._begin()
 
     def _begin(self) -> None:
-        self._headers: list = []
+        self._headers = []
         self._framing_values = None
         self._reason = b""
         self._status = 0
         self._body = NO_BODY
         self._head_bytes = 0
 
-    def feed(self, data) -> None:
-        if self.ended or self.switched is not None:
+    def feed(self, data: bytes) -> None:
+        parser = self._parser
+        if self.ended or self.switched is not None or parser is None:
             if data:
                 self.stray = True
             return
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except HttpParserUpgrade as up:
             if self._status == 101:
                 self.switched = bytes(data[up.args[0]:])
@@ -529,26 +632,28 @@ class ResponseReader:
             raise ProtocolError(502, "response headers larger than 64 K")
         self._headers.append((name, value))
         if n == 14 or n == 17:
-            _note_framing(self, name, value)
+            self._framing_values = _note_framing(self._framing_values, name, value)
 
     def on_headers_complete(self) -> None:
-        parser = self._parser
+        parser, handler = self._parser, self._handler
+        if parser is None or handler is None:
+            raise _Stop  # closed by the handler while its parser was calling back
         status = parser.get_status_code()
         self._status = status
         self._head_bytes = -1  # what follows the head is body, or trailers
         if status < 100 or status > 599:
             raise ProtocolError(502, f"status {status} from the target")
         if status < 200 and status != 101:
-            self._handler.on_interim(ResponseHead(status, self._reason, parser.get_http_version(), self._headers,
-                                                  NO_BODY, -1, True))
+            handler.on_interim(ResponseHead(status, self._reason, parser.get_http_version(), self._headers,
+                                            NO_BODY, -1, True))
             return
         self._final = True
-        head = self._final_head(status)
-        self._handler.on_response(head)
+        head = self._final_head(parser, status)
+        handler.on_response(head)
         if self._head_request and status != 101:
             self._end()
 
-    def _final_head(self, status: int) -> ResponseHead:
+    def _final_head(self, parser: HttpResponseParser, status: int) -> ResponseHead:
         headers = self._headers
         lengths, encodings = self._framing_values or ((), ())
         try:
@@ -568,15 +673,15 @@ class ResponseReader:
         else:
             body = UNTIL_CLOSE
         self._body = body
-        parser = self._parser
         return ResponseHead(status, self._reason, parser.get_http_version(), headers, body, length,
                             parser.should_keep_alive() and body != UNTIL_CLOSE)
 
     def on_body(self, data: bytes) -> None:
-        if self.ended:
-            self.stray = True  # a body after a HEAD answer
+        handler = self._handler
+        if self.ended or handler is None:
+            self.stray = True  # a body after a HEAD answer (or after the reader was closed)
             raise _Stop
-        self._handler.on_response_data(data)
+        handler.on_response_data(data)
 
     def on_message_complete(self) -> None:
         if not self._final:
@@ -586,4 +691,6 @@ class ResponseReader:
 
     def _end(self) -> None:
         self.ended = True
-        self._handler.on_response_end()
+        handler = self._handler
+        if handler is not None:
+            handler.on_response_end()

@@ -8,11 +8,13 @@ bare-LF line endings, for one); the ALB rules applied on top are the same.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import h11
 
 from ship.localcloud.alb.framing import (
-    CHUNKED, HEADERS_LIMIT, LENGTH, NO_BODY, REQUEST_LINE_LIMIT, UNTIL_CLOSE, ProtocolError, RequestHead,
-    ResponseHead, content_length, request_body_framing, transfer_codings,
+    CHUNKED, HEADERS_LIMIT, LENGTH, NO_BODY, REQUEST_LINE_LIMIT, UNTIL_CLOSE, ProtocolError, RequestHandler,
+    RequestHead, ResponseHandler, ResponseHead, content_length, request_body_framing, transfer_codings,
 )
 
 __all__ = ["RequestReader", "ResponseReader"]
@@ -20,8 +22,8 @@ __all__ = ["RequestReader", "ResponseReader"]
 _LIMIT = REQUEST_LINE_LIMIT + HEADERS_LIMIT + 4
 
 
-def _tokens(headers, name: bytes) -> set:
-    out = set()
+def _tokens(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> set[bytes]:
+    out: set[bytes] = set()
     for n, v in headers:
         if n.lower() == name:
             out.update(t.strip().lower() for t in v.split(b","))
@@ -31,8 +33,8 @@ def _tokens(headers, name: bytes) -> set:
 class RequestReader:
     __slots__ = ("_handler", "_conn", "done", "_started")
 
-    def __init__(self, handler):
-        self._handler = handler
+    def __init__(self, handler: RequestHandler):
+        self._handler: RequestHandler | None = handler  # None once closed
         self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_LIMIT)
         self.done = False
         self._started = False
@@ -51,7 +53,7 @@ class RequestReader:
         self._handler = None
         self.done = True
 
-    def feed(self, buf) -> int:
+    def feed(self, buf: bytes | bytearray) -> int:
         if self.done:
             return 0
         self._conn.receive_data(bytes(buf))
@@ -68,7 +70,7 @@ class RequestReader:
 
     def _events(self) -> None:
         conn, handler = self._conn, self._handler
-        while not self.done:
+        while not self.done and handler is not None:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
@@ -87,7 +89,7 @@ class RequestReader:
             else:
                 return
 
-    def _head(self, event) -> RequestHead:
+    def _head(self, event: h11.Request) -> RequestHead:
         headers = list(event.headers.raw_items())
         version = event.http_version.decode()
         lengths = [v for n, v in headers if n.lower() == b"content-length"]
@@ -106,8 +108,8 @@ class RequestReader:
 class ResponseReader:
     __slots__ = ("_handler", "_conn", "_head_request", "_skipped", "ended", "stray", "switched")
 
-    def __init__(self, handler, head_request: bool):
-        self._handler = handler
+    def __init__(self, handler: ResponseHandler, head_request: bool):
+        self._handler: ResponseHandler | None = handler  # None once closed
         self._head_request = head_request
         conn = self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
         # h11 frames a response by the request it answers: tell it the method, and allow an upgrade.
@@ -117,7 +119,7 @@ class ResponseReader:
         self._skipped = False
         self.ended = False
         self.stray = False
-        self.switched = None
+        self.switched: bytes | None = None
 
     def close(self) -> None:
         self._handler = None
@@ -126,7 +128,7 @@ class ResponseReader:
     def reusable(self) -> bool:
         return self.ended and not self.stray and not self._skipped
 
-    def feed(self, data) -> None:
+    def feed(self, data: bytes) -> None:
         if self.ended or self.switched is not None:
             self.stray = self.stray or bool(data)
             return
@@ -143,7 +145,7 @@ class ResponseReader:
 
     def _events(self) -> None:
         conn, handler = self._conn, self._handler
-        while not self.ended:
+        while not self.ended and handler is not None:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
@@ -169,11 +171,11 @@ class ResponseReader:
                 self.stray = bool(conn.trailing_data[0])
                 handler.on_response_end()
 
-    def _head(self, event, body: int, length: int) -> ResponseHead:
+    def _head(self, event: h11.Response | h11.InformationalResponse, body: int, length: int) -> ResponseHead:
         return ResponseHead(event.status_code, event.reason, event.http_version.decode(),
                             list(event.headers.raw_items()), body, length, True)
 
-    def _final(self, event) -> ResponseHead:
+    def _final(self, event: h11.Response) -> ResponseHead:
         headers = list(event.headers.raw_items())
         try:
             length = content_length([v for n, v in headers if n.lower() == b"content-length"])

@@ -14,20 +14,46 @@ from __future__ import annotations
 import select
 import socket
 import time
+from socketserver import StreamRequestHandler
+from typing import TYPE_CHECKING, Iterable, Protocol, TypeVar, cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
-__all__ = ["hand_over", "handler_class", "host_of"]
+if TYPE_CHECKING:
+    from ship.localcloud.alb.listener import Listener
 
+__all__ = ["HOST_SUFFIX", "Directory", "hand_over", "handler_class", "host_name", "host_of", "served_port"]
+
+HOST_SUFFIX = ".elb.localhost"  # http://<load balancer name>.elb.localhost:<emulator port>/
 _PEEK_LIMIT = 16 * 1024
 _PEEK_TIMEOUT = 5.0
+
+
+def host_name(load_balancer_name: str) -> str:
+    """The host name that reaches a load balancer on the emulator's port."""
+    return load_balancer_name.lower() + HOST_SUFFIX
+
+
+def served_port(listener_ports: Iterable[int]) -> int:
+    """Which of a load balancer's listeners its host name reaches: the one on port 80, else
+    the lowest (a URL without a port is a port-80 URL)."""
+    return min(listener_ports, key=lambda port: (port != 80, port))
+
+
+class Directory(Protocol):
+    """Who serves a host name (``LoadBalancers``)."""
+
+    def listener_for_host(self, host: str) -> Listener | None: ...
+
+
+_Handler = TypeVar("_Handler", bound=StreamRequestHandler)
 
 
 class _HostReader:
     __slots__ = ("host", "complete")
 
-    def __init__(self):
-        self.host = None
+    def __init__(self) -> None:
+        self.host: str | None = None
         self.complete = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -38,7 +64,7 @@ class _HostReader:
         self.complete = True
 
 
-def host_of(head: bytes) -> tuple:
+def host_of(head: bytes) -> tuple[str | None, bool]:
     """(Host header or None, whether the head was complete) of the start of a request."""
     reader = _HostReader()
     try:
@@ -71,7 +97,7 @@ def _peek_host(sock: socket.socket) -> str | None:
         seen = len(data)
 
 
-def hand_over(sock: socket.socket, balancers) -> bool:
+def hand_over(sock: socket.socket, balancers: Directory) -> bool:
     """Give ``sock`` to a listener when its first request is for a load balancer by name."""
     try:
         host = _peek_host(sock)
@@ -84,14 +110,15 @@ def hand_over(sock: socket.socket, balancers) -> bool:
     return True
 
 
-def handler_class(base, balancers):
+def handler_class(base: type[_Handler], balancers: Directory | None) -> type[_Handler]:
     """A request handler class for the emulator's server that hands load balancer
     connections over before ``base`` (moto's handler) reads anything."""
+    base_handle = base.handle
 
-    class Handler(base):
-        def handle(self):
-            if balancers is not None and hand_over(self.connection, balancers):
-                return  # the listener owns the connection now; nothing is left to close here
-            super().handle()
+    def handle(self: _Handler) -> None:
+        if balancers is not None and hand_over(self.connection, balancers):
+            return  # the listener owns the connection now; nothing is left to close here
+        base_handle(self)
 
-    return Handler
+    # A subclass of a class given at run time: built with type(), which mypy types as a plain type.
+    return cast("type[_Handler]", type("Handler", (base,), {"handle": handle, "__module__": __name__}))

@@ -14,11 +14,15 @@ import logging
 import socket
 import threading
 import time
+from typing import Any, Callable, Iterable
 
 from ship.localcloud.alb import framing
 from ship.localcloud.alb.client import ClientConnection
+from ship.localcloud.alb.forwarding import Forwarding
+from ship.localcloud.alb.framing import RequestFraming, RequestHandler, ResponseFraming, ResponseHandler
 from ship.localcloud.alb.reactor import READ, Reactor, Stream, listening_socket, set_nodelay
 from ship.localcloud.alb.routing import DEFAULT_GROUP, ListenerConfig, Router
+from ship.localcloud.alb.targets import Target, TargetKey
 from ship.localcloud.alb.upstream import Connector, Pool
 
 log = logging.getLogger("ship.localcloud.alb")
@@ -32,7 +36,11 @@ _COUNTERS = ("connections", "requests", "1xx", "2xx", "3xx", "4xx", "5xx", "400"
              "desync_ambiguous", "desync_severe")
 
 
-def _codec(parser: str):
+RequestReaderFactory = Callable[[RequestHandler], RequestFraming]
+ResponseReaderFactory = Callable[[ResponseHandler, bool], ResponseFraming]  # (handler, answers a HEAD)
+
+
+def _codec(parser: str) -> tuple[RequestReaderFactory, ResponseReaderFactory]:
     if parser == "httptools":
         return framing.RequestReader, framing.ResponseReader
     if parser == "h11":
@@ -58,12 +66,12 @@ class Listener:
         self._reactor: Reactor | None = None
         self._server: socket.socket | None = None
         self._stopping = False
-        self.clients: set = set()
+        self.clients: set[ClientConnection] = set()
         self.pool = Pool(keepalive=self.router.config.idle_timeout)
-        self.connector: Connector | None = None
-        self._held: set = set()
+        self.connector: Connector | None = None  # from start() on
+        self._held: set[Forwarding] = set()  # requests waiting for a health decision
         self._stats = dict.fromkeys(_COUNTERS, 0)
-        self._per_target: dict = {}
+        self._per_target: dict[TargetKey, int] = {}  # responses per target
         self.epoch = int(time.time())
         self.forwarded_line = b""
         self._apply(self.router.config)
@@ -90,7 +98,7 @@ class Listener:
             self.connector = Connector(reactor)
             reactor.add(server.fileno(), READ, self._accept)
             self._stopping = False
-            thread = threading.Thread(target=self._run, daemon=True,
+            thread = threading.Thread(target=self._run, args=(reactor,), daemon=True,
                                       name=f"alb-listener-{self.router.config.listener_port}")
             thread.start()
             self._thread = thread
@@ -100,9 +108,10 @@ class Listener:
         """Close the port and every connection; idempotent."""
         with self._lock:
             thread, self._thread = self._thread, None
-        if thread is None:
+            reactor = self._reactor
+        if thread is None or reactor is None:
             return
-        self._reactor.call_soon_threadsafe(self._shutdown)
+        reactor.call_soon_threadsafe(self._shutdown)
         thread.join(timeout=30)
         if thread.is_alive():  # pragma: no cover - would be a bug
             log.error("listener %s: thread did not stop", self.name)
@@ -112,25 +121,27 @@ class Listener:
         if config == self.router.config:
             return
         self._apply(config)
-        if self._thread is not None:
-            self._reactor.call_soon_threadsafe(self._config_changed)
+        reactor = self._reactor
+        if self._thread is not None and reactor is not None:
+            reactor.call_soon_threadsafe(self._config_changed)
 
-    def set_targets(self, targets, group: str = DEFAULT_GROUP) -> None:
+    def set_targets(self, targets: Iterable[Target], group: str = DEFAULT_GROUP) -> None:
         """Replace one target group's targets (the default group of a default configuration)."""
         self.configure(self.router.config.with_targets(group, targets))
 
     def adopt(self, sock: socket.socket) -> None:
         """Serve a connection accepted elsewhere, as if it had arrived on this listener's port."""
-        if self._thread is None:
+        reactor = self._reactor
+        if self._thread is None or reactor is None:
             sock.close()
             raise RuntimeError("listener not started")
-        self._reactor.call_soon_threadsafe(self._serve, sock)
+        reactor.call_soon_threadsafe(self._serve, sock)
 
-    def request_counts(self) -> dict:
+    def request_counts(self) -> dict[str, int]:
         return self.router.request_counts()
 
-    def stats(self) -> dict:
-        s = dict(self._stats)
+    def stats(self) -> dict[str, Any]:
+        s: dict[str, Any] = dict(self._stats)
         s["targets"] = {f"{h}:{p}": n for (h, p), n in dict(self._per_target).items()}
         s["open_client_connections"] = len(self.clients)
         s["idle_upstream_connections"] = self.pool.idle_count()
@@ -143,7 +154,7 @@ class Listener:
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def _apply(self, config: ListenerConfig) -> None:
@@ -160,24 +171,24 @@ class Listener:
         stats = self._stats
         stats[key] = stats.get(key, 0) + 1
 
-    def count_response(self, status: int, target_key) -> None:
+    def count_response(self, status: int, target_key: TargetKey | None) -> None:
         self._stats[_STATUS_CLASSES[status // 100 - 1]] += 1
         if target_key is not None:
             self._per_target[target_key] = self._per_target.get(target_key, 0) + 1
 
-    def client_opened(self, conn) -> None:
+    def client_opened(self, conn: ClientConnection) -> None:
         self.clients.add(conn)
         self._stats["connections"] += 1
         if self._stopping:
             conn.abort()
 
-    def client_closed(self, conn) -> None:
+    def client_closed(self, conn: ClientConnection) -> None:
         self.clients.discard(conn)
 
-    def hold(self, exchange) -> None:
+    def hold(self, exchange: Forwarding) -> None:
         self._held.add(exchange)
 
-    def unhold(self, exchange) -> None:
+    def unhold(self, exchange: Forwarding) -> None:
         self._held.discard(exchange)
 
     def _config_changed(self) -> None:
@@ -187,6 +198,8 @@ class Listener:
 
     def _accept(self, _events: int) -> None:
         server = self._server
+        if server is None:  # closed
+            return
         for _ in range(64):
             try:
                 sock, _addr = server.accept()
@@ -198,18 +211,18 @@ class Listener:
             self._serve(sock)
 
     def _serve(self, sock: socket.socket) -> None:
-        if self._stopping:
+        reactor = self._reactor
+        if self._stopping or reactor is None:
             sock.close()
             return
         sock.setblocking(False)
         set_nodelay(sock)
         try:
-            Stream(self._reactor, sock, ClientConnection(self))
+            Stream(reactor, sock, ClientConnection(self))
         except OSError:
             sock.close()
 
-    def _run(self) -> None:
-        reactor = self._reactor
+    def _run(self, reactor: Reactor) -> None:
         self._sweep()
         try:
             reactor.run_forever()
@@ -220,7 +233,8 @@ class Listener:
 
     def _sweep(self) -> None:
         """Every tick: idle and request timeouts, expired pooled connections, the trace epoch."""
-        if self._stopping:
+        reactor = self._reactor
+        if self._stopping or reactor is None:
             return
         now = time.monotonic()
         self.epoch = int(time.time())
@@ -232,15 +246,18 @@ class Listener:
                 log.exception("listener %s: timeout handling failed", self.name)
                 conn.abort()
         self.pool.expire(now)
-        self._reactor.call_later(min(1.0, idle / 4), self._sweep)
+        reactor.call_later(min(1.0, idle / 4), self._sweep)
 
     def _shutdown(self) -> None:
         self._stopping = True
+        reactor = self._reactor
+        if reactor is None:
+            return
         if self._server is not None:
-            self._reactor.remove(self._server.fileno())
+            reactor.remove(self._server.fileno())
             self._server.close()
             self._server = None
         for conn in list(self.clients):
             conn.abort()
         self.pool.close_all()
-        self._reactor.stop()
+        reactor.stop()

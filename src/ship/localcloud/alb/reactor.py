@@ -12,6 +12,7 @@ benchmarks/lb_overhead.py). It uses epoll directly where there is one (Linux), t
 
 from __future__ import annotations
 
+import _socket
 import heapq
 import logging
 import select
@@ -20,21 +21,40 @@ import socket
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
 
 log = logging.getLogger("ship.localcloud.alb")
 
-__all__ = ["Reactor", "Stream", "READ", "WRITE", "TROUBLE", "listening_socket", "set_nodelay"]
+__all__ = ["Reactor", "Stream", "StreamProtocol", "Timer", "READ", "WRITE", "TROUBLE", "listening_socket",
+           "set_nodelay"]
 
 READ = getattr(select, "EPOLLIN", 1)
 WRITE = getattr(select, "EPOLLOUT", 4)
 TROUBLE = getattr(select, "EPOLLERR", 8) | getattr(select, "EPOLLHUP", 16)
 _RECV_SIZE = 262144
 
+Handler = Callable[[int], None]  # called with the events a descriptor is ready for
+_Call = tuple[Callable[..., object], tuple[Any, ...]]  # a function and its arguments
+
+
+@dataclass(order=True, slots=True)
+class Timer:
+    """A call made later (``Reactor.call_later``); ``cancel()`` keeps it from running."""
+
+    when: float  # time.monotonic()
+    seq: int  # the order of calls due at the same time
+    fn: Callable[..., object] | None = field(compare=False)
+    args: tuple[Any, ...] = field(compare=False)
+
+    def cancel(self) -> None:
+        self.fn = None
+
 
 class _SelectorsPoller:
     """``select.epoll``'s interface over ``selectors`` (platforms without epoll)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._sel = selectors.DefaultSelector()
 
     @staticmethod
@@ -50,7 +70,7 @@ class _SelectorsPoller:
     def unregister(self, fd: int) -> None:
         self._sel.unregister(fd)
 
-    def poll(self, timeout: float) -> list:
+    def poll(self, timeout: float) -> list[tuple[int, int]]:
         ready = self._sel.select(None if timeout < 0 else timeout)
         return [(key.fd, (READ if ev & selectors.EVENT_READ else 0) | (WRITE if ev & selectors.EVENT_WRITE else 0))
                 for key, ev in ready]
@@ -65,15 +85,16 @@ class Reactor:
 
     time = staticmethod(time.monotonic)
 
-    def __init__(self):
+    def __init__(self) -> None:
+        self._poller: select.epoll | _SelectorsPoller
         self._poller = select.epoll() if hasattr(select, "epoll") else _SelectorsPoller()
         self.kind = "epoll" if hasattr(select, "epoll") else "selectors"
-        self._handlers: dict = {}
-        self._masks: dict = {}  # registered descriptors and their masks; a zero mask is not registered
-        self._soon: deque = deque()
-        self._timers: list = []
+        self._handlers: dict[int, Handler] = {}
+        self._masks: dict[int, int] = {}  # registered descriptors and their masks; a zero mask is not registered
+        self._soon: deque[_Call] = deque()
+        self._timers: list[Timer] = []  # a heap
         self._seq = 0
-        self._foreign: deque = deque()
+        self._foreign: deque[_Call] = deque()
         self._foreign_lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -83,7 +104,7 @@ class Reactor:
 
     # -- descriptors ----------------------------------------------------------------
 
-    def add(self, fd: int, mask: int, handler) -> None:
+    def add(self, fd: int, mask: int, handler: Handler) -> None:
         self._handlers[fd] = handler
         self._masks[fd] = 0
         self.modify(fd, mask)
@@ -111,17 +132,17 @@ class Reactor:
 
     # -- calls ------------------------------------------------------------------------
 
-    def call_soon(self, fn, *args) -> None:
+    def call_soon(self, fn: Callable[..., object], *args: Any) -> None:
         self._soon.append((fn, args))
 
-    def call_later(self, delay: float, fn, *args) -> list:
-        """Run ``fn`` after ``delay`` seconds; returns a handle: ``handle[3] = None`` cancels it."""
+    def call_later(self, delay: float, fn: Callable[..., object], *args: Any) -> Timer:
+        """Run ``fn`` after ``delay`` seconds; ``cancel()`` the timer returned to keep it from running."""
         self._seq += 1
-        entry = [time.monotonic() + delay, self._seq, args, fn]
-        heapq.heappush(self._timers, entry)
-        return entry
+        timer = Timer(time.monotonic() + delay, self._seq, fn, args)
+        heapq.heappush(self._timers, timer)
+        return timer
 
-    def call_soon_threadsafe(self, fn, *args) -> None:
+    def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None:
         with self._foreign_lock:
             self._foreign.append((fn, args))
         try:
@@ -161,20 +182,20 @@ class Reactor:
         if self._soon:
             return 0
         timers = self._timers
-        while timers and timers[0][3] is None:
+        while timers and timers[0].fn is None:
             heapq.heappop(timers)
         if not timers:
             return 1.0
-        return max(0.0, min(1.0, timers[0][0] - time.monotonic()))
+        return max(0.0, min(1.0, timers[0].when - time.monotonic()))
 
     def _run_due(self) -> None:
         timers = self._timers
         if timers:
             now = time.monotonic()
-            while timers and timers[0][0] <= now:
-                entry = heapq.heappop(timers)
-                if entry[3] is not None:
-                    self._soon.append((entry[3], entry[2]))
+            while timers and timers[0].when <= now:
+                timer = heapq.heappop(timers)
+                if timer.fn is not None:
+                    self._soon.append((timer.fn, timer.args))
         soon = self._soon
         for _ in range(len(soon)):
             fn, args = soon.popleft()
@@ -189,6 +210,22 @@ class Reactor:
         self._wake_w.close()
 
 
+class StreamProtocol(Protocol):
+    """What a ``Stream`` drives: asyncio's protocol interface."""
+
+    def connection_made(self, transport: Stream) -> None: ...
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def eof_received(self) -> bool: ...
+
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+    def pause_writing(self) -> None: ...
+
+    def resume_writing(self) -> None: ...
+
+
 class Stream:
     """A connected socket with asyncio's transport interface, driving an asyncio-style
     protocol (connection_made, data_received, eof_received, connection_lost,
@@ -200,11 +237,12 @@ class Stream:
     __slots__ = ("reactor", "sock", "fd", "protocol", "peer", "_reading", "_wbuf", "_closing", "_closed",
                  "_write_paused", "_shut_after_flush")
 
-    def __init__(self, reactor: Reactor, sock: socket.socket, protocol):
+    def __init__(self, reactor: Reactor, sock: socket.socket, protocol: StreamProtocol):
         self.reactor = reactor
         self.sock = sock
         self.fd = sock.fileno()
         self.protocol = protocol
+        self.peer: Any  # (host, port, ...) for an IP socket, as socket.getpeername() gives it
         try:
             self.peer = sock.getpeername()
         except OSError:
@@ -218,7 +256,7 @@ class Stream:
         reactor.add(self.fd, READ, self._on_events)
         protocol.connection_made(self)
 
-    def get_extra_info(self, name: str, default=None):
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.peer if name == "peername" else default
 
     def is_closing(self) -> bool:
@@ -262,7 +300,7 @@ class Stream:
             self._reading = True
             self._watch()
 
-    def write(self, data) -> None:
+    def write(self, data: bytes) -> None:
         if self._closing or self._closed:
             return
         wbuf = self._wbuf
@@ -289,6 +327,8 @@ class Stream:
 
     def _flush(self) -> None:
         wbuf = self._wbuf
+        if wbuf is None:
+            return
         try:
             n = self.sock.send(wbuf)
         except (BlockingIOError, InterruptedError):
@@ -345,7 +385,7 @@ class Stream:
         self._watch()
         self.reactor.call_soon(self._lost, None)
 
-    def _lost(self, exc) -> None:
+    def _lost(self, exc: Exception | None) -> None:
         if self._closed:
             return
         self._closed = True
@@ -373,7 +413,7 @@ def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket
     return sock
 
 
-def set_nodelay(sock: socket.socket) -> None:
+def set_nodelay(sock: _socket.socket) -> None:
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:

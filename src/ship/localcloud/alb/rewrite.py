@@ -41,14 +41,14 @@ class Request:
 
     def __init__(self, head: RequestHead):
         self.head = head
-        self.hosts: list = []
-        self.connection: set = set()
+        self.hosts: list[bytes] = []  # Host header values, stripped
+        self.connection: set[bytes] = set()  # Connection tokens, lower-case
         self.upgrade = b""
-        self.expect = None
-        self.xff = None
+        self.expect: bytes | None = None
+        self.xff: bytes | None = None  # the X-Forwarded-For values, joined
         self.xff_count = 0
-        self.trace = None
-        self.cookies: list = []
+        self.trace: bytes | None = None  # the client's X-Amzn-Trace-Id
+        self.cookies: list[bytes] = []  # Cookie header values
         target = head.target
         q = target.find(b"?")
         self.path = target if q < 0 else target[:q]
@@ -88,7 +88,7 @@ def inspect(head: RequestHead) -> Request:
     return req
 
 
-def refusal(req: Request) -> tuple | None:
+def refusal(req: Request) -> tuple[int, str] | None:
     """(status, reason) when ALB would answer the request itself, else None."""
     head = req.head
     if len(req.hosts) > 1 or (head.version == "1.1" and not req.hosts):
@@ -149,7 +149,7 @@ def target_head(req: Request, client_ip: bytes, forwarded: bytes, trace: bytes, 
     return b"\r\n".join(out)
 
 
-def client_head(resp: ResponseHead, framing: int, v11: bool, keep_alive: bool, extra: tuple = ()) -> bytes:
+def client_head(resp: ResponseHead, framing: int, v11: bool, keep_alive: bool, extra: tuple[bytes, ...] = ()) -> bytes:
     """The response head sent to the client.
 
     ``framing`` is how the body goes to the client: LENGTH (as received), CHUNKED
@@ -157,7 +157,7 @@ def client_head(resp: ResponseHead, framing: int, v11: bool, keep_alive: bool, e
     client reads until close) or NO_BODY. ``extra`` holds lines to add (Set-Cookie).
     """
     switching = resp.status == 101
-    named = set()
+    named: set[bytes] = set()
     out = [b"HTTP/1.1 %d %s" % (resp.status, resp.reason)]
     append = out.append
     for name, value in resp.headers:

@@ -16,42 +16,52 @@ import ipaddress
 import logging
 import re
 from dataclasses import dataclass, field
+from typing import Any, Union
+
+from ship.localcloud.alb.rewrite import Request
 
 log = logging.getLogger("ship.localcloud.alb.rules")
 
-__all__ = ["Condition", "Forward", "FixedResponse", "Redirect", "Rule", "compile_rules", "match", "redirect_location",
-           "forward_to"]
+__all__ = ["Action", "Condition", "Forward", "FixedResponse", "Redirect", "Rule", "compile_rules", "match",
+           "redirect_location", "forward_to"]
 
 _TERMINAL = ("forward", "fixed-response", "redirect")
+
+
+_Wildcard = re.Pattern[str]
+_Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 
 @dataclass(frozen=True)
 class Condition:
     field: str
-    patterns: tuple = ()  # compiled wildcard patterns, methods, (key, value) pattern pairs or networks
+    patterns: tuple[_Wildcard, ...] = ()  # path-pattern, host-header, http-header: compiled wildcards
     header: bytes = b""  # http-header: the lower-case header name
+    methods: tuple[str, ...] = ()  # http-request-method
+    pairs: tuple[tuple[_Wildcard | None, _Wildcard], ...] = ()  # query-string: (key or any key, value)
+    networks: tuple[_Network, ...] = ()  # source-ip
 
-    def matches(self, req, client_ip: str) -> bool:
+    def matches(self, req: Request, client_ip: str) -> bool:
         f = self.field
         if f == "path-pattern":
             return _any(self.patterns, req.path.decode("latin-1"))
         if f == "host-header":
             return _any(self.patterns, req.host.decode("latin-1"))
         if f == "http-request-method":
-            return req.head.method.decode("latin-1") in self.patterns
+            return req.head.method.decode("latin-1") in self.methods
         if f == "http-header":
             return any(_any(self.patterns, v.strip().decode("latin-1"))
                        for n, v in req.head.headers if n.lower() == self.header)
         if f == "query-string":
-            return _query_matches(self.patterns, req.query)
+            return _query_matches(self.pairs, req.query)
         if f == "source-ip":
-            return _ip_in(client_ip, self.patterns)
+            return _ip_in(client_ip, self.networks)
         return False
 
 
 @dataclass(frozen=True)
 class Forward:
-    groups: tuple  # ((target group arn, weight), ...)
+    groups: tuple[tuple[str, int], ...]  # ((target group arn, weight), ...)
     sticky_seconds: int = 0  # target group stickiness (AWSALBTG), 0 when off
 
 
@@ -72,11 +82,14 @@ class Redirect:
     query: str = "#{query}"
 
 
+Action = Union[Forward, FixedResponse, Redirect]
+
+
 @dataclass(frozen=True)
 class Rule:
     priority: float  # the default rule: infinity
-    conditions: tuple
-    action: object
+    conditions: tuple[Condition, ...]
+    action: Action
     arn: str = field(default="", compare=False)
 
 
@@ -85,16 +98,16 @@ def forward_to(arn: str) -> Rule:
     return Rule(float("inf"), (), Forward(((arn, 1),)))
 
 
-def _wildcard(pattern: str, ignore_case: bool):
+def _wildcard(pattern: str, ignore_case: bool) -> _Wildcard:
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     return re.compile(body, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
 
 
-def _any(patterns: tuple, text: str) -> bool:
+def _any(patterns: tuple[_Wildcard, ...], text: str) -> bool:
     return any(p.fullmatch(text) for p in patterns)
 
 
-def _query_matches(pairs: tuple, query: bytes) -> bool:
+def _query_matches(pairs: tuple[tuple[_Wildcard | None, _Wildcard], ...], query: bytes) -> bool:
     items = []
     for part in query.decode("latin-1").split("&"):
         if part:
@@ -107,7 +120,7 @@ def _query_matches(pairs: tuple, query: bytes) -> bool:
     return False
 
 
-def _ip_in(ip: str, networks: tuple) -> bool:
+def _ip_in(ip: str, networks: tuple[_Network, ...]) -> bool:
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -115,19 +128,19 @@ def _ip_in(ip: str, networks: tuple) -> bool:
     return any(addr in net for net in networks if net.version == addr.version)
 
 
-def _values(cond: dict, config_key: str) -> list:
+def _values(cond: dict[str, Any], config_key: str) -> list[str]:
     config = cond.get(config_key) or {}
     return list(config.get("Values") or cond.get("Values") or [])
 
 
-def compile_condition(cond: dict) -> Condition:
+def compile_condition(cond: dict[str, Any]) -> Condition:
     f = cond.get("Field")
     if f == "path-pattern":
         return Condition(f, tuple(_wildcard(v, False) for v in _values(cond, "PathPatternConfig")))
     if f == "host-header":
         return Condition(f, tuple(_wildcard(v, True) for v in _values(cond, "HostHeaderConfig")))
     if f == "http-request-method":
-        return Condition(f, tuple(_values(cond, "HttpRequestMethodConfig")))
+        return Condition(f, methods=tuple(_values(cond, "HttpRequestMethodConfig")))
     if f == "http-header":
         config = cond.get("HttpHeaderConfig") or {}
         return Condition(f, tuple(_wildcard(v, True) for v in config.get("Values") or []),
@@ -135,14 +148,14 @@ def compile_condition(cond: dict) -> Condition:
     if f == "query-string":
         pairs = [((_wildcard(p["Key"], True) if p.get("Key") else None), _wildcard(p.get("Value", ""), True))
                  for p in (cond.get("QueryStringConfig") or {}).get("Values") or []]
-        return Condition(f, tuple(pairs))
+        return Condition(f, pairs=tuple(pairs))
     if f == "source-ip":
         nets = tuple(ipaddress.ip_network(v, strict=False) for v in _values(cond, "SourceIpConfig"))
-        return Condition(f, nets)
+        return Condition(f, networks=nets)
     raise ValueError(f"unknown rule condition field {f!r}")
 
 
-def compile_action(actions: list) -> object | None:
+def compile_action(actions: list[dict[str, Any]]) -> Action | None:
     """The terminal action of a rule's action list (authentication actions are not emulated)."""
     ordered = sorted(actions, key=lambda a: int(a.get("Order") or 0))
     for a in reversed(ordered):
@@ -155,14 +168,15 @@ def compile_action(actions: list) -> object | None:
                                  c.get("MessageBody") or "")
         if kind == "redirect":
             c = a.get("RedirectConfig") or {}
+            query = c.get("Query")  # "" is a query of its own: no query
             return Redirect(302 if c.get("StatusCode") == "HTTP_302" else 301,
                             c.get("Protocol") or "#{protocol}", c.get("Host") or "#{host}",
                             str(c.get("Port") or "#{port}"), c.get("Path") or "/#{path}",
-                            c.get("Query") if c.get("Query") is not None else "#{query}")
+                            "#{query}" if query is None else query)
     return None
 
 
-def _forward(a: dict) -> Forward:
+def _forward(a: dict[str, Any]) -> Forward:
     config = a.get("ForwardConfig") or {}
     groups = [(g["TargetGroupArn"], int(g.get("Weight", 1) if g.get("Weight") is not None else 1))
               for g in config.get("TargetGroups") or [] if g.get("TargetGroupArn")]
@@ -173,7 +187,7 @@ def _forward(a: dict) -> Forward:
     return Forward(tuple(groups), seconds)
 
 
-def compile_rules(rules: list) -> tuple:
+def compile_rules(rules: list[dict[str, Any]]) -> tuple[Rule, ...]:
     """Rules from the API's shapes: [{"Priority", "Conditions", "Actions", "RuleArn"}], in priority order."""
     out = []
     for r in rules:
@@ -194,7 +208,7 @@ def compile_rules(rules: list) -> tuple:
     return tuple(out)
 
 
-def match(rules: tuple, req, client_ip: str):
+def match(rules: tuple[Rule, ...], req: Request, client_ip: str) -> Action | None:
     """The action of the first rule whose conditions all match, or None."""
     for rule in rules:
         for cond in rule.conditions:
@@ -205,7 +219,7 @@ def match(rules: tuple, req, client_ip: str):
     return None
 
 
-def redirect_location(r: Redirect, req, listener_protocol: str, listener_port: int) -> bytes:
+def redirect_location(r: Redirect, req: Request, listener_protocol: str, listener_port: int) -> bytes:
     """The Location of a redirect action, with #{protocol}, #{host}, #{port}, #{path} and #{query}.
 
     Locally ``#{port}`` is the port the client put in its Host header when it put one

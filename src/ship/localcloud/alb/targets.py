@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Collection, Mapping
 
-__all__ = ["Target", "TargetGroup", "TARGET_STATES", "ALGORITHMS", "pick", "choose_group", "token",
+__all__ = ["Target", "TargetGroup", "TargetKey", "TARGET_STATES", "ALGORITHMS", "pick", "choose_group", "token",
            "read_cookie", "sticky_cookie"]
 
 TARGET_STATES = frozenset({"initial", "healthy", "unhealthy", "draining", "unused", "unavailable"})
@@ -34,15 +35,18 @@ class Target:
     state: str  # initial | healthy | unhealthy | draining | unused | unavailable
 
 
+TargetKey = tuple[str, int]  # (host, port)
+
+
 @dataclass(frozen=True)
 class TargetGroup:
     arn: str
-    targets: tuple = ()
+    targets: tuple[Target, ...] = ()
     algorithm: str = "round_robin"
     sticky_seconds: int = 0  # load-balancer-generated cookie stickiness (AWSALB), 0 when off
-    routable: tuple = field(default=(), compare=False)  # derived: who gets new requests
+    routable: tuple[Target, ...] = field(default=(), compare=False)  # derived: who gets new requests
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"load balancing algorithm {self.algorithm!r} is not one of {sorted(ALGORITHMS)}")
         targets = tuple(self.targets)
@@ -51,7 +55,8 @@ class TargetGroup:
         object.__setattr__(self, "routable", healthy or tuple(t for t in targets if t.state in _FAIL_OPEN))
 
 
-def pick(routable: tuple, turn: int, in_flight: dict, least_outstanding: bool, avoid=()) -> Target | None:
+def pick(routable: tuple[Target, ...], turn: int, in_flight: Mapping[TargetKey, int], least_outstanding: bool,
+         avoid: Collection[TargetKey] = ()) -> Target | None:
     """The target for the ``turn``-th request of a group, skipping those in ``avoid``.
 
     ``in_flight`` maps (host, port) to requests in flight, for least outstanding
@@ -74,7 +79,7 @@ def pick(routable: tuple, turn: int, in_flight: dict, least_outstanding: bool, a
     return best
 
 
-def choose_group(groups: tuple, r: float) -> str | None:
+def choose_group(groups: tuple[tuple[str, int], ...], r: float) -> str | None:
     """A target group of a weighted forward action; ``r`` is uniform in [0, 1)."""
     total = sum(w for _arn, w in groups if w > 0)
     if total <= 0:
@@ -94,7 +99,7 @@ def token(secret: bytes, *parts: str) -> str:
     return hashlib.blake2b("|".join(parts).encode(), key=secret, digest_size=16).hexdigest()
 
 
-def read_cookie(cookie_headers: list, name: bytes) -> str | None:
+def read_cookie(cookie_headers: list[bytes], name: bytes) -> str | None:
     """The value of cookie ``name`` in the request's Cookie headers."""
     prefix = name + b"="
     for header in cookie_headers:

@@ -8,11 +8,18 @@ the target.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ship.localcloud.alb.upstream import Upstream
+
+if TYPE_CHECKING:
+    from ship.localcloud.alb.client import ClientConnection
+
 
 class Tunnel:
     __slots__ = ("conn", "up", "_client_eof", "_target_eof")
 
-    def __init__(self, conn, up, from_target: bytes, from_client: bytes):
+    def __init__(self, conn: ClientConnection, up: Upstream, from_target: bytes, from_client: bytes):
         self.conn = conn
         self.up = up
         self._client_eof = False
@@ -29,7 +36,7 @@ class Tunnel:
         if not self.up.write(data):
             self.conn.pause_reading()
 
-    def upstream_drained(self, up) -> None:
+    def upstream_drained(self, up: Upstream) -> None:
         self.conn.resume_reading()
 
     def client_eof(self) -> None:
@@ -43,21 +50,21 @@ class Tunnel:
         self.up.close()
 
     # target -> client
-    def upstream_data(self, up, data: bytes) -> None:
+    def upstream_data(self, up: Upstream, data: bytes) -> None:
         conn = self.conn
         conn.last = conn.listener.now()
         conn.write(data)
         if conn.write_paused:
             up.pause_reading()
 
-    def upstream_eof(self, up) -> None:
+    def upstream_eof(self, up: Upstream) -> None:
         self._target_eof = True
         if self._client_eof:
             self.close()
         else:
-            self.conn.transport.write_eof()
+            self.conn.write_eof()
 
-    def upstream_error(self, up, exc) -> None:
+    def upstream_error(self, up: Upstream, exc: OSError) -> None:
         self.close()
 
     def close(self) -> None:

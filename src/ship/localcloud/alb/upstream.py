@@ -13,16 +13,30 @@ from __future__ import annotations
 import errno
 import socket
 import threading
+from typing import Callable, Collection, Protocol
 
 from _socket import socket as _raw_socket  # the C socket type: no Python-level __init__ per target connection
 
-from ship.localcloud.alb.reactor import READ, TROUBLE, WRITE, set_nodelay
+from ship.localcloud.alb.reactor import READ, TROUBLE, WRITE, Reactor, set_nodelay
+from ship.localcloud.alb.targets import TargetKey
 
-__all__ = ["Upstream", "Connector", "Pool", "WRITE_HIGH", "WRITE_LOW", "RECV_SIZE"]
+__all__ = ["Upstream", "UpstreamHandler", "Connector", "Connected", "Pool", "WRITE_HIGH", "WRITE_LOW", "RECV_SIZE"]
 
 RECV_SIZE = 65536
 WRITE_HIGH = 65536
 WRITE_LOW = 16384
+
+
+class UpstreamHandler(Protocol):
+    """What an upstream connection tells (an exchange, or a WebSocket tunnel)."""
+
+    def upstream_data(self, up: Upstream, data: bytes) -> None: ...
+
+    def upstream_eof(self, up: Upstream) -> None: ...
+
+    def upstream_error(self, up: Upstream, exc: OSError) -> None: ...
+
+    def upstream_drained(self, up: Upstream) -> None: ...
 
 
 class Upstream:
@@ -32,17 +46,18 @@ class Upstream:
     __slots__ = ("reactor", "sock", "fd", "key", "handler", "closed", "idle_since", "_reading", "_wbuf",
                  "_nodelay", "lingering_in")
 
-    def __init__(self, reactor, sock: socket.socket, key: tuple):
+    def __init__(self, reactor: Reactor, sock: _raw_socket, key: TargetKey):
         self.reactor = reactor
         self.sock = sock
         self.fd = sock.fileno()
         self.key = key
-        self.handler = None
+        self.handler: UpstreamHandler | None = None
         self.closed = False
         self.idle_since = 0.0
         self._wbuf: bytearray | None = None
         self._nodelay = False
-        self.lingering_in = None  # the pool's table of connections closing after their target
+        self.lingering_in: dict[Upstream, float] | None = None  # the pool's table of connections closing
+        # after their target
         self._reading = True
         reactor.add(self.fd, READ, self._on_events)
 
@@ -96,7 +111,7 @@ class Upstream:
             self._nodelay = True
             set_nodelay(self.sock)
 
-    def write(self, data) -> bool:
+    def write(self, data: bytes) -> bool:
         """Send ``data``; False when more than WRITE_HIGH bytes now wait to be sent."""
         if self.closed:
             return True
@@ -126,6 +141,8 @@ class Upstream:
 
     def _on_writable(self) -> None:
         wbuf = self._wbuf
+        if wbuf is None:
+            return
         try:
             n = self.sock.send(wbuf)
         except (BlockingIOError, InterruptedError):
@@ -151,7 +168,7 @@ class Upstream:
             except OSError:
                 pass
 
-    def close_after_target(self, lingering: dict, until: float) -> None:
+    def close_after_target(self, lingering: dict[Upstream, float], until: float) -> None:
         """Close once the target has closed its side (it said it would): the target, not the
         balancer, then holds the TIME_WAIT state, as with HAProxy. Anything it sends closes it
         at once; the pool closes it at ``until`` if the target stays silent."""
@@ -185,16 +202,20 @@ def _numeric_family(host: str) -> int:
     return 0
 
 
+Connected = Callable[["Upstream | OSError"], None]  # told the connection, or why there is none
+Cancel = Callable[[], None]
+
+
 class Connector:
-    """Opens connections to targets; ``open`` calls ``done(upstream, None)`` or ``done(None, error)``,
+    """Opens connections to targets; ``open`` calls ``done(upstream)`` or ``done(error)``,
     possibly before it returns (a local connect often completes at once). Returns a cancel function."""
 
-    def __init__(self, reactor):
+    def __init__(self, reactor: Reactor):
         self.reactor = reactor
-        self._families: dict = {}
+        self._families: dict[str, int] = {}
         self.connects = 0
 
-    def open(self, key: tuple, done):
+    def open(self, key: TargetKey, done: Connected) -> Cancel:
         self.connects += 1
         family = self._families.get(key[0])
         if family is None:
@@ -203,36 +224,37 @@ class Connector:
             return self._resolve_then_open(key, done)
         return self._open_numeric(family, key, key, done)
 
-    def _open_numeric(self, family: int, addr: tuple, key: tuple, done):
+    def _open_numeric(self, family: int, addr: tuple[str, int], key: TargetKey, done: Connected) -> Cancel:
+        """Connect to ``addr`` (a numeric address: (host, port), or IPv6's (host, port, flow, scope))."""
         reactor = self.reactor
         sock = _raw_socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         err = sock.connect_ex(addr[:2])
         if err == 0:
-            done(Upstream(reactor, sock, key), None)
+            done(Upstream(reactor, sock, key))
             return _noop
         if err not in (errno.EINPROGRESS, errno.EAGAIN):
             sock.close()
-            done(None, OSError(err, f"connect to {addr[0]}:{addr[1]}: {errno.errorcode.get(err, err)}"))
+            done(OSError(err, f"connect to {addr[0]}:{addr[1]}: {errno.errorcode.get(err, err)}"))
             return _noop
         try:  # on loopback the handshake has usually completed within connect(): no trip through the loop
             sock.getpeername()
         except OSError:
             pass
         else:
-            done(Upstream(reactor, sock, key), None)
+            done(Upstream(reactor, sock, key))
             return _noop
         fd = sock.fileno()
 
-        def writable(_events):
+        def writable(_events: int) -> None:
             reactor.remove(fd)
             e = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if e:
                 sock.close()
-                done(None, OSError(e, f"connect to {addr[0]}:{addr[1]}: {errno.errorcode.get(e, e)}"))
+                done(OSError(e, f"connect to {addr[0]}:{addr[1]}: {errno.errorcode.get(e, e)}"))
             else:
-                done(Upstream(reactor, sock, key), None)
+                done(Upstream(reactor, sock, key))
 
-        def cancel():
+        def cancel() -> None:
             if sock.fileno() >= 0:
                 reactor.remove(fd)
                 sock.close()
@@ -240,24 +262,26 @@ class Connector:
         reactor.add(fd, WRITE, writable)
         return cancel
 
-    def _resolve_then_open(self, key: tuple, done):
+    def _resolve_then_open(self, key: TargetKey, done: Connected) -> Cancel:
         """A target named by host name: resolved on a thread of its own (each time: its address may change)."""
-        cancelled = []
+        cancelled: list[bool] = []
 
-        def resolve():
+        def resolve() -> None:
+            result: tuple[int, tuple[str, int]] | OSError
             try:
                 infos = socket.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
-                addrs = [(f, a) for f, _t, _p, _n, a in infos if f in (socket.AF_INET, socket.AF_INET6)]
+                addrs = [(int(f), (str(a[0]), int(a[1]))) for f, _t, _p, _n, a in infos
+                         if f in (socket.AF_INET, socket.AF_INET6)]
                 result = addrs[0] if addrs else OSError(f"cannot resolve {key[0]}")
             except OSError as exc:
                 result = exc
             self.reactor.call_soon_threadsafe(resolved, result)
 
-        def resolved(result):
+        def resolved(result: tuple[int, tuple[str, int]] | OSError) -> None:
             if cancelled:
                 return
             if isinstance(result, OSError):
-                done(None, result)
+                done(result)
             else:
                 self._open_numeric(result[0], result[1], key, done)
 
@@ -275,11 +299,12 @@ class Pool:
     def __init__(self, per_target: int = 64, keepalive: float = 60.0):
         self.per_target = per_target
         self.keepalive = keepalive
-        self._idle: dict = {}
-        self._lingering: dict = {}  # closing after their target: connection -> deadline (close_after_target)
+        self._idle: dict[TargetKey, list[Upstream]] = {}
+        # Closing after their target: connection -> deadline (close_after_target).
+        self._lingering: dict[Upstream, float] = {}
         self.reused = 0
 
-    def take(self, key: tuple, now: float) -> Upstream | None:
+    def take(self, key: TargetKey, now: float) -> Upstream | None:
         conns = self._idle.get(key)
         while conns:
             up = conns.pop()
@@ -303,7 +328,7 @@ class Pool:
         """Let the target close first (Upstream.close_after_target), for at most ``seconds``."""
         up.close_after_target(self._lingering, now + seconds)
 
-    def expire(self, now: float, keep_keys=None) -> None:
+    def expire(self, now: float, keep_keys: Collection[TargetKey] | None = None) -> None:
         for up, until in list(self._lingering.items()):
             if until > now:
                 break  # in the order they began lingering, with the same delay

@@ -42,6 +42,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ship.localcloud import emulator
 from ship.localcloud.emulator.compat import backends as _backends
 
 PATCHES = [
@@ -131,7 +132,7 @@ class AutoScalingStore:
     memory: dict[str, ScalingMemory] = field(default_factory=dict)
 
 
-STORE = AutoScalingStore()
+STORE = emulator.keep("autoscaling", AutoScalingStore(), version=2)
 
 
 def target_key(account: str, region: str, namespace: str, resource_id: str, dimension: str) -> str:

@@ -12,15 +12,36 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Collection
 
+from ship.localcloud import emulator
 from ship.localcloud.emulator.compat import backends as _backends, internals as _moto
+
+if TYPE_CHECKING:
+    from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeListener, FakeLoadBalancer, FakeTargetGroup
 
 PATCHES = [
     "elbv2: targets are keyed by Id+Port (moto keyed by Id only, so 127.0.0.1:A replaced 127.0.0.1:B)",
     "elbv2: describe_target_health reports health-checked states (initial/healthy/unhealthy/"
     "draining/unused) instead of always healthy",
 ]
+
+# What the load balancers' data plane (alb/) and the fargate data plane act on (the coverage
+# table in docs/ is generated from this): a listener is served for every ALB listener and
+# follows its rules, its default actions and its load balancer's attributes
+# (idle_timeout.timeout_seconds, routing.http.desync_mitigation_mode,
+# routing.http.drop_invalid_header_fields.enabled); the target groups' health check settings
+# drive the health checks and their attributes the routing (load_balancing.algorithm.type,
+# stickiness.*) and draining (deregistration_delay.timeout_seconds); registered targets are
+# checked and routed to, deregistered ones drain; DescribeTargetHealth reports the checks.
+# Listener attributes, certificates, tags, security groups and subnets are only stored.
+ACTED_ON = frozenset({
+    "CreateLoadBalancer", "DeleteLoadBalancer", "ModifyLoadBalancerAttributes",
+    "CreateListener", "ModifyListener", "DeleteListener",
+    "CreateRule", "ModifyRule", "DeleteRule", "SetRulePriorities",
+    "CreateTargetGroup", "ModifyTargetGroup", "ModifyTargetGroupAttributes", "DeleteTargetGroup",
+    "RegisterTargets", "DeregisterTargets", "DescribeTargetHealth",
+})
 
 _REGISTERING = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
 
@@ -34,7 +55,7 @@ class TargetHealth:
 
 @dataclass
 class Draining:
-    target: dict  # {"Id": ..., "Port": ...} as it was registered
+    target: dict[str, Any]  # {"Id": ..., "Port": ...} as it was registered
     until: float  # epoch seconds
 
 
@@ -42,26 +63,27 @@ class Draining:
 class ElbStore:
     """Per target group ARN, per target key ("<id>:<port>"): health, and draining targets."""
 
-    health: dict = field(default_factory=dict)  # arn -> {key: TargetHealth}
-    draining: dict = field(default_factory=dict)  # arn -> {key: Draining}
+    health: dict[str, dict[str, TargetHealth]] = field(default_factory=dict)
+    draining: dict[str, dict[str, Draining]] = field(default_factory=dict)
 
-    def health_of(self, arn: str) -> dict:
+    def health_of(self, arn: str) -> dict[str, TargetHealth]:
         return self.health.setdefault(arn, {})
 
-    def draining_of(self, arn: str) -> dict:
+    def draining_of(self, arn: str) -> dict[str, Draining]:
         return self.draining.setdefault(arn, {})
 
-    def forget(self, live_arns) -> None:
+    def forget(self, live_arns: Collection[str]) -> None:
         """Drop what belongs to target groups that no longer exist."""
-        for table in (self.health, self.draining):
-            for arn in [a for a in table if a not in live_arns]:
-                del table[arn]
+        for arn in [a for a in self.health if a not in live_arns]:
+            del self.health[arn]
+        for arn in [a for a in self.draining if a not in live_arns]:
+            del self.draining[arn]
 
 
-STORE = ElbStore()
+STORE = emulator.keep("elbv2", ElbStore(), version=1)
 
 
-def _target_key(target: dict, default_port) -> str:
+def _target_key(target: dict[str, Any], default_port: int | str | None) -> str:
     tid = target["Id"]
     port = target.get("Port") or default_port
     if str(tid).startswith("i-"):
@@ -69,18 +91,18 @@ def _target_key(target: dict, default_port) -> str:
     return f"{tid}:{int(port) if port is not None else ''}"
 
 
-def _dereg_delay(tg) -> float:
+def _dereg_delay(tg: FakeTargetGroup) -> float:
     try:
-        return float(tg.attributes.get("deregistration_delay.timeout_seconds", 300))
+        return float(str(tg.attributes.get("deregistration_delay.timeout_seconds", 300)))  # moto keeps str or int
     except (TypeError, ValueError):
         return 300.0
 
 
-def _draining_now(tg, now: float) -> dict:
+def _draining_now(tg: FakeTargetGroup, now: float) -> dict[str, Draining]:
     return {k: d for k, d in STORE.draining.get(tg.arn, {}).items() if d.until > now}
 
 
-def _register(self, targets):
+def _register(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
     """FakeTargetGroup.register: targets keyed by Id+Port, each starting in ``initial``."""
     for target in targets:
         if str(target["Id"]).startswith("i-"):
@@ -96,7 +118,7 @@ def _register(self, targets):
         STORE.draining_of(self.arn).pop(key, None)
 
 
-def _deregister(self, targets):
+def _deregister(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
     """FakeTargetGroup.deregister: a target behind a load balancer drains for the deregistration delay."""
     for target in targets:
         key = _target_key(target, self.port)
@@ -109,7 +131,7 @@ def _deregister(self, targets):
             STORE.draining_of(self.arn)[key] = Draining(dict(t), time.time() + _dereg_delay(self))
 
 
-def _health_for(self, target, ec2_backend):
+def _health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: object = None) -> FakeHealthStatus:
     """FakeTargetGroup.health_for: the health-checked state, as DescribeTargetHealth reports it."""
     Health = _moto()[2].FakeHealthStatus
     key = _target_key(target, self.port)
@@ -132,7 +154,8 @@ def _health_for(self, target, ec2_backend):
     return Health(t["Id"], t["Port"], hc_port, h.state, h.reason, h.description)
 
 
-def _describe_target_health(self, target_group_arn, targets):
+def _describe_target_health(self: ELBv2Backend, target_group_arn: str,
+                            targets: list[dict[str, Any]]) -> list[FakeHealthStatus]:
     """ELBv2Backend.describe_target_health: draining targets are listed too."""
     tg = self.target_groups.get(target_group_arn)
     if tg is None:
@@ -162,7 +185,7 @@ def install() -> None:
 class TargetGroupSpec:
     """A snapshot of a target group's health-check settings, attributes and targets."""
 
-    def __init__(self, tg):
+    def __init__(self, tg: FakeTargetGroup):
         self.arn = tg.arn
         self.name = tg.name
         self.protocol = (tg.health_check_protocol or tg.protocol or "HTTP").upper()
@@ -179,9 +202,11 @@ class TargetGroupSpec:
         self.in_use = bool(tg.load_balancer_arns)
         self.deregistration_delay = _dereg_delay(tg)
         self.attributes = {str(k): str(v) for k, v in (tg.attributes or {}).items()}
-        self.targets = [(key, t["Id"], int(t["Port"] or 0)) for key, t in tg.targets.items()]
-        self.draining = [(key, d.target["Id"], int(d.target["Port"] or 0))
-                         for key, d in _draining_now(tg, time.time()).items()]
+        # (key, host, port) of the registered and of the draining targets
+        self.targets: list[tuple[str, str, int]] = [
+            (key, t["Id"], int(t["Port"] or 0)) for key, t in tg.targets.items()]
+        self.draining: list[tuple[str, str, int]] = [
+            (key, d.target["Id"], int(d.target["Port"] or 0)) for key, d in _draining_now(tg, time.time()).items()]
 
     @property
     def algorithm(self) -> str:
@@ -199,9 +224,9 @@ class TargetGroupSpec:
             return 86400
 
 
-def _all_target_groups() -> dict[str, Any]:
+def _all_target_groups() -> dict[str, FakeTargetGroup]:
     elbv2_models = _moto()[2]
-    out = {}
+    out: dict[str, FakeTargetGroup] = {}
     for _a, _r, backend in _backends(elbv2_models.elbv2_backends):
         out.update(backend.target_groups)
     return out
@@ -226,7 +251,7 @@ def target_state(tg_arn: str, host: str, port: int) -> str:
     tg = _all_target_groups().get(tg_arn)
     if tg is None:
         return "unused"
-    return tg.health_for({"Id": host, "Port": port}, None).status
+    return _health_for(tg, {"Id": host, "Port": port}).status
 
 
 def target_states(tg_arn: str) -> list[tuple[str, int, str]]:
@@ -268,7 +293,7 @@ def deregister_target(tg_arn: str, host: str, port: int) -> float:
 # ---------------------------------------------------------------------------
 
 
-def _forward_arns(actions: list) -> list:
+def _forward_arns(actions: list[dict[str, Any]]) -> list[str]:
     arns = []
     for a in actions:
         if (a.get("Type") or "").lower() != "forward":
@@ -285,7 +310,7 @@ class ListenerSpec:
     """An ALB listener as the API describes it: its rules (default rule last, with
     Priority "default") and its load balancer's attributes."""
 
-    def __init__(self, lb, listener):
+    def __init__(self, lb: FakeLoadBalancer, listener: FakeListener):
         self.load_balancer_arn = lb.arn
         self.load_balancer_name = lb.name
         self.dns_name = lb.dns_name
@@ -293,7 +318,7 @@ class ListenerSpec:
         self.port = int(listener.port)
         self.protocol = listener.protocol
         self.attributes = {str(k): str(v) for k, v in (getattr(lb, "attrs", None) or {}).items()}
-        self.rules = []
+        self.rules: list[dict[str, Any]] = []  # as DescribeRules has them
         for rule in listener.rules.values():
             self.rules.append({
                 "RuleArn": rule.arn,
