@@ -159,3 +159,13 @@ def test_the_cause_names_the_alarm_and_the_policy_as_scaling_activities_do():
 ])
 def test_proportional_capacity(capacity, metric, target, expected):
     assert T.proportional(capacity, metric, target) == expected
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (None, 60.0), ("", 60.0), ("1", 1.0), ("7.5", 7.5), ("3600", 3600.0),
+    ("0", 60.0), ("0.5", 60.0), ("3601", 60.0), ("-5", 60.0), ("soon", 60.0),
+])
+def test_the_datapoint_period_is_cloudwatchs_minute_unless_set_within_bounds(raw, expected):
+    from ship.localcloud.fargate.autoscaler import PERIOD_ENV, period_from_env
+
+    assert period_from_env({} if raw is None else {PERIOD_ENV: raw}) == expected
