@@ -361,6 +361,13 @@ class Engine:
     def logs_args(self, container: str, follow: bool = True) -> list[str]:
         return self.argv("logs", "--follow" if follow else None, container)
 
+    def stats_args(self, containers: Sequence[str]) -> list[str]:
+        """One snapshot of the containers' resource use, one JSON object per line: Podman's own
+        counters (``CPUNano`` cumulative, ``MemUsage`` bytes), Docker's formatted columns
+        (``CPUPerc``, ``MemUsage``)."""
+        fmt = "{{json .ContainerStats}}" if self.name == "podman" else "{{json .}}"
+        return self.argv("stats", "--no-stream", "--format", fmt, list(containers))
+
     def exec(self, container: str, command: Sequence[str], *, user: str | None = None,
              timeout: float | None = DEFAULT_TIMEOUT, check: bool = True) -> subprocess.CompletedProcess:
         return self.call("exec", ("--user", user) if user else None, container, list(command),

@@ -99,7 +99,11 @@ def _wheel(name: str, version: str, files: dict[str, bytes]) -> tuple[str, bytes
 
 def build_process_image(version: str, healthy: bool = True) -> tuple[bytes, bytes]:
     """(config bytes, layer bytes) of a process image running the demo app."""
-    code = DEMO_APP.format(version=version, healthy=healthy).encode()
+    return process_image(DEMO_APP.format(version=version, healthy=healthy).encode(), version)
+
+
+def process_image(code: bytes, version: str) -> tuple[bytes, bytes]:
+    """(config bytes, layer bytes) of a process image running ``code`` (as ``python -m shipdemo``)."""
     wname, wdata = _wheel("shipdemo", "1.0.0",
                           {"shipdemo/__init__.py": b"", "shipdemo/__main__.py": code})
     layer = io.BytesIO()

@@ -391,7 +391,7 @@ def test_tasks_that_were_running_are_settled_by_the_data_plane_after_a_restore(e
 SHAPES = {
     "ecs": (1, "b21e0a2c95022d23"),
     "elbv2": (2, "33b39cd1df78f04a"),
-    "autoscaling": (1, "684e706e05f25df3"),
+    "autoscaling": (2, "03c4855d75fb8e02"),
 }
 
 
@@ -415,7 +415,8 @@ def _store_classes() -> dict[str, list]:
 
     return {"ecs": [ecs.EcsStore, ecs.ServiceState, ecs.LocalTask],
             "elbv2": [elbv2_api.ElbStore, elbv2_api.TargetHealth, elbv2_api.Draining],
-            "autoscaling": [autoscaling_api.AutoScalingStore]}
+            "autoscaling": [autoscaling_api.AutoScalingStore, autoscaling_api.ScalingActivity,
+                            autoscaling_api.NotScaledReason, autoscaling_api.ScalingMemory]}
 
 
 def test_a_store_whose_shape_changes_gets_a_new_version():

@@ -144,6 +144,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     from ship.localcloud.alb import hostnames
     from ship.localcloud.alb.balancers import LoadBalancers
     from ship.localcloud.emulator import compat, unimplemented
+    from ship.localcloud.fargate.autoscaler import AutoScaler
     from ship.localcloud.fargate.dataplane import DataPlane
     from ship.localcloud.runtime.process import kill_leftover_tasks
     from ship.oci import BlobStore
@@ -171,6 +172,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     info["runtime"] = "+".join(["process"] + (["container"] if len(dataplane.runners) > 1 else []))
     moto_app = saver.track(DomainDispatcherApplication(unimplemented.app_factory(create_backend_app)))
     balancers = LoadBalancers(state, host=host, on_health_change=dataplane.wake)
+    scaler = AutoScaler(dataplane, request_counts=balancers.request_counts)
     app = ShipApp(moto_app, emulator.LOCK, info, dataplane, blobs, balancers)
 
     try:
@@ -196,6 +198,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     (state / "localcloud.json").write_text(json.dumps(info))
     dataplane.start()
     balancers.start()
+    scaler.start()
     saver.start()
     threading.Thread(target=_warm_up, args=(emulator,), name="warm-up", daemon=True).start()
     log.info("ship-localcloud %s listening on %s (state %s)", info["instance"], endpoint, state)
@@ -204,6 +207,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
         server.serve_forever(poll_interval=0.5)
     finally:
         log.info("stopping data plane")
+        scaler.stop()
         dataplane.stop()
         balancers.stop()
         saver.stop()        # the last snapshot, with every task stopped

@@ -17,17 +17,28 @@ https://docs.aws.amazon.com/autoscaling/application/APIReference/):
   wrong one when a service had two);
 * ``PutScalingPolicy`` needs a registered target (``ObjectNotFoundException``); updating a policy
   keeps its ARN and creation time and replaces its alarms instead of adding more;
-* ``DeleteScalingPolicy`` of an unknown policy is ``ObjectNotFoundException``.
+* ``DeleteScalingPolicy`` of an unknown policy is ``ObjectNotFoundException``;
+* the CloudWatch alarms of an ECS target tracking policy are the ones AWS creates: ``AlarmHigh``
+  above the target for 3 one-minute datapoints, ``AlarmLow`` below 90 % of it for 15, on the
+  policy's metric (``CPUUtilization``, ``MemoryUtilization``, or the target group's
+  ``RequestCountPerTarget``) (moto: threshold 6 and CPU for every metric);
+* ``DescribeScalingActivities`` (moto: not implemented) answers the activities the data plane
+  recorded (``record_activity``), newest first, not-scaled ones with ``IncludeNotScaledActivities``.
 
-Stored only, not acted on (yet): the data plane does not scale services by these policies.
+Acted on: the fargate data plane (``fargate/autoscaler.py``) scales ECS services by their
+target tracking policies within the target's capacities and suspended state, and records each
+scaling as an activity. Step scaling policies and scheduled actions are stored only.
 The accessors ``scalable_targets`` and ``scaling_policies`` give it typed, picklable views.
-Tags live beside moto in ``STORE`` (a dataclass of plain dicts, picklable).
+Tags, activities and the scaler's memory live beside moto in ``STORE`` (dataclasses of plain
+values, picklable, wall-clock times).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,10 +53,14 @@ PATCHES = [
     "actions and tags; unknown targets and policies are ObjectNotFoundException",
     "application-autoscaling: DescribeScalingPolicies filters by PolicyNames and exact ResourceId/dimension",
     "application-autoscaling: PutScalingPolicy needs a registered target; an update keeps the policy ARN",
+    "application-autoscaling: ECS target tracking alarms with AWS's thresholds and metrics (AlarmHigh/AlarmLow)",
+    "application-autoscaling: DescribeScalingActivities answers the data plane's scaling activities",
 ]
 
-# Stored, not acted on yet: the data plane does not scale services by these policies (emulator/coverage.py).
-ACTED_ON: set[str] = set()
+# What the fargate data plane acts on (fargate/autoscaler.py; the coverage table is generated from this):
+# ECS targets' capacities and suspended state, target tracking policies, and the activities they cause.
+ACTED_ON = frozenset({"RegisterScalableTarget", "DeregisterScalableTarget", "PutScalingPolicy",
+                      "DeleteScalingPolicy", "DescribeScalingActivities"})
 
 # What the service-linked roles are called, per namespace (Application Auto Scaling user guide,
 # "Service-linked roles for Application Auto Scaling").
@@ -66,16 +81,62 @@ _SERVICE_LINKED_ROLES = {
 SUSPENDED_DEFAULT = {"DynamicScalingInSuspended": False, "DynamicScalingOutSuspended": False,
                      "ScheduledScalingSuspended": False}
 MAX_TAGS = 50
+KEEP_ACTIVITIES = 100                 # per scalable target (AWS keeps six weeks of them)
+ACTIVITY_TTL = 42 * 24 * 3600.0
+MAX_RESULTS = 50                      # DescribeScalingActivities MaxResults: 1 to 50, default 50
+
+
+@dataclass(frozen=True)
+class NotScaledReason:
+    """Why an activity did not scale (API_NotScaledReason)."""
+
+    code: str
+    max_capacity: int | None = None
+    min_capacity: int | None = None
+    current_capacity: int | None = None
+
+
+@dataclass(frozen=True)
+class ScalingActivity:
+    """One scaling activity (API_ScalingActivity); times are epoch seconds."""
+
+    activity_id: str
+    namespace: str
+    resource_id: str
+    dimension: str
+    description: str
+    cause: str
+    start_time: float
+    end_time: float | None
+    status_code: str                  # Successful | Failed | ...
+    status_message: str
+    not_scaled: tuple[NotScaledReason, ...] = ()
+
+
+@dataclass
+class ScalingMemory:
+    """The scaler's memory of one scalable target between evaluations (wall clock)."""
+
+    last_scale_out: float | None = None
+    scale_out_from: int | None = None
+    last_scale_in: float | None = None
 
 
 @dataclass
 class AutoScalingStore:
-    """What the emulator keeps beside moto: tags by scalable target ARN."""
+    """What the emulator keeps beside moto: tags by scalable target ARN; activities and the
+    scaler's memory by ``target_key``."""
 
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    activities: dict[str, list[ScalingActivity]] = field(default_factory=dict)   # newest first
+    memory: dict[str, ScalingMemory] = field(default_factory=dict)
 
 
-STORE = emulator.keep("autoscaling", AutoScalingStore(), version=1)
+STORE = emulator.keep("autoscaling", AutoScalingStore(), version=2)
+
+
+def target_key(account: str, region: str, namespace: str, resource_id: str, dimension: str) -> str:
+    return "|".join((account, region, namespace, resource_id, dimension))
 
 
 @dataclass(frozen=True)
@@ -112,6 +173,8 @@ class TargetTrackingPolicy:
     scale_in_cooldown: int
     scale_out_cooldown: int
     disable_scale_in: bool
+    alarm_high: str = ""             # the names of the policy's two alarms (for activities' Cause)
+    alarm_low: str = ""
 
 
 # -- pure rules ----------------------------------------------------------------------------------------------
@@ -158,6 +221,7 @@ def tracking_policy(policy: Any, account: str, region: str) -> TargetTrackingPol
     if policy.policy_type != "TargetTrackingScaling" or not cfg:
         return None
     predefined = cfg.get("PredefinedMetricSpecification") or {}
+    alarms = [getattr(a, "name", "") for a in getattr(policy, "alarms", None) or []]
     return TargetTrackingPolicy(
         account=account, region=region, name=policy.policy_name, arn=policy.policy_arn,
         resource_id=policy.resource_id, dimension=policy.scalable_dimension,
@@ -165,7 +229,30 @@ def tracking_policy(policy: Any, account: str, region: str) -> TargetTrackingPol
         metric_type=predefined.get("PredefinedMetricType"), resource_label=predefined.get("ResourceLabel"),
         scale_in_cooldown=int(cfg.get("ScaleInCooldown", 300)),
         scale_out_cooldown=int(cfg.get("ScaleOutCooldown", 300)),
-        disable_scale_in=bool(cfg.get("DisableScaleIn", False)))
+        disable_scale_in=bool(cfg.get("DisableScaleIn", False)),
+        alarm_high=next((a for a in alarms if "-AlarmHigh-" in a), ""),
+        alarm_low=next((a for a in alarms if "-AlarmLow-" in a), ""))
+
+
+def activity_json(a: ScalingActivity) -> dict:
+    body: dict[str, Any] = {
+        "ActivityId": a.activity_id, "ServiceNamespace": a.namespace, "ResourceId": a.resource_id,
+        "ScalableDimension": a.dimension, "Description": a.description, "Cause": a.cause,
+        "StartTime": a.start_time, "StatusCode": a.status_code, "StatusMessage": a.status_message,
+    }
+    if a.end_time is not None:
+        body["EndTime"] = a.end_time
+    if a.not_scaled:
+        body["NotScaledReasons"] = [
+            {k: v for k, v in (("Code", r.code), ("MaxCapacity", r.max_capacity), ("MinCapacity", r.min_capacity),
+                               ("CurrentCapacity", r.current_capacity)) if v is not None}
+            for r in a.not_scaled]
+    return body
+
+
+def kept(activities: list[ScalingActivity], now: float) -> list[ScalingActivity]:
+    """The activities still kept: the newest KEEP_ACTIVITIES within ACTIVITY_TTL."""
+    return [a for a in activities if now - a.start_time < ACTIVITY_TTL][:KEEP_ACTIVITIES]
 
 
 # -- the patches ---------------------------------------------------------------------------------------------
@@ -263,6 +350,7 @@ def deregister_scalable_target(self):
                                  if not (a.resource_id == resource_id and a.scalable_dimension == dimension)]
     del backend.targets[dimension][resource_id]
     STORE.tags.pop(target.arn, None)
+    STORE.memory.pop(target_key(backend.account_id, backend.region_name, namespace, resource_id, dimension), None)
     return json.dumps({})
 
 
@@ -331,6 +419,35 @@ def untag_resource(self):
     return json.dumps({})
 
 
+def describe_scaling_activities(self):
+    self._validate_params()
+    backend = self.applicationautoscaling_backend
+    namespace = self._get_param("ServiceNamespace")
+    resource_id, dimension = self._get_param("ResourceId"), self._get_param("ScalableDimension")
+    if dimension and not resource_id:
+        raise _errors()[0]("ResourceId is required when ScalableDimension is specified")
+    size = self._get_int_param("MaxResults") or MAX_RESULTS
+    if not 1 <= size <= MAX_RESULTS:
+        raise _errors()[0](f"1 validation error detected: Value '{size}' at 'maxResults' failed to satisfy "
+                           f"constraint: Member must have value less than or equal to {MAX_RESULTS}")
+    include = bool(self._get_param("IncludeNotScaledActivities", False))
+    prefix = "|".join((backend.account_id, backend.region_name, namespace or "")) + "|"
+    now = time.time()
+    found = [a for key, acts in STORE.activities.items() if key.startswith(prefix)
+             for a in kept(acts, now)
+             if (not resource_id or a.resource_id == resource_id) and (not dimension or a.dimension == dimension)
+             and (include or not a.not_scaled)]
+    found.sort(key=lambda a: a.start_time, reverse=True)
+    try:
+        start = int(self._get_param("NextToken") or 0)
+    except ValueError:
+        raise _errors()[0]("Invalid NextToken") from None
+    body: dict[str, Any] = {"ScalingActivities": [activity_json(a) for a in found[start:start + size]]}
+    if start + size < len(found):
+        body["NextToken"] = str(start + size)
+    return json.dumps(body)
+
+
 # -- the patched backend method (``self`` is moto's ApplicationAutoscalingBackend) ----------------------------------
 
 def put_scaling_policy(self, policy_name, service_namespace, resource_id, scalable_dimension, policy_body,
@@ -350,8 +467,61 @@ def put_scaling_policy(self, policy_name, service_namespace, resource_id, scalab
     return policy
 
 
+# -- the patched policy method (``self`` is moto's FakeApplicationAutoscalingPolicy) ---------------------------------
+
+ALARM_PERIOD = 60
+ALARM_HIGH_PERIODS, ALARM_LOW_PERIODS, ALARM_LOW_FACTOR = 3, 15, 0.9     # as fargate/tracking.py
+
+
+def ecs_alarm_metric(resource_id: str, config: dict) -> dict:
+    """Namespace, metric, dimensions and statistic of an ECS target tracking policy's alarms."""
+    predefined = config.get("PredefinedMetricSpecification") or {}
+    kind = predefined.get("PredefinedMetricType", "")
+    parts = resource_id.split("/")
+    service = [{"Name": "ClusterName", "Value": parts[1] if len(parts) > 2 else ""},
+               {"Name": "ServiceName", "Value": parts[-1]}]
+    if kind == "ALBRequestCountPerTarget":
+        label = predefined.get("ResourceLabel") or ""
+        group = label[label.find("targetgroup/"):] if "targetgroup/" in label else label
+        return {"namespace": "AWS/ApplicationELB", "metric_name": "RequestCountPerTarget", "statistic": "Sum",
+                "unit": None, "dimensions": [{"Name": "TargetGroup", "Value": group}]}
+    if kind:
+        name = "MemoryUtilization" if kind == "ECSServiceAverageMemoryUtilization" else "CPUUtilization"
+        return {"namespace": "AWS/ECS", "metric_name": name, "statistic": "Average", "unit": "Percent",
+                "dimensions": service}
+    custom = config.get("CustomizedMetricSpecification") or {}
+    return {"namespace": custom.get("Namespace", ""), "metric_name": custom.get("MetricName", ""),
+            "statistic": custom.get("Statistic", "Average"), "unit": custom.get("Unit"),
+            "dimensions": list(custom.get("Dimensions") or [])}
+
+
+def generate_ecs_alarms(self) -> list:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    cloudwatch = cloudwatch_backends[self.account_id][self.region_name]
+    config = self.target_tracking_scaling_policy_configuration or {}
+    target = float(config.get("TargetValue", 0.0))
+    metric = ecs_alarm_metric(self.resource_id, config)
+    action = f"{self.policy_arn}:createdBy/{uuid.uuid4()}"
+    alarms = []
+    for kind, operator, periods, threshold in (
+            ("AlarmHigh", "GreaterThanThreshold", ALARM_HIGH_PERIODS, target),
+            ("AlarmLow", "LessThanThreshold", ALARM_LOW_PERIODS, round(target * ALARM_LOW_FACTOR, 6))):
+        if kind == "AlarmLow" and config.get("DisableScaleIn"):
+            continue          # AWS makes no scale-in alarm for a policy that never scales in
+        alarms.append(cloudwatch.put_metric_alarm(
+            name=f"TargetTracking-{self.resource_id}-{kind}-{uuid.uuid4()}", comparison_operator=operator,
+            evaluation_periods=periods, datapoints_to_alarm=periods, period=ALARM_PERIOD, threshold=threshold,
+            description=f"DO NOT EDIT OR DELETE. For TargetTrackingScaling policy {action}.",
+            alarm_actions=[action], metric_data_queries=[], **metric))
+    return alarms
+
+
+# -- installing ----------------------------------------------------------------------------------------------------
+
 _RESPONSE_PATCHES = (register_scalable_target, deregister_scalable_target, describe_scaling_policies,
-                     delete_scaling_policy, list_tags_for_resource, tag_resource, untag_resource)
+                     delete_scaling_policy, list_tags_for_resource, tag_resource, untag_resource,
+                     describe_scaling_activities)
 
 
 def install() -> None:
@@ -365,6 +535,7 @@ def install() -> None:
     for fn in _RESPONSE_PATCHES:
         setattr(Resp, fn.__name__, fn)
     setattr(Backend, "put_scaling_policy", put_scaling_policy)
+    setattr(_models().FakeApplicationAutoscalingPolicy, "_generate_ecs_alarms", generate_ecs_alarms)
     setattr(Resp, "_ship_patched", True)
 
 
@@ -404,3 +575,27 @@ def scaling_policies(account: str, region: str, resource_id: str,
     views = (tracking_policy(p, account, region) for p in backend.policies.values()
              if p.resource_id == resource_id and p.scalable_dimension == dimension)
     return [v for v in views if v is not None]
+
+
+def record_activity(account: str, region: str, activity: ScalingActivity) -> None:
+    """Keep a scaling activity the data plane caused (newest first, bounded)."""
+    key = target_key(account, region, activity.namespace, activity.resource_id, activity.dimension)
+    STORE.activities[key] = kept([activity] + STORE.activities.get(key, []), time.time())
+
+
+def last_activity(account: str, region: str, namespace: str, resource_id: str,
+                  dimension: str) -> ScalingActivity | None:
+    found = STORE.activities.get(target_key(account, region, namespace, resource_id, dimension)) or []
+    return found[0] if found else None
+
+
+def new_activity_id() -> str:
+    return str(uuid.uuid4())
+
+
+def scaling_memory(account: str, region: str, namespace: str, resource_id: str, dimension: str) -> ScalingMemory:
+    key = target_key(account, region, namespace, resource_id, dimension)
+    memory = STORE.memory.get(key)
+    if memory is None:
+        memory = STORE.memory[key] = ScalingMemory()
+    return memory

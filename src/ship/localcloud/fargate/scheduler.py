@@ -19,7 +19,10 @@ The rules and where AWS documents them:
   deployment when rollback is on
   (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html);
 * launch throttling of tasks that keep failing to start
-  (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-throttle-logic.html).
+  (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-throttle-logic.html);
+* a deleted service's tasks are stopped; it stays DRAINING until every task has reached
+  STOPPING or STOPPED, then turns INACTIVE
+  (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeleteService.html).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ USER_INITIATED = "UserInitiated"
 SCHEDULER_INITIATED = "ServiceSchedulerInitiated"
 
 PENDING_STATES = ("PROVISIONING", "PENDING", "ACTIVATING")
+DRAINED_STATES = ("STOPPING", "DEPROVISIONING", "STOPPED")   # a deleted service waits for these
 NO_HEALTH_CHECK_SETTLE = 40.0     # s of RUNNING that stand for "healthy" without any health check
 MAX_LAUNCH_BACKOFF = 15.0
 
@@ -131,6 +135,7 @@ class Decisions:
     remove: list[str] = field(default_factory=list)           # deployment ids that are over
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)    # deployment id -> (running, pending)
     memory: Memory = field(default_factory=Memory)
+    drained: bool = False                                     # a deleted service may turn INACTIVE
 
 
 # ---------------------------------------------------------------------------- task predicates
@@ -370,8 +375,11 @@ def decide(snap: Snapshot) -> Decisions:
 
 
 def decide_deleted(snap: Snapshot) -> Decisions:
-    """A deleted (INACTIVE) service: every task it still runs is stopped."""
+    """A deleted (DRAINING) service: every task it still runs is stopped; once all have reached
+    STOPPING or STOPPED it is drained."""
     st = _Step(snap)
     for t in st.live():
         st.stop(t, "Service deleted")
+    _counts(st)
+    st.out.drained = all(t.last_status in DRAINED_STATES for t in snap.tasks)
     return st.out

@@ -81,6 +81,8 @@ def apply(svc: ecs.ServiceHandle, d: scheduler.Decisions, runs: dict[str, TaskRu
     service_state = svc.state
     for key, value in asdict(d.memory).items():
         setattr(service_state, key, value)
+    if d.drained:
+        svc.finish_draining()
     return started
 
 

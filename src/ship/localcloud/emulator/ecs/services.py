@@ -5,6 +5,14 @@ A deployment is created by CreateService, by UpdateService with a new task
 definition or ``forceNewDeployment``, and by a circuit-breaker rollback; each
 has its own id and timestamps for its whole life, the previous PRIMARY turns
 ACTIVE (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Deployment.html).
+
+DeleteService (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeleteService.html):
+the service turns DRAINING with a desired count of 0 while it still has tasks to clean up,
+no longer appears in ListServices, and turns INACTIVE once all its tasks have reached
+STOPPING or STOPPED (the data plane does that, ``ServiceHandle.finish_draining``); DescribeServices
+shows it in both states. Moto marks it INACTIVE at once. A DRAINING or INACTIVE service cannot
+be updated or deleted again (``ServiceNotActiveException``), and its name cannot be used for a
+new service until it is INACTIVE.
 """
 
 from __future__ import annotations
@@ -86,6 +94,13 @@ def start_deployment(svc, task_definition_arn: str, dep_id: str | None = None) -
     return dep
 
 
+def set_desired_count(svc, count: int) -> None:
+    """A new desired count, as UpdateService applies it (Application Auto Scaling uses this too)."""
+    before = svc.desired_count
+    svc.desired_count = count
+    _redeploy(svc, svc.task_definition, False, before)
+
+
 def add_event(svc, message: str) -> None:
     svc.events.insert(0, {"id": str(uuid.uuid4()), "createdAt": utcnow(), "message": message})
     del svc.events[MAX_EVENTS:]
@@ -93,9 +108,23 @@ def add_event(svc, message: str) -> None:
 
 # ---------------------------------------------------------------------------- patches
 
+def _not_active():
+    return _moto().ecs_exceptions.ECSException("ServiceNotActiveException", "Service was not ACTIVE.")
+
+
+def _existing(backend, cluster: str, name: str):
+    try:
+        return backend._get_service(cluster, name)
+    except Exception:
+        return None
+
+
 def _create_service(orig):
     def create_service(self):
         backend = self.ecs_backend
+        old = _existing(backend, self._get_param("cluster", "default"), self._get_param("serviceName") or "")
+        if old is not None and old.status == "DRAINING":
+            raise _moto().ecs_exceptions.InvalidParameterException("Unable to Start a service that is still Draining.")
         td_param = self._get_param("taskDefinition")
         if td_param:
             require_active(backend, td_param)
@@ -126,6 +155,8 @@ def _update_service(orig):
         backend = self.ecs_backend
         svc = backend._get_service(self._get_param("cluster", "default"),
                                    (self._get_param("service") or "").split("/")[-1])
+        if svc.status != "ACTIVE":
+            raise _not_active()
         td_param = self._get_param("taskDefinition")
         new_td = require_active(backend, td_param).arn if td_param else svc.task_definition
         # moto rewrites the first deployment in place on forceNewDeployment and claims
@@ -161,12 +192,36 @@ def _redeploy(svc, new_td: str, force: bool, before_desired: int) -> None:
             STORE.service(svc.arn).steady = False
 
 
+def delete_service(self, cluster_name: str, service_name: str, force: bool):
+    """DRAINING with a desired count of 0 (the data plane makes it INACTIVE once its tasks stop)."""
+    self._get_cluster(cluster_name)
+    svc = self._get_service(cluster_name, service_name)
+    if svc.status != "ACTIVE":
+        raise _not_active()
+    if svc.desired_count > 0 and not force:
+        raise _moto().ecs_exceptions.InvalidParameterException(
+            "The service cannot be stopped while it is scaled above 0.")
+    set_desired_count(svc, 0)
+    svc.status = "DRAINING"
+    return svc
+
+
+def _list_services(orig):
+    def list_services(self, cluster_str, scheduling_strategy=None, launch_type=None):
+        arns = set(orig(self, cluster_str, scheduling_strategy, launch_type))
+        return sorted(s.arn for s in self.services.values() if s.arn in arns and s.status == "ACTIVE")
+    return list_services
+
+
 def install() -> None:
     Resp = _moto().ecs_responses.EC2ContainerServiceResponse
+    Backend = _moto().ecs_models.EC2ContainerServiceBackend
     if getattr(Resp.create_service, "_ship", False):
         return
     Resp.create_service = _create_service(Resp.create_service)
     Resp.update_service = _update_service(Resp.update_service)
+    setattr(Backend, "delete_service", delete_service)
+    setattr(Backend, "list_services", _list_services(Backend.list_services))
     setattr(Resp.create_service, "_ship", True)
 
 
@@ -187,6 +242,19 @@ class ServiceHandle:
     @property
     def active(self) -> bool:
         return self._svc.status == "ACTIVE" and self._svc.cluster_name in self._backend.clusters
+
+    @property
+    def status(self) -> str:
+        return self._svc.status
+
+    def set_desired_count(self, count: int) -> None:
+        """Change the desired count the way UpdateService does."""
+        set_desired_count(self._svc, count)
+
+    def finish_draining(self) -> None:
+        """DRAINING -> INACTIVE (DeleteService: once every task reached STOPPING or STOPPED)."""
+        if self._svc.status == "DRAINING":
+            self._svc.status = "INACTIVE"
 
     @property
     def desired_count(self) -> int:
