@@ -98,7 +98,21 @@ class ShipApp:
                 close = getattr(result, "close", None)
                 if close:
                     close()
+        if self.balancers is not None and _service_of(environ) == "elasticloadbalancing":
+            # the listeners serve what this call changed before its answer reaches the caller
+            # (a registered target, a rule): what the API says, the data plane does
+            try:
+                self.balancers.sync()
+            except Exception:
+                log.exception("listener sync after an ELB call failed (the next tick retries)")
         return body
+
+
+def _service_of(environ) -> str:
+    """The AWS service a signed request is for: the service of its SigV4 credential scope."""
+    auth = environ.get("HTTP_AUTHORIZATION") or ""
+    scope = auth.partition("Credential=")[2].partition(",")[0].split("/")
+    return scope[3] if len(scope) >= 5 else ""
 
 
 def _warm_up(emulator) -> None:

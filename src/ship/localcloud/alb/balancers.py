@@ -91,6 +91,7 @@ class LoadBalancers:
         self.parser = parser
         self._notify = on_health_change or (lambda: None)
         self._wake = threading.Event()
+        self._syncing = threading.Lock()  # one sync at a time: the loop's, or an API call's
         self.health = HealthChecker(on_change=self._health_changed)
         self._listeners: dict[str, _Served] = {}  # by listener ARN
         self._by_name: dict[str, list[tuple[int, Listener]]] = {}  # lower-case load balancer name -> [(port, ...)]
@@ -134,6 +135,12 @@ class LoadBalancers:
     # -- following the emulator ------------------------------------------------------------
 
     def sync(self) -> None:
+        """Serve what the emulator says now: listeners opened, reconfigured (rules, targets and
+        their health, attributes) or closed."""
+        with self._syncing:
+            self._sync()
+
+    def _sync(self) -> None:
         with emulator.LOCK:
             specs = elbv2.listeners()
             wanted = {arn for s in specs for arn in s.target_group_arns}
