@@ -153,5 +153,6 @@ def run(env: Environment, command: list[str], echo=print, session: Session | Non
         echo(f"interrupted: task {task.id} is being stopped")
         raise
     code = exit_code(described, task.container)
-    echo(f"task {task.id} exited with {code}")
+    reason = next((c.get("reason") for c in described.get("containers", []) if c.get("name") == task.container), None)
+    echo(f"task {task.id} exited with {code}" + (f" ({reason})" if reason else ""))
     return code
