@@ -112,7 +112,8 @@ def container(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks (figures, not pass/fail): gunicorn throughput and load balancer overhead."""
+    """Benchmarks (figures, not pass/fail): gunicorn throughput, the local load balancer against HAProxy."""
+    session.run("bash", ".ci/bench-setup.sh", external=True)  # wrk and HAProxy from Debian
     _sync(session, "test")
     session.run("python", "benchmarks/gunicorn_throughput.py", *session.posargs)
     session.run("python", "benchmarks/lb_overhead.py")

@@ -126,9 +126,10 @@ def bench(c, seconds=None, connections=None):
 
 @task(help={"env": ENV_HELP, "tag": "deploy this image tag (already in the registry) instead of the whole job",
             "digest": "deploy this image digest (sha256:...) instead of a tag", "dry": DRY_HELP,
-            "timeout": TIMEOUT_HELP})
+            "timeout": TIMEOUT_HELP,
+            "verbose": "print Terraform's full output too (it always goes to .ship/logs/terraform-<env>.log)"})
 @_errors
-def deploy(c, env="", tag="", digest="", dry=False, timeout=None):
+def deploy(c, env="", tag="", digest="", dry=False, timeout=None, verbose=False):
     """Bring an environment up and serving (local cloud, state, Terraform, image, rollout); or deploy --tag."""
     opts = _opts(dry, timeout=timeout)
     environment = _env(env, lock=True)
@@ -142,7 +143,18 @@ def deploy(c, env="", tag="", digest="", dry=False, timeout=None):
         return
     from ship.actions.up import up
 
-    up(environment, opts, echo=_echo)
+    up(environment, opts, verbose=verbose)
+
+
+@task(help={"env": ENV_HELP, "timeout": "seconds to wait for each rollout (default 300)",
+            "verbose": "print Terraform's full output too"})
+@_errors
+def dev(c, env="", timeout=None, verbose=False):
+    """Deploy, then watch the source tree and roll out each saved change (build once, pinned by digest)."""
+    from ship.actions.dev import dev as run
+
+    opts = _opts(timeout=300 if timeout is None or str(timeout).strip() == "" else timeout)
+    run(_env(env, lock=True), opts, verbose=verbose)
 
 
 @task(help={"env": ENV_HELP, "dry": DRY_HELP, "timeout": TIMEOUT_HELP})
@@ -346,42 +358,66 @@ def local_up(c, port=None, exit_with=None):
     info = control.up(_local_dir(), port=port, exit_with=pid)
     print(f"local cloud up on http://127.0.0.1:{info.get('port', port)} "
           f"(pid {info.get('pid')}, log {_local_dir() / 'localcloud.log'})")
+    if info.get("state_message"):
+        print(info["state_message"])
 
 
-@task(name="down")
+@task(name="down", help={"reset": "also forget everything the local cloud holds (same as local.reset)"})
 @_errors
-def local_down(c):
-    """Stop the local cloud and every task it started."""
+def local_down(c, reset=False):
+    """Stop the local cloud and every task it started (its state is kept for the next start)."""
     from ship.localcloud import control
 
-    stopped = control.down(_local_dir())
+    if reset:
+        stopped, removed = control.reset(_local_dir())
+    else:
+        stopped, removed = control.down(_local_dir()), None
     print("local cloud stopped" if stopped else "local cloud was not running")
+    if removed is not None:
+        _forgotten(removed)
+
+
+@task(name="reset")
+@_errors
+def local_reset(c):
+    """Stop the local cloud and forget its state: every stack, image, log and Terraform state on it."""
+    from ship.localcloud import control
+
+    stopped, removed = control.reset(_local_dir())
+    if stopped:
+        print("local cloud stopped")
+    _forgotten(removed)
+
+
+def _forgotten(removed: list[str]) -> None:
+    print(f"local cloud state forgotten ({', '.join(removed)})" if removed else "local cloud held no state")
 
 
 @task(name="status")
 @_errors
 def local_status(c):
-    """Show whether the local cloud runs, and its listener port mapping."""
+    """Show whether the local cloud runs, its listener port mapping and load balancer URLs."""
     from ship import config
     from ship.localcloud import control
 
-    info = control.status(_local_dir(), port=config.local_port())
+    port = config.local_port()
+    info = control.status(_local_dir(), port=port)
     if not info:
         raise Exit("local cloud is not running: start it with `inv local.up`", code=1)
-    print(f"local cloud: pid {info.get('pid')} on http://127.0.0.1:{config.local_port()} "
+    print(f"local cloud: pid {info.get('pid')} on http://127.0.0.1:{port} "
           f"(instance {info.get('instance')}, runtime {info.get('runtime')})")
     for kind, how in (info.get("limits") or {}).items():
         print(f"  task limits ({kind}): {how}")
     if info.get("exit_with"):
         print(f"  exits with pid {info['exit_with']}")
-    for m in control.listeners(_local_dir(), port=config.local_port()):
-        print(f"  {m.get('load_balancer_name')}:{m.get('port')} -> {m.get('url')}")
+    for line in control.listener_lines(control.listeners(_local_dir(), port=port), port):
+        print(f"  {line}")
 
 
-ns = Collection(test, lint, build, bench, deploy, release, promote_, rollback, redeploy, prune, status, logs,
+ns = Collection(test, lint, build, bench, deploy, dev, release, promote_, rollback, redeploy, prune, status, logs,
                 smoke, images, bootstrap, destroy, run_)
 ns.add_collection(Collection("infra", infra_plan, infra_apply, infra_destroy, infra_unlock))
-ns.add_collection(Collection("local", local_up, local_down, local_status))
+ns.add_collection(Collection("local", local_up, local_down, local_reset, local_status))
 ns.configure({"run": {"echo": False}})
 
 if "SHIP_PROJECT_DIR" not in os.environ:

@@ -1,35 +1,29 @@
-"""What the local load balancer costs: wrk against one replica, then through the proxy.
+"""What the local load balancer costs, against HAProxy as the reference load balancer.
 
-Starts two gunicorn replicas of a minimal Flask app (defined below, so the
-benchmark does not depend on the real app), a ``ListenerProxy`` in front of
-both, and runs ``wrk`` in alternating rounds:
+Starts two replicas of the real app (``hello.wsgi:app``) under the project's
+``gunicorn.conf.py`` (one sync worker each by default), HAProxy from Debian in front
+of both, and the local ALB listener (``ship.localcloud.alb``) in front of both once
+per HTTP parser, then runs ``wrk`` in alternating rounds:
 
-* ``direct``      wrk -> one replica
-* ``proxy``       wrk -> ListenerProxy -> two healthy replicas (round robin)
-* ``proxy_one``   wrk -> ListenerProxy -> one replica (the proxy's own overhead;
-                  skip with ``--no-proxy-one``)
+* ``direct``        wrk -> one replica
+* ``haproxy``       wrk -> HAProxy -> two replicas (round robin)
+* ``listener``      wrk -> listener (httptools) -> two replicas (round robin)
+* ``listener_h11``  wrk -> listener (h11) -> two replicas, when h11 is installed
+* ``listener_one``  wrk -> listener (httptools) -> one replica (its own overhead)
 
-It writes ``benchmarks/results/lb_overhead.json`` and prints a summary with the
-ratios the goal is stated in: proxy rps / direct rps (goal >= 0.85) and
-proxy p50 / direct p50 (goal <= 1.15). Medians over the rounds are used.
+It writes ``benchmarks/results/lb_overhead.json`` and prints medians over the rounds
+and the ratios the goal is stated in (issue 9): listener throughput / HAProxy's
+(goal >= 0.95) and listener p50 / HAProxy's (goal <= 1.10), for each parser.
 
-Usage:  .venv/bin/python benchmarks/lb_overhead.py [--workers 1] [--connections 16]
-        [--duration 10] [--rounds 3] [--worker-class sync|gthread] [--algorithm round_robin]
+Usage:  python benchmarks/lb_overhead.py [--workers 1] [--worker-class sync|gthread] [-c 16] [-d 10]
+        [-r 3] [--parsers httptools,h11] [--haproxy-threads 1] [--no-listener-one] [-o FILE]
 
-Scenarios of the replicas (``--worker-class``):
-
-* ``sync`` (default, the comparable baseline): gunicorn's sync worker closes every
-  connection, so wrk and the proxy open a new TCP connection per request;
-* ``gthread``: keep-alive replicas (``--keep-alive 75``, longer than the proxy's
-  30 s upstream pool timeout, as AWS advises for targets behind an ALB), which is
-  the realistic production case: the proxy reuses pooled target connections.
-  Results go to ``lb_overhead_gthread.json`` unless ``--output`` says otherwise.
-
-``--algorithm least_outstanding_requests`` runs the proxy with that target group
-algorithm instead of ALB's default round robin.
-This is a benchmark, not a test: it takes about rounds x scenarios x duration seconds.
-Each run also records who used the CPU (wrk, proxy, replicas, and "other" =
-everything else on the machine) so that runs on a busy machine can be spotted.
+Needs ``wrk`` and ``haproxy`` (``.ci/bench-setup.sh`` installs both from Debian).
+HAProxy runs with ``nbthread 1`` by default, like the listener's one event loop, and
+does the same header work (X-Forwarded-For/-Proto/-Port). This is a measurement, not
+a test: on a shared 2-core machine wrk, the balancer and the replicas compete for CPU;
+each run records who used the cores ("other" = everything else on the machine), so
+that a noisy run can be spotted. Compare ratios from one run, not runs across machines.
 """
 
 from __future__ import annotations
@@ -53,24 +47,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_OUTPUT = HERE / "results" / "lb_overhead.json"
-
-
-def create_app():
-    """The replica's app: one small JSON endpoint, as cheap as Flask gets."""
-    from flask import Flask, jsonify
-
-    app = Flask("lb_overhead_replica")
-
-    @app.get("/")
-    def index():
-        return jsonify(message="hello", pid=os.getpid())
-
-    return app
-
-
-# ---------------------------------------------------------------------------
-# Processes
-# ---------------------------------------------------------------------------
+GOAL_RPS = 0.95  # listener throughput / HAProxy's, at least
+GOAL_P50 = 1.10  # listener p50 / HAProxy's, at most
 
 
 def free_port() -> int:
@@ -79,40 +57,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http_ok(port: int, timeout: float = 30.0) -> None:
+def wait_http_ok(port: int, path: str = "/health", timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                s.sendall(b"GET %s HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n" % path.encode())
                 data = s.recv(64)
-                if data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200"):
+                if data.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
                     return
                 last = data[:40]
         except OSError as exc:
             last = exc
         time.sleep(0.1)
-    raise RuntimeError(f"replica on port {port} did not answer 200 within {timeout:.0f}s (last: {last!r})")
+    raise RuntimeError(f"nothing answered 200 on port {port} within {timeout:.0f}s (last: {last!r})")
 
 
-class Replica:
-    def __init__(self, workers: int, worker_class: str, log_dir: Path, threads: int = 1):
-        self.port = free_port()
-        self.log_path = log_dir / f"replica-{self.port}.log"
-        self._log = open(self.log_path, "wb")
-        cmd = [
-            sys.executable, "-m", "gunicorn",
-            "-w", str(workers), "-k", worker_class,
-            "-b", f"127.0.0.1:{self.port}",
-            "--pythonpath", str(HERE),
-            "--log-level", "warning",
-        ]
-        if worker_class == "gthread":
-            cmd += ["--threads", str(threads), "--keep-alive", "75"]
-        cmd.append("lb_overhead:create_app()")
+class Process:
+    """A child process in its own process group, with its output in a log file."""
+
+    def __init__(self, cmd: list, log_path: Path, env: dict | None = None, cwd: Path | None = None):
         self.cmd = cmd
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env=env, cwd=cwd)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -128,6 +98,51 @@ class Replica:
         self._log.close()
 
 
+def start_replica(workers: int, worker_class: str, threads: int, log_dir: Path) -> tuple:
+    """The app under the project's gunicorn.conf.py, bound to loopback on a free port."""
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY=str(workers), APP_VERSION="bench",
+               GUNICORN_LOG_LEVEL="warning")
+    cmd = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
+           "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null", "--worker-class", worker_class]
+    if worker_class == "gthread":
+        cmd += ["--threads", str(threads), "--keep-alive", "75"]
+    cmd.append("hello.wsgi:app")
+    return port, Process(cmd, log_dir / f"replica-{port}.log", env=env, cwd=ROOT)
+
+
+HAPROXY_CONFIG = """\
+global
+    maxconn 4096
+    nbthread {threads}
+defaults
+    mode http
+    timeout connect 10s
+    timeout client 60s
+    timeout server 60s
+    option forwardfor
+frontend listener
+    bind 127.0.0.1:{port}
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Port 80
+    default_backend replicas
+backend replicas
+    balance roundrobin
+{servers}
+"""
+
+
+def start_haproxy(ports: list, threads: int, log_dir: Path) -> tuple:
+    port = free_port()
+    servers = "\n".join(f"    server r{i} 127.0.0.1:{p}" for i, p in enumerate(ports))
+    cfg = log_dir / "haproxy.cfg"
+    cfg.write_text(HAPROXY_CONFIG.format(threads=threads, port=port, servers=servers))
+    check = subprocess.run(["haproxy", "-c", "-q", "-f", str(cfg)], capture_output=True, text=True)
+    if check.returncode:
+        raise RuntimeError(f"haproxy rejects its configuration: {check.stderr or check.stdout}")
+    return port, Process(["haproxy", "-db", "-f", str(cfg)], log_dir / "haproxy.log")
+
+
 # ---------------------------------------------------------------------------
 # CPU accounting: who used the cores during a run (to spot a noisy machine)
 # ---------------------------------------------------------------------------
@@ -136,7 +151,6 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _busy_seconds() -> float:
-    """CPU-seconds all cores spent not idle, from /proc/stat (0 where unavailable)."""
     try:
         v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
     except OSError:
@@ -158,19 +172,20 @@ def _group_cpu_seconds(pgid: int) -> float:
     return total / _TICK
 
 
-def cpu_snapshot(replicas) -> dict:
+def cpu_snapshot(replicas: list, haproxy) -> dict:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "busy": _busy_seconds(),
         "wrk": ru.ru_utime + ru.ru_stime,  # wrk is the only child that is waited for
-        "proxy": time.process_time(),  # this process: the proxy's thread
+        "listener": time.process_time(),  # this process: the listeners' threads
+        "haproxy": _group_cpu_seconds(haproxy.proc.pid),
         "replicas": sum(_group_cpu_seconds(r.proc.pid) for r in replicas),
     }
 
 
 def cpu_delta(before: dict, after: dict, seconds: float) -> dict:
     d = {k: (after[k] - before[k]) / seconds for k in before}
-    d["other"] = max(0.0, d["busy"] - d["wrk"] - d["proxy"] - d["replicas"])
+    d["other"] = max(0.0, d["busy"] - d["wrk"] - d["listener"] - d["haproxy"] - d["replicas"])
     return {f"{k}_cores": round(v, 2) for k, v in d.items()}
 
 
@@ -188,8 +203,8 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def run_wrk(url: str, connections: int, duration: int, threads: int = 1) -> dict:
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url]
+def run_wrk(url: str, connections: int, duration: int) -> dict:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}")
@@ -203,10 +218,7 @@ def run_wrk(url: str, connections: int, duration: int, threads: int = 1) -> dict
         raise RuntimeError(f"could not parse wrk output:\n{text}")
     return {
         "rps": float(rps.group(1)),
-        "p50_ms": _ms(lat["50"]),
-        "p75_ms": _ms(lat["75"]),
-        "p90_ms": _ms(lat["90"]),
-        "p99_ms": _ms(lat["99"]),
+        "p50_ms": _ms(lat["50"]), "p75_ms": _ms(lat["75"]), "p90_ms": _ms(lat["90"]), "p99_ms": _ms(lat["99"]),
         "requests": int(total.group(1)) if total else None,
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": dict(zip(("connect", "read", "write", "timeout"), map(int, sockerr.groups())))
@@ -219,101 +231,70 @@ def run_wrk(url: str, connections: int, duration: int, threads: int = 1) -> dict
 # ---------------------------------------------------------------------------
 
 
-def main(argv=None) -> int:
+def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=1, help="gunicorn workers per replica (default 1)")
     ap.add_argument("--worker-class", default="sync", choices=("sync", "gthread"),
-                    help="gunicorn worker class: sync closes every connection, gthread keeps them alive (default sync)")
+                    help="sync closes every connection (the project's config), gthread keeps them alive")
     ap.add_argument("--threads", type=int, default=1, help="threads per gthread worker (default 1)")
-    ap.add_argument("--algorithm", default="round_robin",
-                    help="the proxy's load balancing algorithm (default round_robin)")
     ap.add_argument("--connections", "-c", type=int, default=16, help="wrk connections (default 16)")
     ap.add_argument("--duration", "-d", type=int, default=10, help="seconds per wrk run (default 10)")
     ap.add_argument("--rounds", "-r", type=int, default=3, help="alternating rounds (default 3)")
     ap.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per scenario (default 2)")
-    ap.add_argument("--no-proxy-one", action="store_true", help="skip the proxy -> one replica scenario")
+    ap.add_argument("--parsers", default="httptools,h11", help="listener parsers to measure (default both)")
+    ap.add_argument("--haproxy-threads", type=int, default=1, help="HAProxy nbthread (default 1)")
+    ap.add_argument("--no-listener-one", action="store_true", help="skip the listener -> one replica scenario")
     ap.add_argument("--output", "-o", type=Path, default=None,
                     help="default results/lb_overhead.json (sync) or results/lb_overhead_<worker class>.json")
     args = ap.parse_args(argv)
     if args.output is None:
         args.output = DEFAULT_OUTPUT if args.worker_class == "sync" else \
             DEFAULT_OUTPUT.with_name(f"lb_overhead_{args.worker_class}.json")
+    return args
 
-    if shutil.which("wrk") is None:
-        print("lb_overhead: wrk not found; install wrk: apt-get install wrk", file=sys.stderr)
-        return 2
-    sys.path.insert(0, str(ROOT / "src"))
-    from ship.localcloud.alb.proxy import ListenerProxy, Target
 
-    try:
-        import uvloop  # noqa: F401
-        has_uvloop = True
-    except ImportError:
-        has_uvloop = False
+def available_parsers(wanted: str) -> list:
+    out = []
+    for name in [p.strip() for p in wanted.split(",") if p.strip()]:
+        try:
+            __import__(name)
+        except ImportError:
+            print(f"lb_overhead: {name} is not installed: its listener is not measured", file=sys.stderr)
+            continue
+        out.append(name)
+    return out
 
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    replicas: list[Replica] = []
-    proxy = None
-    log_dir = Path(tempfile.mkdtemp(prefix="lb_overhead-"))
-    failed = True
-    scenarios = ["direct", "proxy"] + ([] if args.no_proxy_one else ["proxy_one"])
-    runs: dict[str, list] = {s: [] for s in scenarios}
-    try:
-        replicas = [Replica(args.workers, args.worker_class, log_dir, args.threads) for _ in range(2)]
-        for r in replicas:
-            wait_http_ok(r.port)
-        a, b = replicas
-        proxy = ListenerProxy(host="127.0.0.1", port=0, listener_port=80, protocol="HTTP", algorithm=args.algorithm)
-        proxy.start()
-        both = [Target("127.0.0.1", a.port, "healthy"), Target("127.0.0.1", b.port, "healthy")]
-        only_a = [Target("127.0.0.1", a.port, "healthy"), Target("127.0.0.1", b.port, "unused")]
-        proxy.set_targets(both)
-        wait_http_ok(proxy.port)
 
-        def url(scenario: str) -> str:
-            if scenario == "direct":
-                return f"http://127.0.0.1:{a.port}/"
-            proxy.set_targets(both if scenario == "proxy" else only_a)
-            return f"http://127.0.0.1:{proxy.port}/"
-
+def measure(args, urls: dict, replicas: list, haproxy) -> dict:
+    scenarios = list(urls)
+    runs: dict = {s: [] for s in scenarios}
+    for s in scenarios:
         if args.warmup > 0:
-            for s in scenarios:
-                run_wrk(url(s), args.connections, args.warmup)
+            run_wrk(urls[s], args.connections, args.warmup)
+    for rnd in range(args.rounds):
+        order = scenarios if rnd % 2 == 0 else list(reversed(scenarios))
+        for s in order:
+            before = cpu_snapshot(replicas, haproxy)
+            t0 = time.process_time()  # after the snapshot: its /proc scans are not the listener's
+            res = run_wrk(urls[s], args.connections, args.duration)
+            t1 = time.process_time()
+            before["listener"], after = t0, cpu_snapshot(replicas, haproxy)
+            after["listener"] = t1
+            res["cpu"] = cpu_delta(before, after, args.duration)
+            done = res["requests"] or 1
+            balancer = "haproxy" if s == "haproxy" else "listener"
+            res["balancer_cpu_us_per_req"] = round(res["cpu"][f"{balancer}_cores"] * args.duration / done * 1e6, 1)
+            res["round"] = rnd + 1
+            runs[s].append(res)
+            cpu = res["cpu"]
+            print(f"  round {rnd + 1} {s:<13} {res['rps']:8.1f} req/s  p50 {res['p50_ms']:6.2f} ms  "
+                  f"p99 {res['p99_ms']:6.2f} ms  non-2xx {res['non_2xx']}  cores: wrk {cpu['wrk_cores']:.2f} "
+                  f"lb {cpu[balancer + '_cores'] if s != 'direct' else 0:.2f} replicas {cpu['replicas_cores']:.2f} "
+                  f"other {cpu['other_cores']:.2f}", flush=True)
+    return runs
 
-        print(f"lb_overhead: nproc={os.cpu_count()} workers/replica={args.workers} ({args.worker_class}) "
-              f"wrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds, "
-              f"proxy {args.algorithm}, uvloop {'yes' if has_uvloop else 'no'}", flush=True)
-        for rnd in range(args.rounds):
-            order = scenarios if rnd % 2 == 0 else list(reversed(scenarios))
-            for s in order:
-                u = url(s)
-                before = cpu_snapshot(replicas)
-                res = run_wrk(u, args.connections, args.duration)
-                res["cpu"] = cpu_delta(before, cpu_snapshot(replicas), args.duration)
-                # CPU per request (user + system), from the cores used over the run.
-                done = res["requests"] or 1
-                res["proxy_cpu_us_per_req"] = round(res["cpu"]["proxy_cores"] * args.duration / done * 1e6, 1)
-                res["replicas_cpu_us_per_req"] = round(res["cpu"]["replicas_cores"] * args.duration / done * 1e6, 1)
-                res["round"] = rnd + 1
-                runs[s].append(res)
-                cpu = res["cpu"]
-                print(f"  round {rnd + 1} {s:<9} {res['rps']:9.1f} req/s  p50 {res['p50_ms']:7.2f} ms  "
-                      f"p99 {res['p99_ms']:7.2f} ms  non-2xx {res['non_2xx']}  "
-                      f"cores: wrk {cpu['wrk_cores']:.2f} proxy {cpu['proxy_cores']:.2f} "
-                      f"replicas {cpu['replicas_cores']:.2f} other {cpu['other_cores']:.2f}"
-                      + (f"  proxy {res['proxy_cpu_us_per_req']:.0f} us/req" if s != "direct" else ""), flush=True)
-        proxy_stats = proxy.stats()
-        failed = False
-    finally:
-        if proxy is not None:
-            proxy.stop()
-        for r in replicas:
-            r.stop()
-        if failed:
-            print(f"lb_overhead: replica logs kept in {log_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(log_dir, ignore_errors=True)
 
+def summarize(runs: dict) -> tuple:
     summary = {}
     for s, rs in runs.items():
         summary[s] = {
@@ -321,59 +302,117 @@ def main(argv=None) -> int:
             "p50_ms": statistics.median(r["p50_ms"] for r in rs),
             "p99_ms": statistics.median(r["p99_ms"] for r in rs),
             "other_load_cores": statistics.median(r["cpu"]["other_cores"] for r in rs),
-            "proxy_cpu_us_per_req": statistics.median(r["proxy_cpu_us_per_req"] for r in rs),
-            "replicas_cpu_us_per_req": statistics.median(r["replicas_cpu_us_per_req"] for r in rs),
+            "balancer_cpu_us_per_req": statistics.median(r["balancer_cpu_us_per_req"] for r in rs),
         }
-    d = summary["direct"]
-    ratios = {
-        "proxy_rps_over_direct": summary["proxy"]["rps"] / d["rps"],
-        "proxy_p50_over_direct": summary["proxy"]["p50_ms"] / d["p50_ms"],
-        "proxy_p99_over_direct": summary["proxy"]["p99_ms"] / d["p99_ms"],
-    }
-    if "proxy_one" in summary:
-        ratios["proxy_one_rps_over_direct"] = summary["proxy_one"]["rps"] / d["rps"]
-        ratios["proxy_one_p50_over_direct"] = summary["proxy_one"]["p50_ms"] / d["p50_ms"]
-    goal_met = ratios["proxy_rps_over_direct"] >= 0.85 and ratios["proxy_p50_over_direct"] <= 1.15
+    ratios = {}
+    h, d = summary["haproxy"], summary["direct"]
+    ratios["haproxy_rps_over_direct"] = h["rps"] / d["rps"]
+    ratios["haproxy_p50_over_direct"] = h["p50_ms"] / d["p50_ms"]
+    goals = {}
+    for s in summary:
+        if s.startswith("listener") and s != "listener_one":
+            ratios[f"{s}_rps_over_haproxy"] = summary[s]["rps"] / h["rps"]
+            ratios[f"{s}_p50_over_haproxy"] = summary[s]["p50_ms"] / h["p50_ms"]
+            ratios[f"{s}_rps_over_direct"] = summary[s]["rps"] / d["rps"]
+            goals[s] = ratios[f"{s}_rps_over_haproxy"] >= GOAL_RPS and ratios[f"{s}_p50_over_haproxy"] <= GOAL_P50
+    if "listener_one" in summary:
+        ratios["listener_one_rps_over_direct"] = summary["listener_one"]["rps"] / d["rps"]
+        ratios["listener_one_p50_over_direct"] = summary["listener_one"]["p50_ms"] / d["p50_ms"]
+    return summary, ratios, goals
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    for tool, how in (("wrk", "wrk"), ("haproxy", "haproxy")):
+        if shutil.which(tool) is None:
+            print(f"lb_overhead: {tool} not found; install it with .ci/bench-setup.sh (apt-get install {how})",
+                  file=sys.stderr)
+            return 2
+    sys.path.insert(0, str(ROOT / "src"))
+    from ship.localcloud.alb.listener import Listener
+    from ship.localcloud.alb.targets import Target
+
+    parsers = available_parsers(args.parsers)
+    if "httptools" not in parsers:
+        print("lb_overhead: the listener needs httptools (pip install -e '.[dev]')", file=sys.stderr)
+        return 2
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(tempfile.mkdtemp(prefix="lb_overhead-"))
+    replicas, listeners, haproxy, failed = [], {}, None, True
+    try:
+        ports = []
+        for _ in range(2):
+            port, proc = start_replica(args.workers, args.worker_class, args.threads, log_dir)
+            ports.append(port)
+            replicas.append(proc)
+        for p in ports:
+            wait_http_ok(p)
+        hport, haproxy = start_haproxy(ports, args.haproxy_threads, log_dir)
+        wait_http_ok(hport)
+        both = [Target("127.0.0.1", p, "healthy") for p in ports]
+        urls = {"direct": f"http://127.0.0.1:{ports[0]}/", "haproxy": f"http://127.0.0.1:{hport}/"}
+        for parser in parsers:
+            name = "listener" if parser == "httptools" else f"listener_{parser}"
+            listeners[name] = lst = Listener(parser=parser, name=name)
+            lst.start()
+            lst.set_targets(both)
+            urls[name] = f"http://127.0.0.1:{lst.port}/"
+        if not args.no_listener_one:
+            listeners["listener_one"] = lst = Listener(name="listener_one")
+            lst.start()
+            lst.set_targets(both[:1])
+            urls["listener_one"] = f"http://127.0.0.1:{lst.port}/"
+        for u in urls.values():
+            wait_http_ok(int(u.rsplit(":", 1)[1].strip("/")), "/")
+        print(f"lb_overhead: nproc={os.cpu_count()} app replicas x2, {args.workers} {args.worker_class} worker(s) "
+              f"each; wrk -t1 -c{args.connections} -d{args.duration}s; {args.rounds} rounds; "
+              f"haproxy nbthread {args.haproxy_threads}; parsers {', '.join(parsers)}", flush=True)
+        runs = measure(args, urls, replicas, haproxy)
+        listener_stats = {name: lst.stats() for name, lst in listeners.items()}
+        failed = False
+    finally:
+        for lst in listeners.values():
+            lst.stop()
+        for proc in ([haproxy] if haproxy else []) + replicas:
+            proc.stop()
+        if failed:
+            print(f"lb_overhead: logs kept in {log_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
+    report(args, runs, listener_stats, parsers)
+    return 0
+
+
+def report(args, runs: dict, listener_stats: dict, parsers: list) -> None:
+    summary, ratios, goals = summarize(runs)
+    haproxy_version = subprocess.run(["haproxy", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
     result = {
-        "machine": {
-            "nproc": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "uvloop": has_uvloop,
-        },
+        "machine": {"nproc": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "config": {
-            "replicas": 2,
-            "workers_per_replica": args.workers,
-            "worker_class": args.worker_class,
-            "threads_per_worker": args.threads if args.worker_class == "gthread" else None,
-            "algorithm": args.algorithm,
-            "wrk": f"wrk -t1 -c{args.connections} -d{args.duration}s --latency",
-            "rounds": args.rounds,
-            "warmup_s": args.warmup,
-            "direct": "wrk -> one replica",
-            "proxy": "wrk -> ListenerProxy -> two healthy replicas",
-            "proxy_one": "wrk -> ListenerProxy -> one replica",
+            "app": "hello.wsgi:app under gunicorn.conf.py", "replicas": 2, "workers_per_replica": args.workers,
+            "worker_class": args.worker_class, "wrk": f"wrk -t1 -c{args.connections} -d{args.duration}s --latency",
+            "rounds": args.rounds, "warmup_s": args.warmup, "parsers": parsers, "haproxy": haproxy_version,
+            "haproxy_nbthread": args.haproxy_threads,
         },
         "runs": runs,
         "summary_median": summary,
         "ratios": ratios,
-        "goal": {"proxy_rps_over_direct_min": 0.85, "proxy_p50_over_direct_max": 1.15, "met": goal_met},
-        "proxy_stats": proxy_stats,
+        "goal": {"listener_rps_over_haproxy_min": GOAL_RPS, "listener_p50_over_haproxy_max": GOAL_P50, "met": goals},
+        "listener_stats": listener_stats,
     }
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-
     print("median over rounds:")
     for s, v in summary.items():
-        print(f"  {s:<9} {v['rps']:9.1f} req/s  p50 {v['p50_ms']:7.2f} ms  p99 {v['p99_ms']:7.2f} ms  "
-              f"(other processes used {v['other_load_cores']:.2f} cores)"
-              + (f"  proxy {v['proxy_cpu_us_per_req']:.0f} us/req" if s != "direct" else ""))
-    print(f"  proxy/direct: throughput x{ratios['proxy_rps_over_direct']:.2f} (goal >= 0.85), "
-          f"p50 x{ratios['proxy_p50_over_direct']:.2f} (goal <= 1.15)  -> goal {'met' if goal_met else 'MISSED'}")
-    if "proxy_one_rps_over_direct" in ratios:
-        print(f"  proxy_one/direct: throughput x{ratios['proxy_one_rps_over_direct']:.2f}, "
-              f"p50 x{ratios['proxy_one_p50_over_direct']:.2f} (proxy overhead on a single replica)")
+        print(f"  {s:<13} {v['rps']:8.1f} req/s  p50 {v['p50_ms']:6.2f} ms  p99 {v['p99_ms']:6.2f} ms  "
+              f"balancer {v['balancer_cpu_us_per_req']:5.0f} us/req  (other processes: {v['other_load_cores']:.2f} "
+              f"cores)")
+    print(f"  haproxy/direct: throughput x{ratios['haproxy_rps_over_direct']:.2f}, "
+          f"p50 x{ratios['haproxy_p50_over_direct']:.2f}")
+    for s, met in goals.items():
+        print(f"  {s}/haproxy: throughput x{ratios[f'{s}_rps_over_haproxy']:.2f} (goal >= {GOAL_RPS}), "
+              f"p50 x{ratios[f'{s}_p50_over_haproxy']:.2f} (goal <= {GOAL_P50}) -> goal {'met' if met else 'MISSED'}"
+              f"; vs direct x{ratios[f'{s}_rps_over_direct']:.2f}")
     print(f"  written to {args.output}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 import subprocess
 import tarfile
 
@@ -49,18 +50,33 @@ def test_same_commit_same_digest(exported, tmp_path, monkeypatch):
     config = json.loads(first.blobs[config_desc.digest])["config"]
     assert "APP_VERSION=" + "a" * 12 in config["Env"]
     assert config["Cmd"][0] == "gunicorn"
-    with tarfile.open(fileobj=io.BytesIO(first.blobs[layers[0].digest])) as tar:
-        names = tar.getnames()
-    assert "app/gunicorn.conf.py" in names
-    wheels = [n for n in names if n.startswith("wheels/")]
-    names = {n.split("/")[1].split("-")[0].lower() for n in wheels}
-    assert {"hello", "flask", "gunicorn", "werkzeug"} <= names
+    # Two layers, as a Dockerfile that installs its locked requirements before copying the app:
+    # the dependencies' wheels, then the app's wheel and working directory.
+    deps, app = ([n for n in tarfile.open(fileobj=io.BytesIO(first.blobs[d.digest])).getnames()] for d in layers)
+    assert all(n.startswith("wheels/") for n in deps)
+    dep_names = {n.split("/")[1].split("-")[0].lower() for n in deps}
+    assert {"flask", "gunicorn", "werkzeug"} <= dep_names and "hello" not in dep_names
     # The app alone: nothing of the deployment tool or its dependencies.
-    assert not names & {"ship", "boto3", "botocore", "moto", "invoke", "python_terraform", "pyyaml", "uv", "pip"}
+    assert not dep_names & {"ship", "boto3", "botocore", "moto", "invoke", "python_terraform", "pyyaml", "uv", "pip"}
+    app_wheels = [n for n in app if n.startswith("wheels/")]
+    assert sorted(app) == sorted(["app/gunicorn.conf.py", *app_wheels])
+    assert len(app_wheels) == 1 and app_wheels[0].startswith("wheels/hello-")
 
-    # Another version of the same tree is another image.
+    # Another version of the same tree is another image (its config names the version), with the same layers.
     other = artifact.build_process_image(exported, git.Commit("b" * 40, "b" * 12, False, 1700000000))
-    assert other.digest != first.digest
+    assert other.digest != first.digest and oci.parse_manifest(other.manifest)[1] == layers
+
+
+def test_an_edit_to_the_app_changes_only_the_app_layer(exported, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHIP_STATE_DIR", str(tmp_path / "state"))
+    commit = git.Commit(sha="a" * 40, short="a" * 12, dirty=True, timestamp=1700000000)
+    edited = tmp_path / "tree"
+    shutil.copytree(exported, edited)
+    views = edited / "src" / "hello" / "views.py"
+    views.write_text(views.read_text() + "\n# an edit\n")
+    before = oci.parse_manifest(artifact.build_process_image(exported, commit).manifest)[1]
+    after = oci.parse_manifest(artifact.build_process_image(edited, commit).manifest)[1]
+    assert after[0] == before[0] and after[1] != before[1]
 
 
 def test_dirty_tree_is_refused_for_release(tmp_path):

@@ -81,9 +81,9 @@ def test_port_taken_by_something_else(menu):
     assert "SHIP_LOCAL_PORT" in line
 
 
-def test_restarted_emulator_is_detected(menu):
+def test_a_restart_keeps_the_stack_and_a_reset_is_detected(menu):
     assert menu("local.up").returncode == 0
-    # What an apply records: the emulator instance the stack lives in.
+    # What an apply records: the lineage of the local cloud's state the stack lives in.
     from ship import config, paths
     from ship.actions.infra import record_emulator_identity
     from ship.localcloud import control
@@ -98,9 +98,15 @@ def test_restarted_emulator_is_detected(menu):
         os.environ.clear()
         os.environ.update(old)
     assert menu("local.down").returncode == 0
+    result = menu("bootstrap", "--env=local")          # starts it again: it remembers
+    assert result.returncode == 0, result.stderr
+    assert "forgotten" not in result.stdout
+    reset = menu("local.reset")
+    assert reset.returncode == 0 and "local cloud state forgotten" in reset.stdout, reset.stdout
     result = menu("bootstrap", "--env=local")
     assert result.returncode == 0, result.stderr
-    assert "the local cloud was restarted since local was applied and has forgotten it" in result.stdout
+    assert "the local cloud's state was reset since local was applied, so it has forgotten it" in result.stdout
+    assert menu("local.down").returncode == 0
 
 
 def test_local_environment_refuses_real_aws(menu):

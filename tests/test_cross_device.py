@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import textwrap
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from ship import artifact, fsutil
+from ship import fsutil, wheelhouse
 
 SHM = Path("/dev/shm")
 
@@ -46,23 +47,27 @@ def _wheel(path: Path) -> Path:
 
 
 def test_first_dependency_build_with_tmp_on_another_filesystem(tmp_path, other_fs_tmp, monkeypatch):
-    state = tmp_path / "state"  # does not exist yet: a first deploy
-    monkeypatch.setenv("SHIP_STATE_DIR", str(state))
+    cache = tmp_path / "cache"  # does not exist yet: a first deploy on this machine
+    monkeypatch.setenv("SHIP_CACHE_DIR", str(cache))
     source = tmp_path / "src"
     source.mkdir()
     (source / "pyproject.toml").write_text(textwrap.dedent(f"""
         [project]
         name = "demo"
         version = "1"
+        requires-python = ">=3.11"
         dependencies = ["tinydep @ {_wheel(tmp_path).as_uri()}"]
         """))
-    target = artifact.dependency_wheels(source)
-    assert target.parent == state / "wheelhouse"
+    subprocess.run([wheelhouse.uv_bin(), "lock", "--offline", "--project", str(source)], check=True,
+                   capture_output=True)
+    scope = wheelhouse.Scope("demo", ("--no-dev",), (), hashes=False)
+    target = wheelhouse.dependency_wheels(source, scope)
+    assert target.parent == cache / "wheels"
     assert (target / ".complete").is_file() and [p.name for p in target.glob("*.whl")] == [
         "tinydep-1.0-py3-none-any.whl"]
     assert list(other_fs_tmp.iterdir()) == []  # nothing was staged on the other filesystem
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary left beside it
-    assert artifact.dependency_wheels(source) == target  # cached
+    assert wheelhouse.dependency_wheels(source, scope) == target  # cached
 
 
 @pytest.mark.parametrize("kind", ["dir", "file"])

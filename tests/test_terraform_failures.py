@@ -39,6 +39,22 @@ LOCK_ERROR = textwrap.dedent("""\
     """)
 
 
+UNSAVED = textwrap.dedent("""\
+    ╷
+    │ Error: Failed to save state
+    │
+    │ Error saving state: failed to upload state: dial tcp 127.0.0.1:4566: connect: connection refused
+    ╵
+    ╷
+    │ Error: Failed to persist state to backend
+    │
+    │ The error shown above has prevented Terraform from writing the updated state to the configured backend.
+    │ To allow for recovery, the state has been written to the file "errored.tfstate" in the current working
+    │ directory.
+    ╵
+    """)
+
+
 @pytest.mark.parametrize("env, doing, code, output, expected", [
     (LOCAL, "apply", -9, "module.network.aws_vpc.this: Still creating... [10s elapsed]\n",
      "terraform apply for local was killed by SIGKILL (signal 9) before it finished; run the command again: "
@@ -64,6 +80,14 @@ LOCK_ERROR = textwrap.dedent("""\
      "cannot write its data directory"),
     (LOCAL, "init", 1, "│ Error: Failed to get existing workspaces: S3 bucket does not exist. NoSuchBucket\n",
      "run `inv bootstrap --env=local` to create the state bucket"),
+    # the endpoint went away mid-apply (the local cloud was stopped): what it made is in no state
+    (LOCAL, "apply", 1, UNSAVED,
+     "terraform apply for local could not save its state (Error saving state: failed to upload state: "
+     "dial tcp 127.0.0.1:4566: connect: connection refused); run the command again: ship finds what the apply "
+     "left and rebuilds local's stack"),
+    (STAGING, "apply", 1, UNSAVED,
+     "what it applied is recorded in /state/terraform/local/errored.tfstate: once the backend answers, push it "
+     "with `terraform state push /state/terraform/local/errored.tfstate`"),
 ])
 def test_explain_failure(env, doing, code, output, expected):
     line = terraform.explain_failure(env, doing, code, output, "/bin/tf", "/state/terraform/local")
@@ -103,6 +127,90 @@ def test_an_apply_that_ends_clears_its_journal(tmp_path, monkeypatch):
     with pytest.raises(ShipError, match="terraform apply failed for local: Error: something"):
         runner.apply({"image": "x"})
     assert terraform.unfinished_apply(runner.data_dir) is None
+
+
+def test_an_apply_that_could_not_save_its_state_stays_unfinished(tmp_path, monkeypatch):
+    runner = _fake_terraform(tmp_path, monkeypatch, 'printf "%s" "$UNSAVED"\n'
+                                                    'echo \'{"version": 4}\' > errored.tfstate\nexit 1\n')
+    monkeypatch.setenv("UNSAVED", UNSAVED)
+    runner.workdir = tmp_path / "terraform"            # Terraform's working directory (the repository's terraform/)
+    runner.workdir.mkdir()
+    with pytest.raises(ShipError, match="terraform apply for local could not save its state"):
+        runner.apply({"image": "x"})
+    assert terraform.unfinished_apply(runner.data_dir) is not None   # the next run looks for what it made
+    assert not (runner.workdir / "errored.tfstate").exists()
+    assert (runner.data_dir / "errored.tfstate").read_text().strip() == '{"version": 4}'
+
+
+@pytest.mark.parametrize("created, seconds", [
+    ("2026-11-28T10:15:30.123456789Z", 1795860930.123456),         # the lock object's JSON
+    ("2026-11-28T11:15:30+01:00", 1795860930.0),
+    ("2026-11-28 10:15:30.123 +0000 UTC", 1795860930.123),         # Terraform's "Lock Info:" block
+    ("2026-11-28 11:15:30 +0100 CET", 1795860930.0),
+    ("yesterday", None),
+    ("", None),
+])
+def test_when_a_lock_was_taken(created, seconds):
+    assert terraform.lock_created({"Created": created}) == seconds
+
+
+class _S3:
+    """The two calls the stale-lock check makes, on one object."""
+
+    def __init__(self, body: bytes | None):
+        self.body, self.deleted = body, []
+
+    def get_object(self, Bucket, Key):
+        import io
+
+        import botocore.exceptions
+
+        if self.body is None:
+            raise botocore.exceptions.ClientError({"Error": {"Code": "NoSuchKey"}}, "GetObject")
+        return {"Body": io.BytesIO(self.body)}
+
+    def delete_object(self, Bucket, Key):
+        self.deleted.append(Key)
+        self.body = None
+
+
+LOCK = {"ID": "9a1", "Operation": "OperationTypeApply", "Who": "dev@laptop", "Created": "2026-11-28T10:00:00Z"}
+BEFORE, AFTER = 1795860000.0 - 60, 1795860000.0 + 60    # the local cloud started before / after the lock
+
+
+@pytest.mark.parametrize("env, started_at, dry_run, outcome", [
+    # taken against an earlier local cloud: its run ended with it, and its saved state kept the lock
+    (LOCAL, AFTER, False, "cleared the state lock of local (lock id 9a1, apply, by dev@laptop, since "
+                          "2026-11-28T10:00:00Z): its run ended when the local cloud that served it stopped"),
+    (LOCAL, AFTER, True, "error: the state of local is locked (lock id 9a1, apply, by dev@laptop, since "
+                         "2026-11-28T10:00:00Z) by a run that ended when the local cloud stopped; a run without "
+                         "--dry clears it"),
+    # taken while this local cloud serves, by a run that is gone: named, with what to do (main's rule)
+    (LOCAL, BEFORE, False, "error: the state of local is locked (lock id 9a1, apply, by dev@laptop, since "
+                           "2026-11-28T10:00:00Z) but no command works on local now: a killed run left it; clear "
+                           "it with `inv infra.unlock --env=local`"),
+    (LOCAL, None, False, "clear it with `inv infra.unlock --env=local`"),
+    (STAGING, AFTER, False, None),          # on AWS another machine may hold it: Terraform decides
+])
+def test_a_stale_lock_on_the_emulator(tmp_path, monkeypatch, env, started_at, dry_run, outcome):
+    import json
+    import types
+
+    from ship.actions import infra
+
+    monkeypatch.setenv("SHIP_STATE_DIR", str(tmp_path))
+    s3 = _S3(json.dumps(LOCK).encode())
+    said: list[str] = []
+    try:
+        infra.settle_stale_lock(env, types.SimpleNamespace(s3=s3), {"started_at": started_at}, said.append,
+                                dry_run=dry_run)
+    except ShipError as err:
+        said.append(f"error: {err}")
+    if outcome is None:
+        assert said == [] and s3.deleted == []
+        return
+    assert len(said) == 1 and outcome in said[0], said
+    assert s3.deleted == (["env/local/terraform.tfstate.tflock"] if said[0].startswith("cleared") else [])
 
 
 def test_a_silent_binary_is_named(tmp_path, monkeypatch):

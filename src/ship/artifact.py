@@ -2,13 +2,16 @@
 
 With a container engine the image is built from the Dockerfile (see
 ``ship.containers``). Without one, ship builds a *process image* with the
-same shape as a container image (see ``ship.oci``): one layer holding the
-working directory, the app's wheel and the wheels of its dependencies at the
-versions and hashes of uv.lock (see ``ship.wheelhouse``; nothing of ship's own),
-and a config whose Cmd,
-WorkingDir, ExposedPorts and Env are read from the Dockerfile's final stage,
-so both kinds of image start the app the same way. The build is
-reproducible: the same commit gives the same bytes and so the same digest.
+same shape as a container image (see ``ship.oci``): two layers, the wheels
+of the app's dependencies at the versions and hashes of uv.lock first (see
+``ship.wheelhouse``; nothing of ship's own), then the app (its wheel and the
+working directory), and a config whose Cmd, WorkingDir, ExposedPorts and Env
+are read from the Dockerfile's final stage, so both kinds of image start the
+app the same way. The build is reproducible: the same commit gives the same
+bytes and so the same digest. As in a Dockerfile that installs its locked
+requirements before copying the app, an edit to the app changes only the
+second layer: the first is neither rebuilt, nor pushed again, nor installed
+again by the local cloud.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import re
 import shlex
 import sys
@@ -94,8 +98,30 @@ def runtime_spec(dockerfile: Path) -> RuntimeSpec:
     return RuntimeSpec(cmd=cmd, workdir=workdir, ports=ports, env=env, user=user)
 
 
-def _layer(source: Path, spec: RuntimeSpec, wheels: list[Path], epoch: int) -> bytes:
-    """A reproducible tar.gz: app/ (the working directory) and wheels/."""
+DEPENDENCY_LAYER = "layer.tar.gz"
+DEPENDENCY_EPOCH = 315532800   # 1980-01-01: the dependency layer does not depend on the commit
+
+
+def dependency_layer(deps: Path) -> bytes:
+    """The layer of the locked dependency wheels in ``deps`` (``wheelhouse.dependency_wheels``),
+    made once per lock and kept beside them."""
+    cached = deps / DEPENDENCY_LAYER
+    if cached.is_file():
+        return cached.read_bytes()
+    data = _layer(None, sorted(deps.glob("*.whl")), DEPENDENCY_EPOCH)
+    fd, tmp = tempfile.mkstemp(dir=deps, prefix=".layer-")   # beside: the rename stays on one filesystem
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, cached)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return data
+
+
+def _layer(source: Path | None, wheels: list[Path], epoch: int) -> bytes:
+    """A reproducible tar.gz: app/ (the working directory, from ``source``) and wheels/."""
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=6) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -106,7 +132,7 @@ def _layer(source: Path, spec: RuntimeSpec, wheels: list[Path], epoch: int) -> b
                 info.uname = info.gname = ""
                 tar.addfile(info, io.BytesIO(data))
 
-            for conf in sorted(source.glob("gunicorn.conf.py")):
+            for conf in sorted(source.glob("gunicorn.conf.py")) if source else []:
                 add(f"app/{conf.name}", conf.read_bytes())
             for wheel in sorted(wheels, key=lambda p: p.name):
                 add(f"wheels/{wheel.name}", wheel.read_bytes())
@@ -118,10 +144,10 @@ def build_process_image(source: Path, commit: git.Commit, tag: str | None = None
     tag = tag or commit.tag
     spec = runtime_spec(source / "Dockerfile")
     deps = wheelhouse.dependency_wheels(source, wheelhouse.APP)
+    deps_layer = dependency_layer(deps)
     with tempfile.TemporaryDirectory(prefix="ship-wheel-") as tmp:
         wheel = wheelhouse.build_wheel(source, "hello", Path(tmp), commit.timestamp)
-        wheels = [wheel] + sorted(deps.glob("*.whl"))
-        layer = _layer(source, spec, wheels, commit.timestamp)
+        app_layer = _layer(source, [wheel], commit.timestamp)
     env = {**spec.env, "APP_VERSION": tag}
     config = oci.canonical_json({
         "architecture": "any",
@@ -138,10 +164,11 @@ def build_process_image(source: Path, commit: git.Commit, tag: str | None = None
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
     })
     config_desc = oci.Descriptor(oci.PROCESS_CONFIG_MEDIA_TYPE, oci.sha256_digest(config), len(config))
-    layer_desc = oci.Descriptor(oci.PROCESS_LAYER_MEDIA_TYPE, oci.sha256_digest(layer), len(layer))
-    manifest = oci.build_manifest(config_desc, [layer_desc])
-    return Image(tag=tag, kind="process", manifest=manifest, media_type=oci.OCI_MANIFEST_MEDIA_TYPE,
-                 blobs={config_desc.digest: config, layer_desc.digest: layer})
+    layers = [oci.Descriptor(oci.PROCESS_LAYER_MEDIA_TYPE, oci.sha256_digest(data), len(data))
+              for data in (deps_layer, app_layer)]
+    manifest = oci.build_manifest(config_desc, layers)
+    blobs = {config_desc.digest: config, layers[0].digest: deps_layer, layers[1].digest: app_layer}
+    return Image(tag=tag, kind="process", manifest=manifest, media_type=oci.OCI_MANIFEST_MEDIA_TYPE, blobs=blobs)
 
 
 def export_commit(root: Path, dest: Path) -> git.Commit:

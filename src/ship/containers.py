@@ -73,16 +73,17 @@ def test_in_container(echo=print) -> None:
             raise ShipError(f"{entrypoint} failed inside {ref} (exit {result.returncode})")
 
 
-def build_image(source: Path, commit: git.Commit) -> artifact.Image:
+def build_image(source: Path, commit: git.Commit, tag: str | None = None) -> artifact.Image:
     """Build the runtime image of an exported tree and read it back as registry blobs."""
     eng = engine.require()
     wheelhouses(source)
-    ref = f"{IMAGE_NAME}:{commit.tag}"
-    eng.build(source, ref, target="runtime", build_args=_build_args(commit.tag))
+    tag = tag or commit.tag
+    ref = f"{IMAGE_NAME}:{tag}"
+    eng.build(source, ref, target="runtime", build_args=_build_args(tag))
     with tempfile.TemporaryDirectory(prefix="ship-oci-") as tmp:
         archive = Path(tmp) / "image.tar"
         eng.save(ref, archive, fmt="oci-archive")
-        return _read_oci_archive(archive, commit.tag, ref)
+        return _read_oci_archive(archive, tag, ref)
 
 
 def _read_oci_archive(archive: Path, tag: str, local_ref: str) -> artifact.Image:

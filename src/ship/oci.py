@@ -9,11 +9,11 @@ Two kinds of image exist here:
 * container images (built by a container engine; Docker/OCI media types);
 * process images, for machines without a container engine. Their config uses
   ``PROCESS_CONFIG_MEDIA_TYPE`` and carries the same ``config`` section as an
-  OCI image config (Cmd, Env, WorkingDir, ExposedPorts, User); their single
-  layer is a gzipped tar holding ``app/`` (the working directory) and
-  ``wheels/`` (the application and all its dependencies as wheels). The local
-  cloud installs those wheels offline into an environment keyed by the layer
-  digest and runs Cmd there.
+  OCI image config (Cmd, Env, WorkingDir, ExposedPorts, User); their layers
+  are gzipped tars holding ``wheels/`` (the dependencies' wheels in the first,
+  the application's in the last) and ``app/`` (the working directory). The
+  local cloud installs those wheels offline into an environment per image (the
+  lower layers' once, as a base it copies) and runs Cmd there.
 """
 
 from __future__ import annotations

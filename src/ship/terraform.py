@@ -5,18 +5,27 @@ can give each environment its own process environment (emulator endpoint and
 dummy credentials for local environments only), its own data directory, an
 offline provider mirror when one is configured, and live progress with
 elapsed time on long steps.
+
+Every line Terraform prints goes to a log file per environment
+(``<state>/logs/terraform-<env>.log``, one block per command); what reaches
+the terminal is up to the caller: each line with its elapsed time (the
+default), or each line handed to ``on_line`` (``ship.progress`` turns them
+into a status line and a timeline).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from python_terraform import IsFlagged, Terraform
 
@@ -33,6 +42,7 @@ MIRROR_CANDIDATES = (
     "/usr/local/share/terraform/plugins",
     "/usr/share/terraform/plugins",
 )
+LOG_ROTATE_BYTES = 8 * 1024 * 1024   # the log keeps the last runs: one older file beside it
 
 
 def binary() -> str:
@@ -85,11 +95,13 @@ def cli_config(state: Path) -> Path | None:
 class Runner:
     """Runs one environment's Terraform commands in terraform/."""
 
-    def __init__(self, env: Environment, echo=print):
+    def __init__(self, env: Environment, echo=print, on_line: Callable[[str], None] | None = None):
         self.env = env
         self.echo = echo
+        self.on_line = on_line
         self.workdir = paths.terraform_dir()
         self.data_dir = paths.state_dir() / "terraform" / env.name
+        self.log_path = paths.state_dir() / "logs" / f"terraform-{env.name}.log"
         self._tf = Terraform(working_dir=str(self.workdir), terraform_bin_path=binary())
 
     # -- command lines ------------------------------------------------------
@@ -125,17 +137,45 @@ class Runner:
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
         assert proc.stdout is not None  # stdout=PIPE
         lines = []
+        log = self._open_log(argv)
         try:
             for line in proc.stdout:
                 lines.append(line)
-                if stream and line.strip():
-                    self.echo(f"[{time.monotonic() - started:6.1f}s] {line.rstrip()}")
+                self._show(line, started, stream, log)
             proc.wait()
         except KeyboardInterrupt:
             proc.terminate()
             proc.wait()
             raise
+        finally:
+            if log is not None:
+                log.write(f"# exit {proc.returncode} after {time.monotonic() - started:.1f}s\n")
+                log.close()
         return proc.returncode, "".join(lines)
+
+    # -- output -------------------------------------------------------------
+    def _open_log(self, argv: list[str]):
+        """The environment's Terraform log, opened for one more command (None if it cannot be)."""
+        try:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            if self.log_path.is_file() and self.log_path.stat().st_size > LOG_ROTATE_BYTES:
+                os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
+            log = open(self.log_path, "a", encoding="utf-8", buffering=1)
+        except OSError:
+            return None
+        log.write(f"\n# {datetime.now().isoformat(timespec='seconds')} {' '.join(argv[1:])}\n")
+        return log
+
+    def _show(self, line: str, started: float, stream: bool, log) -> None:
+        """Log every line; stream it to ``on_line`` or, by default, echo it with the elapsed time."""
+        if log is not None:
+            log.write(f"[{time.monotonic() - started:6.1f}s] {line.rstrip()}\n")
+        if not stream or not line.strip():
+            return
+        if self.on_line is not None:
+            self.on_line(line.rstrip("\n"))
+        else:
+            self.echo(f"[{time.monotonic() - started:6.1f}s] {line.rstrip()}")
 
     def _fail(self, doing: str, output: str, code: int | None = None) -> ShipError:
         if doing == "apply" and self.env.emulator and "already exists" in output:
@@ -180,10 +220,23 @@ class Runner:
             code, out = self.run(argv, stream=stream, doing="apply")
         finally:
             self._tf.temp_var_files.clean_up()
-        if killed_by(code) is None:
-            journal_end(self.data_dir)
+        if code != 0 and state_unsaved(out):
+            self._keep_errored_state()
+        elif killed_by(code) is None:
+            journal_end(self.data_dir)   # Terraform saved its state, whatever the apply's outcome
         if code != 0:
             raise self._fail("apply", out, code)
+
+    def _keep_errored_state(self) -> None:
+        """Terraform writes the state it could not save to ``errored.tfstate`` in its working
+        directory (the repository's terraform/): keep it in the environment's data directory."""
+        errored = self.workdir / ERRORED_STATE
+        if errored.is_file():
+            try:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                os.replace(errored, self.data_dir / ERRORED_STATE)
+            except OSError:
+                pass
 
     def destroy(self, variables: dict, stream: bool = True) -> None:
         argv = self.command("destroy", var=self._vars(variables), input=False, no_color=IsFlagged,
@@ -229,6 +282,40 @@ def killed_by(code: int | None) -> int | None:
     if 128 < code < 128 + 32 and code - 128 in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
                                                 signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGQUIT):
         return code - 128
+    return None
+
+
+ERRORED_STATE = "errored.tfstate"
+
+
+def state_unsaved(output: str) -> bool:
+    """Whether Terraform says it could not write the state to its backend (its endpoint went
+    away mid-apply, for one): what it created is then recorded nowhere but ``errored.tfstate``."""
+    return "Failed to save state" in output or "Failed to persist state" in output or ERRORED_STATE in output
+
+
+_CREATED = (
+    # the lock object's JSON (RFC 3339, nanoseconds): 2026-11-28T10:15:30.123456789Z
+    re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$"),
+    # Terraform's "Lock Info:" block (Go's time.String): 2026-11-28 10:15:30.123 +0000 UTC
+    re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(\.\d+)? ([+-]\d\d)(\d\d)(?: \S+)?$"),
+)
+
+
+def lock_created(info: dict) -> float | None:
+    """When a state lock was taken (its ``Created``), as epoch seconds; None if unreadable."""
+    text = str(info.get("Created") or "").strip()
+    for pattern in _CREATED:
+        m = pattern.match(text)
+        if not m:
+            continue
+        day, clock, fraction = m.group(1), m.group(2), (m.group(3) or ".0")[:7]
+        zone = "+00:00" if m.group(4) == "Z" else (m.group(4) if len(m.groups()) == 4
+                                                   else f"{m.group(4)}:{m.group(5)}")
+        try:
+            return datetime.fromisoformat(f"{day}T{clock}{fraction}{zone}").timestamp()
+        except ValueError:
+            return None
     return None
 
 
@@ -281,6 +368,17 @@ def explain_failure(env: Environment, doing: str, code: int | None, output: str,
                 "so its state may miss resources it created and its lock may remain: clear the lock with "
                 f"`inv infra.unlock --env={name}`, then run `inv infra.plan --env={name}` and bring any resource "
                 "it wants to create that already exists into the state with `terraform import`")
+    if doing == "apply" and state_unsaved(output):
+        errors = [ln.strip("│ ").strip() for ln in output.splitlines() if ln.strip("│ ").startswith("Error")]
+        detail = next((e for e in errors if "save state" not in e and "persist state" not in e),
+                      errors[0] if errors else "")
+        if env.emulator:
+            return (f"terraform apply for {name} could not save its state ({detail or 'the endpoint went away'}); "
+                    f"run the command again: ship finds what the apply left and rebuilds {name}'s stack")
+        where = Path(data_dir) / ERRORED_STATE if data_dir else Path(ERRORED_STATE)
+        return (f"terraform apply for {name} could not save its state ({detail or 'the backend failed'}); what it "
+                f"applied is recorded in {where}: once the backend answers, push it with `terraform state push "
+                f"{where}` (in terraform/, with the backend of {name}), then run `inv infra.plan --env={name}`")
     if "Error acquiring the state lock" in output:
         return (f"terraform {doing} for {name}: the state is locked ({describe_lock(lock_info(output))}); if no "
                 f"Terraform runs for {name} any more (a killed run leaves its lock behind), clear it with "

@@ -18,11 +18,10 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ship import paths
+from ship import fsutil, paths
 from ship.errors import ShipError
 
 
@@ -81,8 +80,7 @@ def dependency_wheels(source: Path, scope: Scope = APP) -> Path:
     target = paths.cache_dir() / "wheels" / f"{scope.name}-{key}"
     if (target / ".complete").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{scope.name}-", dir=target.parent))
+    tmp = fsutil.temp_dir_beside(target, prefix=f".{scope.name}-")  # same filesystem: the rename cannot fail EXDEV
     try:
         (tmp / "requirements.txt").write_text(reqs)
         argv = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp),
@@ -91,9 +89,15 @@ def dependency_wheels(source: Path, scope: Scope = APP) -> Path:
             argv.insert(4, "--require-hashes")
         _run(argv, f"pip wheel ({scope.name} dependencies)")
         (tmp / ".complete").write_text(reqs)
+        if (target / ".complete").is_file():
+            return target  # another build finished first: keep it, drop ours
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+            shutil.rmtree(target)  # an interrupted build's remains
+        try:
+            fsutil.move_into_place(tmp, target)
+        except OSError:
+            if not (target / ".complete").is_file():
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -39,7 +39,10 @@ def test_the_table_tells_the_three_kinds_apart():
     assert "ListTagsForResource" in covs["application-autoscaling"].stored
     assert "ListTagsForResource" in covs["application-autoscaling"].patched
     assert "ListServiceDeployments" in covs["ecs"].fails_fast
-    assert "DescribeTargetHealth" in covs["elbv2"].acted_on
+    assert "DescribeTargetHealth" in covs["elbv2"].acted_on and "DescribeTargetHealth" in covs["elbv2"].patched
+    # The listeners follow rules and load balancer attributes; listener attributes are only kept.
+    assert {"CreateRule", "SetRulePriorities", "ModifyLoadBalancerAttributes"} <= set(covs["elbv2"].acted_on)
+    assert "ModifyListenerAttributes" in covs["elbv2"].stored
     for c in covs.values():
         assert not (set(c.acted_on) & set(c.stored)) and not (set(c.stored) & set(c.fails_fast))
 
@@ -52,3 +55,16 @@ def test_check_mode_reports_a_stale_table(tmp_path, monkeypatch, capsys):
     assert "is stale" in capsys.readouterr().err
     assert coverage.main(["--write"]) == 0
     assert coverage.main(["--check"]) == 0
+
+
+def test_every_emulator_module_declares_operations_of_its_service():
+    import importlib
+
+    import botocore.session
+
+    for service, (_responses, _cls, module, _detailed) in coverage.SERVICES.items():
+        if not module:
+            continue
+        declared = set(importlib.import_module(f"ship.localcloud.emulator.{module}").ACTED_ON)
+        operations = set(botocore.session.get_session().get_service_model(service).operation_names)
+        assert declared <= operations, f"{service}: not operations of the service: {sorted(declared - operations)}"

@@ -34,17 +34,24 @@ def _marker(env: Environment):
     return paths.state_dir() / "terraform" / env.name / "emulator.json"
 
 
+def _identity(info: dict) -> str | None:
+    """What stays the same while the local cloud remembers: the lineage of its saved state
+    (kept across restarts), or the instance for a local cloud that saves nothing."""
+    return info.get("lineage") or info.get("instance")
+
+
 def _check_emulator_identity(env: Environment, info: dict, echo) -> None:
-    """moto keeps nothing across restarts: a stack applied to an earlier emulator is gone."""
+    """A stack applied to a local cloud whose state was since wiped (or set aside) is gone."""
     marker = _marker(env)
     if not marker.is_file():
         return
     try:
-        previous = json.loads(marker.read_text()).get("instance")
+        previous = json.loads(marker.read_text())
     except ValueError:
-        previous = None
-    if previous and previous != info.get("instance"):
-        echo(f"note: the local cloud was restarted since {env.name} was applied and has forgotten it; "
+        previous = {}
+    previous = previous.get("lineage") or previous.get("instance")
+    if previous and previous != _identity(info):
+        echo(f"note: the local cloud's state was reset since {env.name} was applied, so it has forgotten it; "
              f"the stack will be created again from scratch")
         marker.unlink()
 
@@ -53,7 +60,7 @@ def record_emulator_identity(env: Environment, info: dict | None) -> None:
     if info:
         marker = _marker(env)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"instance": info.get("instance")}))
+        marker.write_text(json.dumps({"lineage": _identity(info)}))
 
 
 def bootstrap(env: Environment, opts: Options, echo=print, session: Session | None = None) -> bool:
@@ -123,9 +130,10 @@ def placeholder_image(env: Environment, session: Session) -> str:
 
 def plan(env: Environment, variables: dict | None = None, echo=print) -> int:
     terraform.binary()  # before anything starts: a missing binary changes nothing
-    ensure_local_cloud(env, echo)
+    info = ensure_local_cloud(env, echo)
     session = Session(env)
     require_state_bucket(env, session)
+    before_terraform(env, session, info, echo, dry_run=True)
     tf = terraform.Runner(env, echo)
     tf.init()
     variables = variables or {"image": terraform_image(tf, session) or current_image(env, session)
@@ -176,22 +184,47 @@ def prepare(env: Environment, opts: Options, echo=print) -> tuple[dict | None, S
         bootstrap(env, opts, echo, session)
     else:
         require_state_bucket(env, session)
-    recover.after_unfinished_apply(env, session, echo, dry_run=opts.dry_run)
-    refuse_stale_lock(env, session)
+    before_terraform(env, session, info, echo, dry_run=opts.dry_run)
     return info, session
 
 
-def refuse_stale_lock(env: Environment, session: Session) -> None:
-    """On the emulator, a state lock that no live command holds is stale: say so now, with its id,
-    instead of letting Terraform wait a minute for it. (On AWS another machine may hold it.)"""
+def before_terraform(env: Environment, session: Session, info: dict | None, echo=print,
+                     dry_run: bool = False) -> None:
+    """What must be settled before Terraform runs: an apply that did not finish (its leftovers
+    rebuilt on the emulator, a note on AWS) and a state lock that no live run holds."""
+    recover.after_unfinished_apply(env, session, echo, dry_run=dry_run)
+    settle_stale_lock(env, session, info, echo, dry_run=dry_run)
+
+
+def settle_stale_lock(env: Environment, session: Session, info: dict | None, echo=print,
+                      dry_run: bool = False) -> None:
+    """On the emulator, a state lock that no live command holds is stale. One taken before the
+    local cloud last started belongs to a run that ended with the local cloud that served it
+    (its saved state kept the lock): it is cleared, in one line. Any other is named now, with its
+    id, instead of letting Terraform wait a minute for it. (On AWS another machine may hold it.)"""
     if not env.emulator:
         return
     lock = recover.state_lock(env, session)
     data_dir = paths.state_dir() / "terraform" / env.name
     if lock is None or oplock.held_elsewhere(env.name) or terraform.live_terraform(data_dir):
         return
+    if taken_before_restart(lock, info):
+        if dry_run:
+            raise ShipError(f"the state of {env.name} is locked ({terraform.describe_lock(lock)}) by a run that "
+                            "ended when the local cloud stopped; a run without --dry clears it")
+        recover.clear_lock(env, session)
+        echo(f"cleared the state lock of {env.name} ({terraform.describe_lock(lock)}): its run ended when the local "
+             "cloud that served it stopped")
+        return
     raise ShipError(f"the state of {env.name} is locked ({terraform.describe_lock(lock)}) but no command works on "
                     f"{env.name} now: a killed run left it; clear it with `inv infra.unlock --env={env.name}`")
+
+
+def taken_before_restart(lock: dict, info: dict | None) -> bool:
+    """Whether ``lock`` was taken before the running local cloud started (so against an earlier one)."""
+    created = terraform.lock_created(lock)
+    started = (info or {}).get("started_at")
+    return created is not None and isinstance(started, (int, float)) and created < started
 
 
 def unlock(env: Environment, opts: Options, echo=print, confirm=None) -> bool:
@@ -238,13 +271,17 @@ def apply(env: Environment, opts: Options, image: str | None = None, echo=print,
 
 
 def destroy(env: Environment, opts: Options, echo=print) -> None:
-    from ship.localcloud import control
+    from ship.localcloud import control, persistence
 
     terraform.binary()
-    if env.emulator and control.status(paths.local_cloud_dir(), port=_port()) is None:
-        echo(f"the local cloud is not running, so nothing of {env.name} exists; nothing to destroy")
-        _marker(env).unlink(missing_ok=True)
-        return
+    info = control.status(paths.local_cloud_dir(), port=_port()) if env.emulator else None
+    if env.emulator and info is None:
+        if not persistence.snapshot_path(paths.local_cloud_dir()).is_file():
+            echo(f"the local cloud is not running and holds no saved state, so nothing of {env.name} exists; "
+                 "nothing to destroy")
+            _marker(env).unlink(missing_ok=True)
+            return
+        info = ensure_local_cloud(env, echo)     # it remembers: what it holds is destroyed like anything else
     session = Session(env)
     try:
         session.s3.head_bucket(Bucket=env.state_bucket)
@@ -261,7 +298,7 @@ def destroy(env: Environment, opts: Options, echo=print) -> None:
         echo(f"destroyed {env.name} ({removed} resources; its last apply had not finished, so they were found "
              "by name and tag rather than from the state)")
         return
-    refuse_stale_lock(env, session)
+    settle_stale_lock(env, session, info, echo, dry_run=opts.dry_run)
     tf = terraform.Runner(env, echo)
     tf.init()
     image = terraform_image(tf, session) or placeholder_image(env, session)

@@ -183,6 +183,14 @@ def state_lock(env: Environment, session: Session) -> dict | None:
     return info if isinstance(info, dict) else {"ID": "?"}
 
 
+def clear_lock(env: Environment, session: Session) -> None:
+    """Delete ``env``'s S3-native state lock object (what `terraform force-unlock` does with
+    use_lockfile); only for emulator environments, and only for the lock of a run that is over."""
+    if not env.emulator:
+        raise ShipError(f"refusing to clear the state lock of {env.name} here: use `inv infra.unlock --env={env.name}`")
+    _quiet(session.s3.delete_object, Bucket=env.state_bucket, Key=env.state_key + ".tflock")
+
+
 def sweep(env: Environment, session: Session) -> int:
     """Delete everything of ``env`` on the emulator, then its state and lock; returns how many resources."""
     if not env.emulator:

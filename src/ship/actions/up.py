@@ -1,24 +1,73 @@
 """The main job: an environment from nothing (or from any state) to serving.
 
-Start the local cloud for emulator environments, create the state bucket,
-apply Terraform, build and push the commit's image once, roll it out, wait
-until the service is steady and its URL answers, then print the URL last.
+Phases: the local cloud (emulator environments), the state (bucket, Terraform
+init), the image (build once, push, prepare), the infrastructure (Terraform
+apply), the rollout (the service steady on the image) and health (the URL
+answers). They overlap wherever the dependency graph allows:
+
+* **cold** (emulator, no service yet): the image is built while the local
+  cloud starts and Terraform initialises; its digest is known before it is
+  pushed, so Terraform's apply starts at once with the digest-pinned image
+  and creates the service with it. The push waits only for the repository
+  (Terraform creates it in the first second) and is done, and the image
+  unpacked by the local cloud, long before the provider's ~70 s of fixed
+  waits (VPC, then the load balancer) end. The service's first deployment is
+  the rollout: no second one. When the build is the slower (a container build),
+  what does not need the image (the load balancer and its network, the ECS
+  cluster, the repository) is applied first, beside the build, and the task
+  definition and the service right after it.
+* **warm** (emulator, the service exists): Terraform (init, apply: usually
+  "No changes") runs beside the rollout, not before it: it starts once the
+  image is built and unpacked (CPU the rollout needs on a small machine) and
+  fills the rollout's wait for health checks.
+* **AWS**: one step after the other, as a registry push and a real apply need.
+
+Before any of it, ``infra.before_terraform`` settles what a killed run left: an
+apply that did not finish (rebuilt on the emulator), a state lock no live run
+holds (cleared when its run ended with an earlier local cloud, named otherwise).
+Terraform's init keeps the committed provider lock (``-lockfile=readonly``), and
+the command holds the environment's operation lock (``ship.oplock``) throughout.
+
+The summary shows the phases on a common time axis, the provider's fixed
+waits on the critical path measured in the same run (the floor no emulator
+can shorten) and the ratio, the outputs once (with the task definition the
+service really runs), and the URL on the last line.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import threading
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
-from ship import terraform
+import botocore.exceptions
+
+from ship import paths, terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
-from ship.actions.infra import current_image, prepare, record_emulator_identity, terraform_image
-from ship.actions.release import build_and_push
+from ship.actions.infra import (before_terraform, bootstrap, current_image, ensure_local_cloud, placeholder_image,
+                                record_emulator_identity, require_state_bucket, terraform_image)
+from ship.actions.release import Built, build, push
+from ship.actions.rollout import current_service, target_of, task_definition
 from ship.actions.status import service_url
+from ship.aws import Session
 from ship.config import Environment
+from ship.domain import Service, family_revision
 from ship.errors import ShipError
+from ship.progress import Progress, TerraformWatch, render_timeline, waits_text
+from ship.registry import ImageRef
+
+# What a cold deploy creates before its image is built when the build is the slower: the load
+# balancer (with the network it needs), the ECS cluster and the image repository, which hold all
+# of the provider's fixed waits; the task definition and the service need the image.
+EARLY_TARGETS = ["module.loadbalancer", "module.ecs.aws_ecs_cluster.this", "module.ecr"]
+BUILD_GRACE = 5.0           # seconds a cold deploy waits for the build before applying without it
+REPOSITORY_WAIT = 120.0     # seconds the push waits for Terraform to create the repository
+EMULATOR_POLL = 0.5         # seconds between rollout checks on the local cloud (its API is local)
 
 
 def wait_for_url(url: str, timeout: float = 60.0) -> dict:
@@ -28,46 +77,403 @@ def wait_for_url(url: str, timeout: float = 60.0) -> dict:
         try:
             with urllib.request.urlopen(url, timeout=5) as resp:
                 if resp.status == 200:
-                    import json
-
                     return json.loads(resp.read() or b"{}")
                 last = f"HTTP {resp.status}"
         except urllib.error.HTTPError as err:
             last = f"HTTP {err.code}"
         except OSError as err:
             last = str(err)
-        time.sleep(1)
+        time.sleep(0.25)
     raise ShipError(f"{url} did not answer 200 within {timeout:.0f}s (last: {last})")
 
 
-def up(env: Environment, opts: Options, echo=print) -> str | None:
-    started = time.monotonic()
-    info, session = prepare(env, opts, echo)
-    tf = terraform.Runner(env, echo)
-    echo(f"terraform init ({env.name})")
-    tf.init()
-    if opts.dry_run:
-        tf.plan({"image": terraform_image(tf, session) or current_image(env, session) or "(built at apply)"})
+def _image_of(session: Session, arn: str) -> str | None:
+    try:
+        return task_definition(session, arn).image()
+    except ShipError:
         return None
-    if session.ecr.describe_repository(env.repository_name) is None:
-        echo(f"creating the image repository {env.repository_name} first")
-        tf.apply({"image": "pending"}, targets=["module.ecr"])
-    ref = build_and_push(env, session, echo, allow_dirty=env.emulator)
-    image = terraform_image(tf, session) or ref.uri
-    echo(f"terraform apply ({env.name})")
-    tf.apply({"image": image})
-    record_emulator_identity(env, info)
-    outputs = tf.outputs()
-    deploy_image(env, ref, opts, echo, session)
-    from ship.actions.rollout import current_service, target_of
 
-    url = service_url(env, session, current_service(session, target_of(env)).target_group_arns)
-    if url:
+
+def prepare_image(ref: ImageRef, echo=print) -> None:
+    """Ask the local cloud to unpack an image now, not when its first task starts."""
+    from ship.config import local_port
+
+    req = urllib.request.Request(f"http://127.0.0.1:{local_port()}/_ship/images/prepare",
+                                 data=json.dumps({"image": ref.uri}).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            resp.read()
+    except (OSError, urllib.error.URLError) as exc:   # only an optimisation: the task start does it too
+        echo(f"note: the local cloud did not prepare {ref.digest[:19]}… ahead ({exc})")
+
+
+class _Worker:
+    """A function on a thread of its own; ``result()`` returns its value or raises its error."""
+
+    def __init__(self, name: str, fn, *args):
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to whoever waits on the result
+            self._error = exc
+
+    def join(self) -> None:
+        while self._thread.is_alive():
+            self._thread.join(0.2)
+
+    def result(self):
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class Up:
+    """One ``inv deploy --env=E``: the phases, the order they run in, and the summary."""
+
+    def __init__(self, env: Environment, opts: Options, progress: Progress, verbose: bool = False):
+        if env.emulator:
+            opts = dataclasses.replace(opts, poll=min(opts.poll, EMULATOR_POLL))
+        self.env, self.opts, self.progress, self.verbose = env, opts, progress, verbose
+        self._session: Session | None = None
+        self.info: dict = {}
+        self.watches: list[TerraformWatch] = []
+        self.outputs: dict = {}
+        self.ref: ImageRef | None = None
+        self.mode = ""
+        self.service: Service | None = None
+        self.cancel = threading.Event()
+        self._built: Built | None = None
+        self._image_built = threading.Event()
+        self._mode_known = threading.Event()
+        self._outputs: _Worker | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("the deploy has no AWS session yet")
+        return self._session
+
+    def say(self, text: str) -> None:
+        """Lines from the actions underneath (their own elapsed stamps removed)."""
+        self.progress.say(text)
+
+    # ---- the whole job
+
+    def run(self) -> str | None:
+        terraform.binary()  # before anything starts: a missing binary changes nothing
+        try:
+            self.local_cloud()
+            self._session = Session(self.env)
+            # before anything else touches the stack: what a killed or cut-off run left (its
+            # partial apply rebuilt, a lock its dead run kept) is settled, or named, here
+            before_terraform(self.env, self.session, self.info, self.say, dry_run=self.opts.dry_run)
+            if self.opts.dry_run:
+                self.dry_run()
+                return None
+            if not self.env.emulator:
+                self.mode = "aws"
+                self.in_order()
+            else:
+                image = _Worker("image", self._image_job)      # built at once, pushed when it can be
+                self.mode = "warm" if self._service_exists() else "cold"
+                self._mode_known.set()
+                if self.mode == "warm":
+                    self.warm(image)
+                else:
+                    self.cold(image)
+            url, body = self.health()
+        finally:
+            self.cancel.set()
+            self._mode_known.set()
+        self.summary(url, body)
+        return url
+
+    def cold(self, image: _Worker) -> None:
+        tf = self.state()
+        if not self._image_built.wait(BUILD_GRACE):
+            # The build takes longer than Terraform's start (a container build, a first build
+            # of the dependencies): create now what does not need the image, the provider's
+            # long waits among it; the service and its task definition follow the build.
+            self.infrastructure(tf, "pending", targets=EARLY_TARGETS)
+        self._image_built.wait()
+        built = self._built
+        if built is None:          # the build failed: its error is the one to report
+            image.result()
+            raise ShipError("the image was not built")
+        ref = self._expected_ref(built)
+        self.infrastructure(tf, ref.uri, outputs_later=True)
+        self.ref = image.result()
+        self.rollout(self.ref)
+        self.outputs = self._outputs.result() if self._outputs is not None else {}
+
+    def warm(self, image: _Worker) -> None:
+        # Terraform starts once the image is built and unpacked: on a machine with few cores
+        # it would slow them down; beside the rollout it fills the wait for health checks.
+        self.ref = image.result()
+        infra = _Worker("infrastructure", self._warm_infrastructure)
+        try:
+            self.rollout(self.ref)
+        except BaseException:
+            infra.join()        # never leave Terraform running (and holding the state lock) behind
+            raise
+        infra.result()
+
+    def in_order(self) -> None:
+        tf = self.state()
+        if self.session.ecr.describe_repository(self.env.repository_name) is None:
+            self.say(f"creating the image repository {self.env.repository_name} first")
+            ecr = terraform.Runner(self.env, self.say, on_line=self._quiet)
+            ecr.apply({"image": "pending"}, targets=["module.ecr"])
+        self.ref = self.image()
+        self.infrastructure(tf, terraform_image(tf, self.session) or self.ref.uri)
+        self.rollout(self.ref)
+
+    def dry_run(self) -> None:
+        tf = self.state()
+        tf.plan({"image": terraform_image(tf, self.session) or current_image(self.env, self.session)
+                 or "(built at apply)"})
+        return None
+
+    # ---- phases
+
+    def local_cloud(self) -> None:
+        if not self.env.emulator:
+            return
+        from ship.config import local_port
+        from ship.localcloud import control
+
+        running = control.status(paths.local_cloud_dir(), port=local_port())
+        phase = self.progress.start("local cloud", "starting" if running is None else "")
+        self.info = ensure_local_cloud(self.env, self.say) or {}
+        result = f"{'started' if running is None else 'running'} (pid {self.info.get('pid')})"
+        if self.info.get("state_message") and running is None:
+            result += f"; {self.info['state_message']}"
+        self.progress.finish(phase, result)
+
+    def state(self) -> terraform.Runner:
+        phase = self.progress.start("state", "state bucket")
+        if self.env.emulator:
+            created = bootstrap(self.env, self.opts, self.say, self.session)
+        else:
+            require_state_bucket(self.env, self.session)
+            created = False
+        self.progress.wait(phase, "terraform init")
+        tf = terraform.Runner(self.env, self.say, on_line=self._quiet)
+        tf.init()
+        self.progress.finish(phase, f"bucket {self.env.state_bucket} {'created' if created else 'exists'}; "
+                                    "terraform init")
+        return tf
+
+    def image(self) -> ImageRef:
+        phase = self.progress.start("image", "building")
+        built = build(self.env, self.session, self.say, allow_dirty=self.env.emulator)
+        self.progress.wait(phase, "pushing")
+        ref = push(self.env, self.session, built, self.say)
+        self._prepare(phase, ref)
+        self.progress.finish(phase, self._image_result(built, ref))
+        return ref
+
+    def infrastructure(self, tf: terraform.Runner, image: str, outputs_later: bool = False,
+                       targets: list[str] | None = None) -> None:
+        phase = self.progress.start("infrastructure" + (" (without the service)" if targets else ""),
+                                    "terraform apply")
+        watch = TerraformWatch(self.progress, phase, verbose=self.verbose)
+        self.watches.append(watch)
+        tf.on_line = watch
+        try:
+            tf.apply({"image": image}, targets=targets)
+        except ShipError:
+            self.progress.finish(phase, "failed", failed=True)
+            raise
+        record_emulator_identity(self.env, self.info)
+        self.progress.finish(phase, self._infrastructure_result(watch))
+        if targets:
+            return
+        if outputs_later:
+            self._outputs = _Worker("outputs", self._read_outputs, tf)
+        else:
+            self.outputs = self._read_outputs(tf)
+
+    def rollout(self, ref: ImageRef) -> None:
+        phase = self.progress.start("rollout", f"{self.env.service_name} onto {ref.digest[:19]}…")
+        try:
+            svc = deploy_image(self.env, ref, self.opts, self.say, self.session)
+        except ShipError:
+            self.progress.finish(phase, "failed", failed=True)
+            raise
+        self.service = service = current_service(self.session, target_of(self.env))
+        self.progress.finish(phase, f"{family_revision(svc.task_definition)} steady, "
+                                    f"{service.running}/{service.desired} running")
+
+    def health(self) -> tuple[str | None, dict]:
+        phase = self.progress.start("health", "the URL")
+        url = service_url(self.env, self.session, self.service.target_group_arns if self.service else [])
+        if not url:
+            self.progress.finish(phase, "no load balancer in front of the service")
+            return None, {}
         body = wait_for_url(url + "/")
-        echo(f"{url}/ answered: version {body.get('version')} from {body.get('instance')}")
-    for key in sorted(outputs):
-        echo(f"{key} = {outputs[key]}")
-    echo(f"{env.name} is serving after {time.monotonic() - started:.1f}s")
+        self.progress.finish(phase, f"{url}/ answered: version {body.get('version')} from {body.get('instance')}")
+        return url, body
+
+    # ---- the image on the local cloud: built at once, pushed as soon as there is a repository
+
+    def _image_job(self) -> ImageRef:
+        phase = self.progress.start("image", "building")
+        session = Session(self.env)          # clients of its own: boto3 sessions are not shared across threads
+        try:
+            self._built = build(self.env, session, self.say, allow_dirty=True)
+        finally:
+            self._image_built.set()
+        self._mode_known.wait()
+        if self.mode == "cold":
+            self.progress.wait(phase, "waiting for Terraform to create the repository")
+            self._wait_for_repository(session)
+        self.progress.wait(phase, "pushing")
+        ref = push(self.env, session, self._built, self.say)
+        if ref.digest != self._built.digest:
+            raise ShipError(f"the registry stored {ref.digest} for image {self._built.tag} "
+                            f"({self._built.digest} was built): the service would run another image")
+        self._prepare(phase, ref)
+        self.progress.finish(phase, self._image_result(self._built, ref))
+        return ref
+
+    def _wait_for_repository(self, session: Session) -> None:
+        deadline = time.monotonic() + REPOSITORY_WAIT
+        while session.ecr.describe_repository(self.env.repository_name) is None:
+            if self.cancel.is_set() or time.monotonic() > deadline:
+                raise ShipError(f"the ECR repository {self.env.repository_name} did not appear: "
+                                "the image was built but not pushed")
+            self.cancel.wait(0.25)
+
+    def _expected_ref(self, built: Built) -> ImageRef:
+        """Where the image will be once pushed: the emulator's ECR names it by its manifest digest."""
+        if built.ref is not None:
+            return built.ref
+        host = f"{self.session.account_id()}.dkr.ecr.{self.env.region}.amazonaws.com"
+        return ImageRef(host, self.env.repository_name, built.digest, (built.tag,))
+
+    # ---- the warm path's infrastructure: Terraform beside the rollout
+
+    def _warm_infrastructure(self) -> None:
+        tf = self.state()
+        # the image of Terraform's own task definition, so that its plan stays empty
+        arn = (self._state_outputs() or {}).get("task_definition_arn")
+        image = _image_of(self.session, arn) if arn else terraform_image(tf, self.session)
+        image = image or current_image(self.env, self.session) or placeholder_image(self.env, self.session)
+        self.infrastructure(tf, image)
+
+    def _state_outputs(self) -> dict | None:
+        """Terraform's outputs read from its state object in the bucket (the state format's
+        ``outputs.<name>.value``): one S3 call instead of starting Terraform twice."""
+        try:
+            body = self.session.s3.get_object(Bucket=self.env.state_bucket, Key=self.env.state_key)["Body"].read()
+            return {k: v["value"] for k, v in json.loads(body).get("outputs", {}).items()}
+        except (botocore.exceptions.ClientError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def _read_outputs(self, tf: terraform.Runner) -> dict:
+        outputs = self._state_outputs()
+        return outputs if outputs else tf.outputs()
+
+    # ---- helpers
+
+    def _service_exists(self) -> bool:
+        raw = self.session.ecs.describe_service(self.env.cluster_name, self.env.service_name) \
+            if self._cluster_active() else None
+        return raw is not None and raw.get("status") == "ACTIVE"
+
+    def _cluster_active(self) -> bool:
+        clusters = self.session.ecs.client.describe_clusters(clusters=[self.env.cluster_name]).get("clusters", [])
+        return any(c.get("status") == "ACTIVE" for c in clusters)
+
+    def _prepare(self, phase, ref: ImageRef) -> None:
+        if self.env.emulator:
+            self.progress.wait(phase, "unpacking on the local cloud")
+            prepare_image(ref, self.say)
+
+    @staticmethod
+    def _image_result(built: Built, ref: ImageRef) -> str:
+        how = "found in the registry" if built.image is None else f"{built.kind} image built in {built.seconds:.1f}s"
+        return f"{built.tag} {ref.digest[:19]}… ({how})"
+
+    def floor(self) -> list:
+        """The provider's fixed waits on the critical path of each apply (one after the other)."""
+        return [r for watch in self.watches for r in watch.events.provider_waits()]
+
+    def _infrastructure_result(self, watch: TerraformWatch) -> str:
+        events = watch.events
+        parts = [events.verdict or "applied"]
+        waits = events.provider_waits()
+        if waits:
+            parts.append(f"provider waits {waits_text(waits)}")
+        return "; ".join(parts)
+
+    def _quiet(self, line: str) -> None:
+        if self.verbose and line.strip():
+            self.progress.line(line)
+
+    # ---- the summary
+
+    def summary(self, url: str | None, body: dict) -> None:
+        total = self.progress.elapsed()
+        floor = self.floor()
+        rows = true_outputs(self.outputs, self.service, self.ref, url)
+        for line in summary_lines(self.env.name, self.mode, total, self.progress.phases, floor, rows):
+            self.progress.raw(line)
+        self.progress.raw(f"Terraform's full output: {terraform.Runner(self.env).log_path}")
+        write_record(self.env, {"environment": self.env.name, "mode": self.mode, "seconds": round(total, 2),
+                                "phases": self.progress.report(),
+                                "floor": [{"resource": r.address, "seconds": round(r.seconds, 2)} for r in floor],
+                                "floor_seconds": round(sum(r.seconds for r in floor), 2), "outputs": rows})
+        if url:
+            self.progress.raw(url)
+
+
+def summary_lines(name: str, mode: str, total: float, phases: list, floor: list, rows: dict) -> list[str]:
+    """The summary: the phases on one time axis, the floor and the ratio, the outputs."""
+    lines = ["", f"{name} is serving after {total:.1f}s ({mode})", *render_timeline(phases, total)]
+    if floor:
+        lines.append(f"  floor: the AWS provider's fixed waits on the critical path: {waits_text(floor)}; "
+                     f"this deploy took {total:.1f}s = {total / sum(r.seconds for r in floor):.2f}x the floor")
+    lines.append("outputs:")
+    width = max((len(k) for k in rows), default=0)
+    lines += [f"  {key:<{width}}  {rows[key]}" for key in sorted(rows)]
+    return lines
+
+
+def true_outputs(outputs: dict, service, ref: ImageRef | None, url: str | None) -> dict[str, str]:
+    """Terraform's outputs, once, with what the service really runs instead of Terraform's own
+    first revision (rollouts register the later ones), and the URL that answers."""
+    rows = {key: ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            for key, value in (outputs or {}).items()}
+    if service is not None:
+        rows["task_definition_arn"] = f"{service.task_definition} (the revision the service runs)"
+    if ref is not None:
+        rows["image"] = ref.uri
     if url:
-        echo(url)
-    return url
+        terraform_url = rows.get("service_url")
+        rows["service_url"] = url + (f" ({terraform_url})" if terraform_url not in (None, url) else "")
+    return rows
+
+
+def write_record(env: Environment, record: dict) -> None:
+    """The run as JSON beside Terraform's log (for benchmarks, and for people who script)."""
+    path = paths.state_dir() / "logs" / f"deploy-{env.name}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1))
+    except OSError:
+        pass
+
+
+def up(env: Environment, opts: Options, verbose: bool = False, progress: Progress | None = None) -> str | None:
+    """``inv deploy --env=E``: returns the service's URL (None for a dry run)."""
+    with (progress or Progress()) as prog:
+        return Up(env, opts, prog, verbose).run()

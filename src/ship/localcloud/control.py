@@ -143,6 +143,25 @@ def listeners(state_dir: str | os.PathLike, port: int = DEFAULT_PORT, host: str 
     return table if isinstance(table, list) else []
 
 
+def listener_lines(table: list[dict], port: int = DEFAULT_PORT) -> list[str]:
+    """One line per listener of ``listeners()``: its local URL and, on the listener a load
+    balancer's host name reaches, ``http://<name>.elb.localhost:<port>/`` (``port``: the
+    emulator's)."""
+    from ship.localcloud.alb.hostnames import served_port
+
+    ports: dict[str, list[int]] = {}
+    for row in table:
+        ports.setdefault(str(row.get("load_balancer_name")), []).append(int(row.get("port") or 0))
+    lines = []
+    for row in table:
+        name, listener_port = str(row.get("load_balancer_name")), int(row.get("port") or 0)
+        line = f"{name}:{listener_port} -> {row.get('url')}"
+        if row.get("host_name") and listener_port == served_port(ports[name]):
+            line += f" and http://{row['host_name']}:{port}/"
+        lines.append(line)
+    return lines
+
+
 def _writable_state(state: Path) -> None:
     try:
         state.mkdir(parents=True, exist_ok=True)
@@ -326,17 +345,34 @@ def _stop(state: Path, owner: int, timeout: float) -> None:
 
 
 def down(state_dir: str | os.PathLike, timeout: float = 45) -> bool:
-    """Stop the local cloud of ``state_dir`` and every task it started.
-    Returns True when a running local cloud was stopped."""
-    from ship.localcloud.runtime.process import kill_leftover_tasks
-
+    """Stop the local cloud of ``state_dir`` and every task it started (its saved state stays
+    for the next start). Returns True when a running local cloud was stopped."""
     state = Path(state_dir).resolve()
     if not state.is_dir():
         return False
     with statelock.control(state, timeout=timeout + 120):
-        owner = statelock.holder(state)
-        if owner is not None and owner > 0:
-            _stop(state, owner, timeout)
-        # what a crashed local cloud left behind (nothing holds the lock now)
-        kill_leftover_tasks(state / "tasks")
-        return owner is not None
+        return _down(state, timeout)
+
+
+def _down(state: Path, timeout: float) -> bool:
+    from ship.localcloud.runtime.process import kill_leftover_tasks
+
+    owner = statelock.holder(state)
+    if owner is not None and owner > 0:
+        _stop(state, owner, timeout)
+    # what a crashed local cloud left behind (nothing holds the lock now)
+    kill_leftover_tasks(state / "tasks")
+    return owner is not None
+
+
+def reset(state_dir: str | os.PathLike, timeout: float = 45) -> tuple[bool, list[str]]:
+    """Stop the local cloud of ``state_dir`` and forget what it holds (``persistence.wipe``), with no
+    start of another in between. Returns (a running one was stopped, what was removed)."""
+    from ship.localcloud import persistence
+
+    state = Path(state_dir).resolve()
+    if not state.is_dir():
+        return False, []
+    with statelock.control(state, timeout=timeout + 120):
+        stopped = _down(state, timeout)
+        return stopped, persistence.wipe(state)

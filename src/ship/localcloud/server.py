@@ -53,6 +53,8 @@ class ShipApp:
             start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                       ("Content-Length", str(len(data)))])
             return [data]
+        if parts == ["images", "prepare"] and environ.get("REQUEST_METHOD") == "POST" and self.dataplane:
+            return self._prepare(environ, start_response)
         if parts and parts[0] == "metadata" and len(parts) >= 2 and self.dataplane:
             meta = self.dataplane.task_metadata(parts[1])
             if meta is None:
@@ -62,6 +64,27 @@ class ShipApp:
             if len(parts) == 2:
                 return self._json(start_response, "200 OK", meta["container"])
         return self._json(start_response, "404 Not Found", {"message": "unknown endpoint"})
+
+    def _prepare(self, environ, start_response):
+        """``POST /_ship/images/prepare {"image": uri}``: unpack and install an image before its
+        first task needs it (the tool calls it right after a push)."""
+        from ship.localcloud.runtime.images import ImageError, resolve
+
+        try:
+            length = min(int(environ.get("CONTENT_LENGTH") or 0), 65536)
+            uri = json.loads(environ["wsgi.input"].read(length) or b"{}").get("image") or ""
+        except (ValueError, AttributeError):
+            return self._json(start_response, "400 Bad Request", {"message": "expected {\"image\": uri}"})
+        started = time.monotonic()
+        try:
+            image = resolve(uri, self.blobs)
+            runner = next((r for r in self.dataplane.runners if r.can_run(image)), None)
+            if runner is None:
+                raise ImageError(f"no runner here runs {image.config_media_type} images")
+            getattr(runner, "prepare", lambda _image: None)(image)
+        except ImageError as exc:
+            return self._json(start_response, "409 Conflict", {"image": uri, "message": str(exc)})
+        return self._json(start_response, "200 OK", {"image": uri, "seconds": round(time.monotonic() - started, 2)})
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "") or ""
@@ -76,6 +99,16 @@ class ShipApp:
                 if close:
                     close()
         return body
+
+
+def _warm_up(emulator) -> None:
+    started = time.monotonic()
+    try:
+        emulator.warm_up(os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    except Exception:
+        log.exception("warming up the emulator failed (the first requests will do it)")
+        return
+    log.info("emulator warmed up in %.1fs", time.monotonic() - started)
 
 
 def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | None = None) -> int:
@@ -112,7 +145,8 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
         create_backend_app,
     )
 
-    from ship.localcloud import emulator
+    from ship.localcloud import emulator, persistence
+    from ship.localcloud.alb import hostnames
     from ship.localcloud.alb.balancers import LoadBalancers
     from ship.localcloud.emulator import compat, unimplemented
     from ship.localcloud.fargate.dataplane import DataPlane
@@ -134,6 +168,9 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
         "port": port,
         "state_dir": str(state),
     }
+    restored = persistence.restore(state, emulator.LOCK)      # before anything reads the emulator
+    info.update(restored.info())
+    saver = persistence.Saver(state, emulator.LOCK, restored.lineage)
     endpoint = f"http://{host}:{port}"
     from ship.localcloud.runtime.limits import LimitsError
 
@@ -145,12 +182,14 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
     info["runtime"] = "+".join(["process"] + (["container"] if len(dataplane.runners) > 1 else []))
     info["limits"] = {getattr(r, "kind", type(r).__name__): getattr(r, "limits", "none") for r in dataplane.runners}
     info["exit_with"] = exit_with
-    moto_app = DomainDispatcherApplication(unimplemented.app_factory(create_backend_app))
+    moto_app = saver.track(DomainDispatcherApplication(unimplemented.app_factory(create_backend_app)))
     balancers = LoadBalancers(state, host=host, on_health_change=dataplane.wake)
     app = ShipApp(moto_app, emulator.LOCK, info, dataplane, blobs, balancers)
 
     try:
-        server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+        # Connections for http://<load balancer name>.elb.localhost:<port>/ go to that load balancer.
+        handler = hostnames.handler_class(MotoRequestHandler, balancers)
+        server = make_server(host, port, app, threaded=True, request_handler=handler)
     except OSError as exc:
         print(f"cannot listen on {host}:{port}: {exc}", file=sys.stderr, flush=True)
         return 2
@@ -176,6 +215,8 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
     (state / "localcloud.json").write_text(json.dumps(info))
     dataplane.start()
     balancers.start()
+    saver.start()
+    threading.Thread(target=_warm_up, args=(emulator,), name="warm-up", daemon=True).start()
     log.info("ship-localcloud %s listening on %s (state %s)", info["instance"], endpoint, state)
     for kind, how in info["limits"].items():
         log.info("task limits (%s runtime): %s", kind, how)
@@ -186,6 +227,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
         log.info("stopping data plane")
         dataplane.stop()
         balancers.stop()
+        saver.stop()        # the last snapshot, with every task stopped
         server.server_close()
         log.info("stopped")
     return 0

@@ -1,5 +1,15 @@
-"""ALB-style health checks of every registered target, with each target
-group's own settings; results are written into the emulator's target health."""
+"""ALB-style health checks of every registered target, with each target group's own
+settings; results are written into the emulator's target health.
+
+The decision is ``decide`` (pure), as the ALB user guide ("Health checks for Application
+Load Balancer target groups") describes it: "After your target is registered, it must pass
+one health check to be considered healthy"; a target is taken out of service after
+UnhealthyThresholdCount consecutive failed checks (a newly registered one included), and
+an unhealthy target returns to service after HealthyThresholdCount consecutive passed
+ones. Reason codes and descriptions are those DescribeTargetHealth reports (ELB API
+reference, "TargetHealth"). ``HealthChecker`` is the effectful shell: it schedules the
+checks, runs them on a small pool, and publishes each change.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +19,76 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from dataclasses import dataclass, replace
+from typing import Callable, NamedTuple
 
 from ship.localcloud import emulator
 from ship.localcloud.emulator import elbv2
 
 log = logging.getLogger("ship.localcloud.alb.healthcheck")
 
+__all__ = ["INITIAL", "HEALTHY", "UNHEALTHY", "Outcome", "Health", "decide", "outcome_of_status", "parse_matcher",
+           "check_once", "HealthChecker", "PASSED", "TIMED_OUT", "FAILED", "INTERNAL_ERROR"]
+
+INITIAL, HEALTHY, UNHEALTHY = "initial", "healthy", "unhealthy"
+
+
+class Outcome(NamedTuple):
+    """The result of one health check; a failure carries its reason code and description."""
+
+    passed: bool
+    reason: str | None = None
+    description: str | None = None
+
+
+PASSED = Outcome(True)
+TIMED_OUT = Outcome(False, "Target.Timeout", "Request timed out")
+FAILED = Outcome(False, "Target.FailedHealthChecks", "Health checks failed")  # no connection, or a malformed answer
+INTERNAL_ERROR = Outcome(False, "Elb.InternalError", "Health checks failed due to an internal error")
+
+
+def response_code_mismatch(status: int) -> Outcome:
+    return Outcome(False, "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{status}]")
+
+
+@dataclass(frozen=True)
+class Health:
+    """A target's health as DescribeTargetHealth reports it, with the streak of checks behind it."""
+
+    state: str = INITIAL
+    reason: str | None = "Elb.InitialHealthChecking"
+    description: str | None = "Initial health checks in progress"
+    passes: int = 0  # consecutive passed checks
+    failures: int = 0  # consecutive failed checks
+
+    @property
+    def reported(self) -> tuple[str, str | None, str | None]:
+        return self.state, self.reason, self.description
+
+
+def decide(health: Health, outcome: Outcome, healthy_threshold: int, unhealthy_threshold: int) -> Health:
+    """The health after one more check.
+
+    initial: healthy after one pass, unhealthy after ``unhealthy_threshold`` consecutive
+    failures; healthy: unhealthy after ``unhealthy_threshold`` consecutive failures;
+    unhealthy: healthy after ``healthy_threshold`` consecutive passes, and its reason is
+    that of the latest failure.
+    """
+    if outcome.passed:
+        passes = health.passes + 1
+        needed = 1 if health.state == INITIAL else healthy_threshold
+        if health.state != HEALTHY and passes >= needed:
+            return Health(HEALTHY, None, None, passes, 0)
+        return replace(health, passes=passes, failures=0)
+    failures = health.failures + 1
+    if health.state == UNHEALTHY or failures >= unhealthy_threshold:
+        return Health(UNHEALTHY, outcome.reason, outcome.description, 0, failures)
+    return replace(health, passes=0, failures=failures)
+
 
 def parse_matcher(matcher: str) -> Callable[[int], bool]:
-    ranges = []
+    """The success codes of a target group's Matcher ("200", "200,302", "200-299")."""
+    ranges: list[tuple[int, int]] = []
     for part in str(matcher or "200").split(","):
         part = part.strip()
         if not part:
@@ -31,46 +101,47 @@ def parse_matcher(matcher: str) -> Callable[[int], bool]:
     return lambda code: any(lo <= code <= hi for lo, hi in ranges)
 
 
-def check_once(host: str, port: int, spec: elbv2.TargetGroupSpec) -> tuple[bool, str, str]:
-    """One health check: (passed, reason, description) in ALB's vocabulary."""
+def outcome_of_status(status: int, matcher: str) -> Outcome:
+    """A health check answered with ``status``, against the target group's Matcher."""
+    return PASSED if parse_matcher(matcher)(status) else response_code_mismatch(status)
+
+
+def check_once(host: str, port: int, spec: elbv2.TargetGroupSpec) -> Outcome:
+    """One health check of ``host:port`` with ``spec``'s settings."""
     hc_port = port if spec.health_check_port in (None, "", "traffic-port") else int(spec.health_check_port)
     timeout = max(0.5, spec.timeout)
     if spec.protocol == "TCP":
         try:
             with socket.create_connection((host, hc_port), timeout=timeout):
-                return True, "", ""
+                return PASSED
         except socket.timeout:
-            return False, "Target.Timeout", "Request timed out"
+            return TIMED_OUT
         except OSError:
-            return False, "Target.FailedHealthChecks", "Health checks failed"
+            return FAILED
     conn = http.client.HTTPConnection(host, hc_port, timeout=timeout)
     try:
         headers = {"User-Agent": "ELB-HealthChecker/2.0", "Connection": "close"}
         conn.request("GET", spec.path or "/", headers=headers)
         resp = conn.getresponse()
         resp.read(65536)
-        if parse_matcher(spec.matcher)(resp.status):
-            return True, "", ""
-        return False, "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{resp.status}]"
+        return outcome_of_status(resp.status, spec.matcher)
     except socket.timeout:
-        return False, "Target.Timeout", "Request timed out"
+        return TIMED_OUT
     except (OSError, http.client.HTTPException):
-        return False, "Target.FailedHealthChecks", "Health checks failed"
+        return FAILED
     finally:
         conn.close()
 
 
-class _TargetState:
-    __slots__ = ("state", "ok_streak", "fail_streak", "next_at", "inflight", "reason", "desc")
+class _Scheduled:
+    """What the checker keeps per target: its health, and when it is checked next."""
 
-    def __init__(self):
-        self.state = "initial"
-        self.ok_streak = 0
-        self.fail_streak = 0
-        self.next_at = 0.0
+    __slots__ = ("health", "next_at", "inflight")
+
+    def __init__(self) -> None:
+        self.health = Health()
+        self.next_at = 0.0  # time.monotonic()
         self.inflight = False
-        self.reason = "Elb.InitialHealthChecking"
-        self.desc = "Initial health checks in progress"
 
 
 class HealthChecker:
@@ -80,7 +151,7 @@ class HealthChecker:
         self.on_change = on_change or (lambda: None)
         self.tick = tick
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="healthcheck")
-        self._states: dict[tuple[str, str], _TargetState] = {}
+        self._states: dict[tuple[str, str], _Scheduled] = {}  # (target group arn, target key) -> ...
         self._mu = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="healthchecker", daemon=True)
@@ -90,7 +161,8 @@ class HealthChecker:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _loop(self) -> None:
@@ -114,8 +186,8 @@ class HealthChecker:
                 with self._mu:
                     st = self._states.get(sk)
                     if st is None:
-                        st = self._states[sk] = _TargetState()
-                        self._publish(spec.arn, key, st)
+                        st = self._states[sk] = _Scheduled()
+                        self._publish(spec.arn, key, st.health)
                     if st.inflight or now < st.next_at:
                         continue
                     st.inflight = True
@@ -125,35 +197,21 @@ class HealthChecker:
             for sk in [k for k in self._states if k not in seen]:
                 del self._states[sk]
 
-    def _run_check(self, spec, key, host, port, st: _TargetState) -> None:
+    def _run_check(self, spec: elbv2.TargetGroupSpec, key: str, host: str, port: int, st: _Scheduled) -> None:
         try:
-            ok, reason, desc = check_once(host, port, spec)
-        except Exception as exc:  # a bug here must not wedge the target
-            ok, reason, desc = False, "Target.FailedHealthChecks", str(exc)
-        changed = False
+            outcome = check_once(host, port, spec)
+        except Exception:  # a bug here must not wedge the target
+            log.exception("health check of %s:%s (%s) failed", host, port, spec.name)
+            outcome = INTERNAL_ERROR
         with self._mu:
             st.inflight = False
-            if ok:
-                st.ok_streak += 1
-                st.fail_streak = 0
-                if st.state != "healthy" and st.ok_streak >= spec.healthy_threshold:
-                    st.state, st.reason, st.desc = "healthy", None, None
-                    changed = True
-            else:
-                st.fail_streak += 1
-                st.ok_streak = 0
-                if st.state != "unhealthy" and st.fail_streak >= spec.unhealthy_threshold:
-                    st.state = "unhealthy"
-                    changed = True
-                if st.state == "unhealthy" and (reason, desc) != (st.reason, st.desc):
-                    st.reason, st.desc = reason, desc
-                    changed = True
-        if changed:
-            with emulator.LOCK:
-                self._publish(spec.arn, key, st)
+            before = st.health
+            after = st.health = decide(before, outcome, spec.healthy_threshold, spec.unhealthy_threshold)
+        if after.reported != before.reported:
+            self._publish(spec.arn, key, after)
             self.on_change()
 
     @staticmethod
-    def _publish(tg_arn: str, key: str, st: _TargetState) -> None:
+    def _publish(tg_arn: str, key: str, health: Health) -> None:
         with emulator.LOCK:
-            elbv2.set_target_health(tg_arn, key, st.state, st.reason, st.desc)
+            elbv2.set_target_health(tg_arn, key, health.state, health.reason, health.description)

@@ -31,6 +31,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ship.localcloud import emulator
 from ship.localcloud.emulator.compat import backends as _backends
 
 PATCHES = [
@@ -74,7 +75,7 @@ class AutoScalingStore:
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-STORE = AutoScalingStore()
+STORE = emulator.keep("autoscaling", AutoScalingStore(), version=1)
 
 
 @dataclass(frozen=True)

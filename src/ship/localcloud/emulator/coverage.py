@@ -11,10 +11,10 @@ Each operation of a service (the operations botocore's model lists) is one of:
 
 An operation whose handler ship patches to answer as AWS does is marked with ``*``.
 
-"Acted on" is declared where the acting happens: ``ACTED_ON`` in an emulator module of the
-service, or, for modules that do not declare it yet, the table ``_DECLARED`` below. Everything
-else is read from the code: whether moto has a handler for the operation and whether ship
-replaced it.
+"Acted on" is declared where the acting happens: ``ACTED_ON`` in the emulator module of the
+service (every emulator module declares it; a service without an emulator module acts on
+nothing). Everything else is read from the code: whether moto has a handler for the operation
+and whether ship replaced it.
 
 ``python -m ship.localcloud.emulator.coverage --write`` regenerates docs/localcloud-coverage.md;
 ``--check`` (and tests/localcloud/test_coverage.py) fails when the committed table is stale.
@@ -45,14 +45,6 @@ SERVICES = {
     "cloudwatch": ("moto.cloudwatch.responses", "CloudWatchResponse", None, False),
 }
 
-# What the data planes act on, for emulator modules that do not declare ACTED_ON themselves
-# (alb/ reads load balancers, listeners and target groups and keeps the targets' health).
-_DECLARED = {
-    "elbv2": {"CreateLoadBalancer", "DeleteLoadBalancer", "CreateListener", "ModifyListener", "DeleteListener",
-              "CreateTargetGroup", "ModifyTargetGroup", "ModifyTargetGroupAttributes", "DeleteTargetGroup",
-              "RegisterTargets", "DeregisterTargets", "DescribeTargetHealth"},
-}
-
 
 @dataclass
 class ServiceCoverage:
@@ -74,12 +66,11 @@ def _is_ship(fn) -> bool:
     return (getattr(fn, "__module__", "") or "").startswith("ship.")
 
 
-def _acted_on(service: str, module: str | None) -> set[str]:
-    if module:
-        declared = getattr(importlib.import_module(f"ship.localcloud.emulator.{module}"), "ACTED_ON", None)
-        if declared is not None:
-            return set(declared)
-    return set(_DECLARED.get(service, set()))
+def _acted_on(module: str | None) -> set[str]:
+    """The operations the emulator module of a service declares its data plane acts on."""
+    if not module:
+        return set()
+    return set(importlib.import_module(f"ship.localcloud.emulator.{module}").ACTED_ON)
 
 
 def service_coverage(service: str) -> ServiceCoverage:
@@ -89,7 +80,7 @@ def service_coverage(service: str) -> ServiceCoverage:
     responses, cls_name, module, detailed = SERVICES[service]
     Resp = getattr(importlib.import_module(responses), cls_name)
     backend = _backend_class(Resp)
-    acted = _acted_on(service, module)
+    acted = _acted_on(module)
     cov = ServiceCoverage(service, detailed=detailed)
     for op in sorted(botocore.session.get_session().get_service_model(service).operation_names):
         handler = getattr(Resp, _snake(op), None)
@@ -104,9 +95,12 @@ def service_coverage(service: str) -> ServiceCoverage:
 
 def _backend_class(Resp):
     """The backend class behind a response class (its patched methods count as the operation's)."""
+    from moto.core.base_backend import BaseBackend
+
     models = importlib.import_module(Resp.__module__.rsplit(".", 1)[0] + ".models")
     for value in vars(models).values():
-        if isinstance(value, type) and value.__name__.endswith("Backend") and value.__module__ == models.__name__:
+        # A BaseBackend: moto's models also hold other classes named *Backend (elbv2's FakeBackend).
+        if isinstance(value, type) and issubclass(value, BaseBackend) and value.__module__ == models.__name__:
             return value
     return None
 

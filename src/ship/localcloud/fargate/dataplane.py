@@ -148,13 +148,15 @@ class DataPlane:
         return to_start
 
     def _settle_orphan(self, task: ecs.LocalTask) -> None:
+        svc = next((s for s in ecs.iter_services() if s.arn == task.owner_service), None)
         if task.host_port:
-            svc = next((s for s in ecs.iter_services() if s.arn == task.owner_service), None)
             for lb in svc.load_balancers if svc else []:
                 if lb.get("targetGroupArn"):
                     elbv2.deregister_target(lb["targetGroupArn"], self.host, task.host_port)
         code = scheduler.SCHEDULER_INITIATED if task.started_at else scheduler.TASK_FAILED_TO_START
         self._stop_unstarted(task, ORPHAN_REASON, code)
+        if svc is not None:
+            svc.event(f"has stopped 1 running tasks: (task {task.id}): the local cloud restarted.")
         log.info("task %s: %s", task.id, ORPHAN_REASON)
 
     @staticmethod

@@ -70,6 +70,10 @@ class Runner(Protocol):
 
     def can_run(self, image: ResolvedImage) -> bool: ...
 
+    def prepare(self, image: ResolvedImage) -> None:
+        """Make ``image`` ready to start (unpacked, installed) before any task needs it, the
+        way a host pulls an image ahead of time; a later ``start`` then finds it done."""
+
     def start(self, spec: TaskSpec, on_output: OutputCallback) -> TaskHandle: ...
 
     def poll(self, handle: TaskHandle) -> int | None: ...

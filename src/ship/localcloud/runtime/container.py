@@ -121,6 +121,9 @@ class ContainerRunner:
     def can_run(self, image: ResolvedImage) -> bool:
         return not image.is_process_image and image.config_media_type in CONTAINER_CONFIG_MEDIA_TYPES
 
+    def prepare(self, image: ResolvedImage) -> None:
+        self.local_image(image)
+
     def labels(self, task_id: str) -> dict[str, str]:
         return {LABEL: self.instance, STATE_LABEL: self.state_dir, TASK_LABEL: task_id}
 

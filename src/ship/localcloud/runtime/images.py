@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -95,7 +96,13 @@ def resolve(uri: str, blobs: oci.BlobStore) -> ResolvedImage:
 
 
 class RootfsCache:
-    """Process image layers materialised once per layer digest under ``root/<hex>``."""
+    """Process images materialised once per image under ``root/<key>``: the layers' files
+    and a virtual environment with the layers' wheels installed.
+
+    A single-layer image gets its own environment. An image of several layers (the
+    dependencies' wheels, then the app's) gets a copy of a *base* environment made once
+    for its lower layers (``root/.base-<key>``), then only its top layer's wheels
+    installed on top, without dependencies: an edit to the app installs one wheel."""
 
     def __init__(self, root: Path, blobs: oci.BlobStore, python: str = sys.executable):
         self.root = Path(root)
@@ -108,38 +115,54 @@ class RootfsCache:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
+    @staticmethod
+    def key(layers: list[oci.Descriptor]) -> str:
+        """The directory name of an image's rootfs (the layer's hex for one layer, as before)."""
+        if len(layers) == 1:
+            return layers[0].digest.split(":", 1)[1]
+        return hashlib.sha256(" ".join(d.digest for d in layers).encode()).hexdigest()
+
     def materialize(self, image: ResolvedImage) -> Path:
-        if len(image.layers) != 1:
-            raise ImageError(f"CannotPullContainerError: a process image has exactly one layer ({image.uri})")
-        layer = image.layers[0]
-        hexpart = layer.digest.split(":", 1)[1]
-        target = self.root / hexpart
-        with self._lock_for(hexpart):
-            if (target / ".complete").is_file():
-                return target
+        layers = list(image.layers)
+        if not layers:
+            raise ImageError(f"CannotPullContainerError: a process image needs at least one layer ({image.uri})")
+        for layer in layers:
             if not self.blobs.has(layer.digest):
                 raise ImageError(
                     f"CannotPullContainerError: layer {layer.digest} of {image.uri} was never uploaded")
+        if len(layers) == 1:
+            return self._build(self.key(layers), layers, image, base=None)
+        base = self._build(".base-" + self.key(layers[:-1])[:32], layers[:-1], image, base=None)
+        return self._build(self.key(layers), layers, image, base=base)
+
+    def _build(self, key: str, layers: list[oci.Descriptor], image: ResolvedImage, base: Path | None) -> Path:
+        """``root/<key>``: ``layers`` unpacked and their wheels installed in a venv of their own
+        (``base`` None), or in a copy of ``base``'s venv with only the top layer's wheels on it.
+        Made once, beside its place and renamed into it (a half-made one is never complete)."""
+        target = self.root / key
+        with self._lock_for(key):
+            if (target / ".complete").is_file():
+                return target
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".build-{hexpart[:12]}-"))
+            tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".build-{key.lstrip('.')[:17]}-"))
             try:
-                with tarfile.open(self.blobs.path(layer.digest), "r:gz") as tar:
-                    tar.extractall(tmp, filter="data")
+                top: list[str] = []
+                for layer in layers:
+                    top = self._extract(layer, tmp)
                 (tmp / "app").mkdir(exist_ok=True)
-                wheels = sorted(str(p) for p in (tmp / "wheels").glob("*.whl")) if (tmp / "wheels").is_dir() else []
-                # the venv is created at its final path: venvs are not relocatable
+                # the venv is made at its final path: venvs are not relocatable
                 if target.exists():
                     shutil.rmtree(target)
                 fsutil.move_into_place(tmp, target)  # tmp is beside target: a rename
                 tmp = target
-                self._run([self.python, "-m", "venv", str(target / "venv")], image, target)
-                if wheels:
-                    wheels = [str(target / "wheels" / Path(w).name) for w in wheels]
-                    self._run([str(target / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                               "--isolated", "--ignore-installed", "--no-index", "--disable-pip-version-check",
-                               "--no-cache-dir",
-                               "--find-links", str(target / "wheels"), *wheels], image, target)
-                (target / ".complete").write_text(layer.digest)
+                if base is None:
+                    self._run([self.python, "-m", "venv", str(target / "venv")], image, target)
+                    self._install(target, sorted((target / "wheels").glob("*.whl")), image, deps=True)
+                else:
+                    _clone_venv(base / "venv", target / "venv")
+                    self._install(target, [target / name for name in top if name.endswith(".whl")], image,
+                                  deps=False)
+                (target / ".complete").write_text(" ".join(d.digest for d in layers))
             except OSError as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
                 if exc.errno == errno.ENOSPC:
@@ -149,6 +172,21 @@ class RootfsCache:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             return target
+
+    def _extract(self, layer: oci.Descriptor, dest: Path) -> list[str]:
+        """Unpack one layer into ``dest``; returns the names of the files it holds."""
+        with tarfile.open(self.blobs.path(layer.digest), "r:gz") as tar:
+            names = [m.name for m in tar.getmembers() if m.isfile()]
+            tar.extractall(dest, filter="data")
+        return names
+
+    def _install(self, target: Path, wheels: list[Path], image: ResolvedImage, deps: bool) -> None:
+        if not wheels:
+            return
+        self._run([str(target / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", "--isolated",
+                   "--no-index", "--disable-pip-version-check", "--no-cache-dir",
+                   *(["--ignore-installed", "--find-links", str(target / "wheels")] if deps else ["--no-deps"]),
+                   *[str(w) for w in wheels]], image, target)
 
     @staticmethod
     def _run(cmd: list[str], image: ResolvedImage, where: Path) -> None:
@@ -184,3 +222,29 @@ def _disk_full(image: ResolvedImage, where: Path, what: str) -> str:
     free = _free_bytes(where)
     return (f"CannotPullContainerError: preparing {image.uri} failed: {what}: the disk holding {where} is full "
             f"({free // (1024 * 1024)} MiB free); free some space and the service starts the task again")
+
+
+def _clone_venv(src: Path, dest: Path) -> None:
+    """Copy a virtual environment to ``dest`` and point it at its new place.
+
+    Files are hard-linked where the filesystem allows (Python replaces files, it
+    does not write into them: the base stays intact); the scripts in ``bin/`` and
+    ``pyvenv.cfg``, which name the environment's own path, are rewritten."""
+    def link_or_copy(s: str, d: str) -> None:
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+
+    shutil.copytree(src, dest, symlinks=True, copy_function=link_or_copy)
+    old, new = str(src).encode(), str(dest).encode()
+    for path in [*sorted((dest / "bin").iterdir()), dest / "pyvenv.cfg"]:
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if old not in data:
+            continue
+        mode = path.stat().st_mode
+        path.unlink()      # never write through a hard link into the base
+        path.write_bytes(data.replace(old, new))
+        path.chmod(mode)

@@ -148,6 +148,9 @@ class ProcessRunner:
     def can_run(self, image: ResolvedImage) -> bool:
         return image.is_process_image
 
+    def prepare(self, image: ResolvedImage) -> None:
+        self.rootfs.materialize(image)
+
     def command(self, spec: TaskSpec) -> list[str]:
         cfg = spec.image.run_config
         entrypoint = spec.container.get("entryPoint")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from ship.localcloud import emulator
+
 PROCESS = uuid.uuid4().hex
 
 
@@ -41,4 +43,4 @@ class EcsStore:
         self.services.pop(arn, None)
 
 
-STORE = EcsStore()
+STORE = emulator.keep("ecs", EcsStore(), version=1)   # covers LocalTask (ecs.tasks) too
