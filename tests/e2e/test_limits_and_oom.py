@@ -30,7 +30,8 @@ def test_a_task_past_its_memory_is_stopped_as_an_oom_kill(stack):
     result = stack.inv("run", "--env=local", "--", "python", "-c", ALLOCATE, check=False, timeout=300)
     assert result.returncode == 137, result.stdout + result.stderr
     assert f"exited with 137 ({OOM_REASON})" in result.stdout
-    assert "allocating" in result.stdout and "survived" not in result.stdout
+    lines = result.stdout.splitlines()         # the task's own output, one line each (not the echoed command)
+    assert "allocating" in lines and "survived" not in lines, lines
     task_id = re.search(r"as task ([0-9a-f]{32})", result.stdout).group(1)
     [task] = stack.client("ecs").describe_tasks(cluster=CLUSTER, tasks=[task_id])["tasks"]
     assert task["stopCode"] == "EssentialContainerExited"

@@ -111,6 +111,28 @@ def _warm_up(emulator) -> None:
     log.info("emulator warmed up in %.1fs", time.monotonic() - started)
 
 
+def _stop_on_signals(server, exit_with: int | None) -> None:
+    """Shut ``server`` down (once) on SIGTERM/SIGINT, and when process ``exit_with`` exits."""
+    from ship.localcloud import lifeline
+
+    stopping = threading.Event()
+
+    def stop(why: str) -> None:
+        if not stopping.is_set():
+            log.info("%s: stopping", why)
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    def on_signal(signum, _frame):
+        stop(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if exit_with is not None:
+        # e.g. a test session: whatever kills it, the local cloud and its tasks go with it
+        lifeline.watch(exit_with, lambda: stop(f"process {exit_with}, which it exits with, has exited"))
+
+
 def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | None = None) -> int:
     """Run the local cloud until SIGTERM/SIGINT, or until process ``exit_with`` exits."""
     # must be set before moto imports IAM, so managed policies load
@@ -195,23 +217,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
         return 2
     server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True: a ThreadingMixIn server
 
-    stopping = threading.Event()
-
-    def stop(why: str) -> None:
-        if not stopping.is_set():
-            log.info("%s: stopping", why)
-            stopping.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-    def on_signal(signum, _frame):
-        stop(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if exit_with is not None:
-        # e.g. a test session: whatever kills it, the local cloud and its tasks go with it
-        lifeline.watch(exit_with, lambda: stop(f"process {exit_with}, which it exits with, has exited"))
-
+    _stop_on_signals(server, exit_with)
     (state / "localcloud.json").write_text(json.dumps(info))
     dataplane.start()
     balancers.start()
