@@ -16,7 +16,8 @@ found (Docker or Podman), the way Fargate would run it:
   excess is an OOM kill and never swap, ``--cpu-shares``,
   ``--memory-reservation``); an OOM kill is the engine's ``State.OOMKilled``,
   or, on cgroup v1 hosts where Podman misses it, the kernel's OOM notice for
-  the container's memory group (``cgroups.OomListener``);
+  the container's memory group (``cgroups.OomListener``), listened to from
+  before the command starts (Podman: ``create``, ``init``, listen, ``start``);
 * every container carries ``ship.localcloud=<instance id>`` and
   ``ship.localcloud.state=<state dir>``, so what a crashed local cloud left
   behind is found and removed by label (``remove_leftovers``).
@@ -148,21 +149,20 @@ class ContainerRunner:
         name = container_name(spec.task_id)
         self.engine.remove_container(name)        # a leftover of the same task id
         cmd = self.run_args(spec, image_id)
-        proc = self.engine.call(cmd[1:], check=False, timeout=300, what=f"{self.engine.name} run")
-        if proc.returncode != 0:
-            self._quiet_remove(name)
-            reason = (proc.stderr or proc.stdout or "no output").strip().splitlines()[-1:]
-            raise ImageError(f"CannotStartContainerError: {self.engine.name} run {spec.image.uri}: "
-                             f"{reason[0] if reason else 'no output'}")
-        container_id = proc.stdout.strip().splitlines()[-1]
+        watch = (self.listen_for_oom and self.engine.name == "podman"
+                 and bool(task_limits(spec.cpu, spec.memory, spec.container).memory_mib))
+        if watch:
+            # create, init (the container's cgroup and first process exist, the command has not
+            # started), listen for OOM kills, then start: one that dies at once is not missed.
+            cmd = [cmd[0], "create", *[a for i, a in enumerate(cmd[2:]) if not (i == 0 and a == "--detach")]]
+        container_id = self._engine_step(spec, cmd[1:], "run")
+        if watch:
+            self._engine_step(spec, ["init", name], "init")
+            self._listen_for_oom(spec.task_id, self.engine.container_inspect(name) or {})
+            self._engine_step(spec, ["start", name], "start")
         info = self.engine.container_inspect(container_id) or {}
         pid = (info.get("State") or {}).get("Pid") or None
         handle = TaskHandle(spec.task_id, self.host, spec.port, pid, proc=None)
-        if pid and self.listen_for_oom and task_limits(spec.cpu, spec.memory, spec.container).memory_mib:
-            listener = cgroups.OomListener.for_pid(int(pid))
-            if listener is not None:
-                with self._mu:
-                    self._oom[spec.task_id] = listener
         handle.proc = self.engine.popen(self.engine.logs_args(name, follow=True)[1:], stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         handle.reader = threading.Thread(target=self._read, args=(handle.proc, on_output),
@@ -171,6 +171,30 @@ class ContainerRunner:
         log.info("task %s: container %s (%s) from image %s", spec.task_id, name, container_id[:12],
                  image_id[:19])
         return handle
+
+    def _engine_step(self, spec: TaskSpec, args: list[str], what: str) -> str:
+        """One engine command of a task's start: its last output line (an id), or ImageError after
+        removing what it left."""
+        name = container_name(spec.task_id)
+        proc = self.engine.call(args, check=False, timeout=300, what=f"{self.engine.name} {what}")
+        if proc.returncode != 0:
+            self._quiet_remove(name)
+            with self._mu:
+                listener = self._oom.pop(spec.task_id, None)
+            if listener is not None:
+                listener.close()
+            reason = (proc.stderr or proc.stdout or "no output").strip().splitlines()[-1:]
+            raise ImageError(f"CannotStartContainerError: {self.engine.name} {what} {spec.image.uri}: "
+                             f"{reason[0] if reason else 'no output'}")
+        lines = proc.stdout.strip().splitlines()
+        return lines[-1] if lines else name
+
+    def _listen_for_oom(self, task_id: str, info: dict) -> None:
+        pid = (info.get("State") or {}).get("Pid") or None
+        listener = cgroups.OomListener.for_pid(int(pid)) if pid else None
+        if listener is not None:
+            with self._mu:
+                self._oom[task_id] = listener
 
     def poll(self, handle: TaskHandle) -> int | None:
         if handle.exit_code is not None:
