@@ -16,3 +16,12 @@ TD = "arn:aws:ecs:us-east-1:123456789012:task-definition/hello-local:{}"
 def test_circuit_breaker_message_points_to_logs(now_on, expected):
     assert rollout_failed("local", TD.format(8), "ECS deployment circuit breaker: tasks failed to start.",
                           now_on) == expected
+
+
+def test_the_stopped_tasks_reasons_are_in_the_line():
+    """A task that failed before its process started has no log lines: the line carries its reason."""
+    line = rollout_failed("local", TD.format(8), "ECS deployment circuit breaker: tasks failed to start.", None,
+                          ("ResourceInitializationError: open log failed: OSError: [Errno 30] Read-only file system",))
+    assert line == ("rollout of hello-local:8 failed: ECS deployment circuit breaker: tasks failed to start.; "
+                    "its tasks stopped: ResourceInitializationError: open log failed: OSError: [Errno 30] "
+                    "Read-only file system; see why in the tasks' output: `inv logs --env=local`")

@@ -144,11 +144,24 @@ def stall_window(session: Session, svc: Service) -> float:
     return max(STALL_MIN, 2 * (grace + checks + 60))
 
 
-def rollout_failed(env_name: str, new_arn: str, reason: str, now_on: str | None) -> str:
-    """The line for a deployment ECS failed (circuit breaker) or replaced; ``now_on``: what serves instead."""
+def rollout_failed(env_name: str, new_arn: str, reason: str, now_on: str | None,
+                   stopped: tuple[str, ...] = ()) -> str:
+    """The line for a deployment ECS failed (circuit breaker) or replaced; ``now_on``: what serves
+    instead; ``stopped``: the stoppedReason of the deployment's stopped tasks (a task that never
+    started has written nothing to its log: its reason is only there)."""
     return (f"rollout of {family_revision(new_arn)} failed: {reason}"
             + (f"; rolled back, {family_revision(now_on)} keeps serving" if now_on else "")
+            + (f"; its tasks stopped: {'; '.join(stopped)}" if stopped else "")
             + f"; see why in the tasks' output: `inv logs --env={env_name}`")
+
+
+def stopped_reasons(session: Session, target: Target, deployment_id: str, most: int = 3) -> tuple[str, ...]:
+    """The distinct stoppedReasons of a deployment's stopped tasks, at most ``most``."""
+    stopped = session.ecs.describe_tasks(
+        target.cluster, session.ecs.list_tasks(target.cluster, target.service, desired_status="STOPPED"))
+    reasons = sorted({t.get("stoppedReason") or "no reason given" for t in stopped
+                      if t.get("startedBy") == deployment_id})
+    return tuple(reasons[:most])
 
 
 def watch(session: Session, target: Target, deployment_id: str, new_arn: str, opts: Options, echo=print,
@@ -170,7 +183,8 @@ def watch(session: Session, target: Target, deployment_id: str, new_arn: str, op
         if dep is None or dep.failed or svc.task_definition != new_arn:
             reason = (dep.reason if dep else "") or "the deployment was replaced"
             now_on = svc.task_definition if svc.task_definition != new_arn else None
-            raise ShipError(rollout_failed(session.env.name, new_arn, reason, now_on))
+            raise ShipError(rollout_failed(session.env.name, new_arn, reason, now_on,
+                                           stopped_reasons(session, target, deployment_id)))
         if svc.is_steady_on(deployment_id):
             return svc
         stall = stall if stall is not None else stall_window(session, svc)
