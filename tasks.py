@@ -342,9 +342,11 @@ def _local_dir():
     return paths.local_cloud_dir()
 
 
-@task(name="up", help={"port": "port for the emulator (default 4566 or SHIP_LOCAL_PORT)"})
+@task(name="up", help={"port": "port for the emulator (default 4566 or SHIP_LOCAL_PORT)",
+                       "exit-with": "stop the local cloud and its tasks when process PID exits (e.g. $$, a "
+                                    "script's pid; default SHIP_LOCAL_EXIT_WITH)"})
 @_errors
-def local_up(c, port=None):
+def local_up(c, port=None, exit_with=None):
     """Start the local cloud (emulator + data plane) in the background."""
     from ship import config
     from ship.localcloud import control
@@ -352,7 +354,8 @@ def local_up(c, port=None):
     port = _whole("--port", port, None, example=4566) or config.local_port()
     if port > 65535:
         raise Exit(f"error: --port={port} is not a port: give one between 1 and 65535", code=1)
-    info = control.up(_local_dir(), port=port)
+    pid = _whole("--exit-with", exit_with, None, example="$$")
+    info = control.up(_local_dir(), port=port, exit_with=pid)
     print(f"local cloud up on http://127.0.0.1:{info.get('port', port)} "
           f"(pid {info.get('pid')}, log {_local_dir() / 'localcloud.log'})")
     if info.get("state_message"):
@@ -403,6 +406,10 @@ def local_status(c):
         raise Exit("local cloud is not running: start it with `inv local.up`", code=1)
     print(f"local cloud: pid {info.get('pid')} on http://127.0.0.1:{port} "
           f"(instance {info.get('instance')}, runtime {info.get('runtime')})")
+    for kind, how in (info.get("limits") or {}).items():
+        print(f"  task limits ({kind}): {how}")
+    if info.get("exit_with"):
+        print(f"  exits with pid {info['exit_with']}")
     for line in control.listener_lines(control.listeners(_local_dir(), port=port), port):
         print(f"  {line}")
 

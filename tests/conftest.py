@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -7,6 +8,25 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import ROOT, free_port  # noqa: E402,F401
+
+
+def pytest_configure(config):
+    """The session's life bounds what it starts. Every local cloud it starts (through any fixture,
+    or `inv` run by one) stops with its tasks when this process exits, however it dies
+    (SHIP_LOCAL_EXIT_WITH, read by ship.localcloud.control.up); SIGTERM ends the session as Ctrl-C
+    does (fixtures tear down); and the session ends when its parent dies (nox, a CI step), unless
+    it was started to outlive it (nohup: SIGHUP ignored)."""
+    from ship.localcloud import lifeline
+
+    os.environ["SHIP_LOCAL_EXIT_WITH"] = str(os.getpid())
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    parent = os.getppid()
+    if parent > 1 and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        lifeline.watch(parent, lambda: os.kill(os.getpid(), signal.SIGINT), name="session-parent")
 
 
 @pytest.fixture

@@ -52,9 +52,18 @@ def one_line(result, code: int = 1) -> str:
     (["smoke", "--env=local", "--requests=many"], "error: --requests='many' is not a whole number"),
     (["local.up", "--port=http"], "error: --port='http' is not a whole number: give e.g. --port=4566"),
     (["local.up", "--port=70000"], "error: --port=70000 is not a port"),
+    (["local.up", "--exit-with=me"], "error: --exit-with='me' is not a whole number: give e.g. --exit-with=$$"),
+    (["local.up", "--exit-with=99999999"],
+     "error: process 99999999, which the local cloud should exit with, is not running"),
 ])
 def test_bad_flag_values_are_one_line(menu, args, expected):
     assert one_line(menu(*args)).startswith(expected)
+
+
+def test_a_bad_exit_with_pid_in_the_environment_is_one_line(menu):
+    line = one_line(menu("local.up", SHIP_LOCAL_EXIT_WITH="me"))
+    assert line == "error: SHIP_LOCAL_EXIT_WITH='me' is not a process id: unset it or give the pid the local " \
+                   "cloud should exit with"
 
 
 def test_promote_without_to_asks_for_to(menu):

@@ -30,7 +30,9 @@ class Stack:
         self.url: str | None = None
         self.env = dict(os.environ, SHIP_STATE_DIR=str(state), SHIP_LOCAL_PORT=str(port),
                         SHIP_PROJECT_DIR=str(repo), PYTHONPATH=str(repo / "src"),
-                        AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
+                        AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
+                        # the local cloud `inv` starts stops, with its replicas, when this session ends
+                        SHIP_LOCAL_EXIT_WITH=str(os.getpid()))
         self.env.pop("AWS_PROFILE", None)
         self.runtime = self.env.setdefault("SHIP_LOCAL_RUNTIME", "process")
         self.env.pop("AWS_ENDPOINT_URL", None)

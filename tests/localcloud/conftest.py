@@ -196,11 +196,12 @@ class Cloud:
 
 @pytest.fixture
 def cloud(tmp_path, monkeypatch):
+    """A local cloud of the test's own; it stops with this session however the session dies."""
     from ship.localcloud import control
 
     port = free_port()
     state = tmp_path / "state"
-    info = control.up(state, port=port, timeout=60)
+    info = control.up(state, port=port, timeout=60, exit_with=os.getpid())
     c = Cloud(f"http://127.0.0.1:{port}", state, info)
     try:
         yield c

@@ -140,6 +140,14 @@ def exit_code(task: dict, container: str) -> int:
     raise ShipError(f"task {tid} stopped without an exit code ({task.get('stopCode', 'unknown')}): {reason}")
 
 
+def exit_line(task: dict, container: str, code: int) -> str:
+    """The last line ``inv run`` prints: the exit code, and the container's ``reason`` when ECS
+    gives one (an OOM kill: "OutOfMemoryError: Container killed due to memory usage")."""
+    tid = task["taskArn"].rsplit("/", 1)[-1]
+    reason = next((c.get("reason") for c in task.get("containers", []) if c.get("name") == container), None)
+    return f"task {tid} exited with {code}" + (f" ({reason})" if reason else "")
+
+
 def run(env: Environment, command: list[str], echo=print, session: Session | None = None,
         timeout: float = 3600.0) -> int:
     """Run ``command`` as a one-off task; returns its exit code."""
@@ -153,5 +161,5 @@ def run(env: Environment, command: list[str], echo=print, session: Session | Non
         echo(f"interrupted: task {task.id} is being stopped")
         raise
     code = exit_code(described, task.container)
-    echo(f"task {task.id} exited with {code}")
+    echo(exit_line(described, task.container, code))
     return code

@@ -21,19 +21,24 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--host", default=DEFAULT_HOST)
         p.add_argument("--port", type=int, default=default_port)
         p.add_argument("--state-dir", default=os.environ.get("SHIP_LOCAL_STATE_DIR", ".ship/localcloud"))
+        if name in ("serve", "up"):
+            p.add_argument("--exit-with", type=int, metavar="PID", default=None,
+                           help="stop the local cloud and its tasks when process PID exits "
+                                "(default for up: $SHIP_LOCAL_EXIT_WITH)")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
         from ship.localcloud.server import serve
 
-        return serve(args.host, args.port, args.state_dir)
+        return serve(args.host, args.port, args.state_dir, exit_with=args.exit_with)
 
     from ship.errors import ShipError
     from ship.localcloud import control
 
     try:
         if args.command == "up":
-            print(json.dumps(control.up(args.state_dir, host=args.host, port=args.port), indent=2))
+            print(json.dumps(control.up(args.state_dir, host=args.host, port=args.port, exit_with=args.exit_with),
+                             indent=2))
         elif args.command == "down":
             print("stopped" if control.down(args.state_dir) else "not running")
         else:

@@ -25,6 +25,7 @@ from ship.localcloud import DEFAULT_HOST, DEFAULT_PORT, SERVICE_NAME, statelock
 
 LOGFILE = "localcloud.log"
 INFOFILE = "localcloud.json"  # written by the serve process once it holds the lock
+EXIT_WITH_ENV = "SHIP_LOCAL_EXIT_WITH"  # a pid: a local cloud started meanwhile stops when it exits
 
 
 def probe(endpoint: str, timeout: float = 1.0) -> dict | None:
@@ -169,14 +170,36 @@ def _writable_state(state: Path) -> None:
                         "point SHIP_STATE_DIR at a writable directory") from None
 
 
+def exit_with_from_env() -> int | None:
+    """The pid in $SHIP_LOCAL_EXIT_WITH (a test session sets its own), or None."""
+    raw = (os.environ.get(EXIT_WITH_ENV) or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ShipError(f"{EXIT_WITH_ENV}={raw!r} is not a process id: unset it or give the pid the local cloud "
+                        "should exit with")
+    return int(raw)
+
+
 def up(state_dir: str | os.PathLike, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-       timeout: float = 30, python: str | None = None) -> dict:
+       timeout: float = 30, python: str | None = None, exit_with: int | None = None) -> dict:
     """Start the local cloud detached (or find it running); returns its health info.
 
     Safe to call from many processes at once: they take turns (``statelock.control``),
-    and whoever comes second finds the first one's local cloud."""
+    and whoever comes second finds the first one's local cloud.
+
+    ``exit_with`` (default: $SHIP_LOCAL_EXIT_WITH): a local cloud started here stops, with
+    every task it runs, when that process exits (a test session, a script); one found
+    running keeps the life it was started with."""
     state = Path(state_dir).resolve()
     endpoint = _endpoint(host, port)
+    if exit_with is None:
+        exit_with = exit_with_from_env()
+    if exit_with is not None:
+        from ship.localcloud import lifeline
+
+        if not lifeline.alive(exit_with):
+            raise ShipError(f"process {exit_with}, which the local cloud should exit with, is not running")
     _writable_state(state)
     with statelock.control(state, timeout=timeout + 120):
         for _attempt in range(3):
@@ -198,7 +221,7 @@ def up(state_dir: str | os.PathLike, host: str = DEFAULT_HOST, port: int = DEFAU
                 raise ShipError(
                     f"port {port} on {host} is taken by something that is not the local cloud"
                     f"{' (' + holder + ')' if holder else ''}: free it, or choose another port with SHIP_LOCAL_PORT")
-            info = _start(state, host, port, timeout, python)
+            info = _start(state, host, port, timeout, python, exit_with)
             if info is not None:
                 return info
         raise ShipError(f"the local cloud of {state} kept changing hands while starting; run the command again")
@@ -232,7 +255,8 @@ def _recorded(state: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _start(state: Path, host: str, port: int, timeout: float, python: str | None) -> dict | None:
+def _start(state: Path, host: str, port: int, timeout: float, python: str | None,
+           exit_with: int | None = None) -> dict | None:
     """Spawn a serve process and wait until it answers; None if another serve took the lock first."""
     endpoint = _endpoint(host, port)
     log_path = state / LOGFILE
@@ -244,7 +268,7 @@ def _start(state: Path, host: str, port: int, timeout: float, python: str | None
         env.setdefault("PYTHONUNBUFFERED", "1")
         proc = subprocess.Popen(
             [python or sys.executable, "-m", "ship.localcloud", "serve", "--host", host, "--port", str(port),
-             "--state-dir", str(state)],
+             "--state-dir", str(state), *(["--exit-with", str(exit_with)] if exit_with else [])],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env=env,
             cwd=str(state))
     deadline = time.monotonic() + timeout

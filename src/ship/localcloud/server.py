@@ -125,7 +125,30 @@ def _warm_up(emulator) -> None:
     log.info("emulator warmed up in %.1fs", time.monotonic() - started)
 
 
-def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
+def _stop_on_signals(server, exit_with: int | None) -> None:
+    """Shut ``server`` down (once) on SIGTERM/SIGINT, and when process ``exit_with`` exits."""
+    from ship.localcloud import lifeline
+
+    stopping = threading.Event()
+
+    def stop(why: str) -> None:
+        if not stopping.is_set():
+            log.info("%s: stopping", why)
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    def on_signal(signum, _frame):
+        stop(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if exit_with is not None:
+        # e.g. a test session: whatever kills it, the local cloud and its tasks go with it
+        lifeline.watch(exit_with, lambda: stop(f"process {exit_with}, which it exits with, has exited"))
+
+
+def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | None = None) -> int:
+    """Run the local cloud until SIGTERM/SIGINT, or until process ``exit_with`` exits."""
     # must be set before moto imports IAM, so managed policies load
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
@@ -135,7 +158,11 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
 
     state = Path(state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
-    from ship.localcloud import statelock
+    from ship.localcloud import lifeline, statelock
+
+    if exit_with is not None and not lifeline.alive(exit_with):
+        print(f"the process to exit with (pid {exit_with}) is not running", file=sys.stderr, flush=True)
+        return 2
 
     lock_fd = statelock.acquire(state)  # held (open) for this process's life
     if lock_fd is None:
@@ -182,8 +209,16 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     info.update(restored.info())
     saver = persistence.Saver(state, emulator.LOCK, restored.lineage)
     endpoint = f"http://{host}:{port}"
-    dataplane = DataPlane(state, endpoint=endpoint, instance=info["instance"])
+    from ship.localcloud.runtime.limits import LimitsError
+
+    try:
+        dataplane = DataPlane(state, endpoint=endpoint, instance=info["instance"])
+    except LimitsError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
     info["runtime"] = "+".join(["process"] + (["container"] if len(dataplane.runners) > 1 else []))
+    info["limits"] = {getattr(r, "kind", type(r).__name__): getattr(r, "limits", "none") for r in dataplane.runners}
+    info["exit_with"] = exit_with
     moto_app = saver.track(DomainDispatcherApplication(unimplemented.app_factory(create_backend_app)))
     balancers = LoadBalancers(state, host=host, on_health_change=dataplane.wake)
     scaler = AutoScaler(dataplane, request_counts=balancers.request_counts)
@@ -198,17 +233,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
         return 2
     server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True: a ThreadingMixIn server
 
-    stopping = threading.Event()
-
-    def on_signal(signum, _frame):
-        if not stopping.is_set():
-            log.info("signal %s: stopping", signum)
-            stopping.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
+    _stop_on_signals(server, exit_with)
     (state / "localcloud.json").write_text(json.dumps(info))
     dataplane.start()
     balancers.start()
@@ -216,6 +241,8 @@ def serve(host: str, port: int, state_dir: str | os.PathLike) -> int:
     saver.start()
     threading.Thread(target=_warm_up, args=(emulator,), name="warm-up", daemon=True).start()
     log.info("ship-localcloud %s listening on %s (state %s)", info["instance"], endpoint, state)
+    for kind, how in info["limits"].items():
+        log.info("task limits (%s runtime): %s", kind, how)
     print(f"ship-localcloud listening on {endpoint}", flush=True)
     try:
         server.serve_forever(poll_interval=0.5)

@@ -272,6 +272,8 @@ class Worker:
                 c["lastStatus"] = "STOPPED"
                 if c.get("name") == run.container.get("name") and exit_code is not None:
                     c["exitCode"] = exit_code if exit_code >= 0 else 128 - exit_code
+                    if run.handle is not None and run.handle.reason:
+                        c["reason"] = run.handle.reason      # e.g. OutOfMemoryError: Container killed ...
             t.execution_stopped_at = utcnow()
         self._guarded(problems, "deliver logs", self.flush_logs)
         run.logs.close()

@@ -6,7 +6,9 @@ data plane picks one with ``Runner.can_run``.
 * ``start`` runs the task's essential container and streams its output, one
   line at a time, to a callback; it raises ``ImageError`` (an ECS-like reason)
   when the task cannot start;
-* ``poll`` is the exit code once the container has exited, else None;
+* ``poll`` is the exit code once the container has exited, else None; a
+  container killed for its memory also gets ``TaskHandle.reason``
+  (``limits.OOM_REASON``, as ECS reports it);
 * ``stop`` sends SIGTERM, then SIGKILL after ``timeout`` seconds, and returns
   the exit code (negative for a signal, as ``subprocess``);
 * ``exec`` runs a command inside the running task, as the container health
@@ -53,9 +55,19 @@ class TaskHandle:
     reader: threading.Thread | None = None
     env: dict[str, str] = field(default_factory=dict)   # what a command run inside the task sees
     cwd: str | None = None
+    reason: str | None = None      # why the container exited, as ECS's container ``reason`` (an OOM kill)
 
 
 class Runner(Protocol):
+    """``kind`` ("process", "container") and ``limits`` (how tasks are held to their cpu and
+    memory here, one line) are reported by /_ship/health."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def limits(self) -> str: ...
+
     def can_run(self, image: ResolvedImage) -> bool: ...
 
     def prepare(self, image: ResolvedImage) -> None:

@@ -11,6 +11,13 @@ found (Docker or Podman), the way Fargate would run it:
 * output of ``logs --follow`` goes line by line to the data plane's callback;
 * stop is ``stop --time <stopTimeout>`` (the image's stop signal, SIGTERM, then
   SIGKILL), then ``rm --force``;
+* the task's cpu and memory become the engine's flags (``limits.engine_flags``:
+  ``--cpus``, ``--memory`` with ``--memory-swap`` at the same value, so an
+  excess is an OOM kill and never swap, ``--cpu-shares``,
+  ``--memory-reservation``); an OOM kill is the engine's ``State.OOMKilled``,
+  or, on cgroup v1 hosts where Podman misses it, the kernel's OOM notice for
+  the container's memory group (``cgroups.OomListener``), listened to from
+  before the command starts (Podman: ``create``, ``init``, listen, ``start``);
 * every container carries ``ship.localcloud=<instance id>`` and
   ``ship.localcloud.state=<state dir>``, so what a crashed local cloud left
   behind is found and removed by label (``remove_leftovers``).
@@ -24,6 +31,7 @@ task id.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -31,8 +39,10 @@ from pathlib import Path
 from ship import oci
 from ship.engine import Engine, normalize_id
 from ship.errors import ShipError
+from ship.localcloud.runtime import cgroups
 from ship.localcloud.runtime.base import OutputCallback, TaskHandle, TaskSpec, pump_output
 from ship.localcloud.runtime.images import ImageError, ResolvedImage
+from ship.localcloud.runtime.limits import OOM_REASON, engine_flags, task_limits
 
 log = logging.getLogger("ship.localcloud.runtime.container")
 
@@ -85,13 +95,27 @@ def _argv(spec: TaskSpec) -> tuple[str | None, list[str] | None]:
 class ContainerRunner:
     """Runs container images with a Docker-compatible engine."""
 
+    kind = "container"
+
     def __init__(self, engine: Engine, instance: str, state_dir: str | Path, host: str = "127.0.0.1"):
         self.engine = engine
         self.instance = instance
         self.state_dir = str(Path(state_dir).resolve())
         self.host = host
+        self.host_cpus = os.cpu_count() or 1
+        self.listen_for_oom = cgroups.host_uses_v1_memory()
         self._ids: dict[str, str] = {}           # config digest -> engine image id
+        self._oom: dict[str, cgroups.OomListener] = {}
         self._mu = threading.Lock()
+
+    @property
+    def limits(self) -> str:
+        """How tasks are held to their cpu and memory (for /_ship/health)."""
+        oom = f"OOM kills as {self.engine.name} reports them"
+        if self.listen_for_oom:
+            oom += " or as the kernel notifies them for the container's cgroup v1 memory group"
+        return (f"{self.engine.name} run --cpus (task cpu) --memory --memory-swap (no swap) --cpu-shares "
+                f"--memory-reservation; {oom}")
 
     # ---- Runner interface
 
@@ -116,7 +140,8 @@ class ContainerRunner:
             env=_environment(spec),
             labels=self.labels(spec.task_id),
             entrypoint=entrypoint,
-            extra=["--pull", "never", "--hostname", spec.task_id],
+            extra=["--pull", "never", "--hostname", spec.task_id,
+                   *engine_flags(task_limits(spec.cpu, spec.memory, spec.container), self.host_cpus)],
         )
 
     def start(self, spec: TaskSpec, on_output: OutputCallback) -> TaskHandle:
@@ -124,13 +149,17 @@ class ContainerRunner:
         name = container_name(spec.task_id)
         self.engine.remove_container(name)        # a leftover of the same task id
         cmd = self.run_args(spec, image_id)
-        proc = self.engine.call(cmd[1:], check=False, timeout=300, what=f"{self.engine.name} run")
-        if proc.returncode != 0:
-            self._quiet_remove(name)
-            reason = (proc.stderr or proc.stdout or "no output").strip().splitlines()[-1:]
-            raise ImageError(f"CannotStartContainerError: {self.engine.name} run {spec.image.uri}: "
-                             f"{reason[0] if reason else 'no output'}")
-        container_id = proc.stdout.strip().splitlines()[-1]
+        watch = (self.listen_for_oom and self.engine.name == "podman"
+                 and bool(task_limits(spec.cpu, spec.memory, spec.container).memory_mib))
+        if watch:
+            # create, init (the container's cgroup and first process exist, the command has not
+            # started), listen for OOM kills, then start: one that dies at once is not missed.
+            cmd = [cmd[0], "create", *[a for i, a in enumerate(cmd[2:]) if not (i == 0 and a == "--detach")]]
+        container_id = self._engine_step(spec, cmd[1:], "run")
+        if watch:
+            self._engine_step(spec, ["init", name], "init")
+            self._listen_for_oom(spec.task_id, self.engine.container_inspect(name) or {})
+            self._engine_step(spec, ["start", name], "start")
         info = self.engine.container_inspect(container_id) or {}
         pid = (info.get("State") or {}).get("Pid") or None
         handle = TaskHandle(spec.task_id, self.host, spec.port, pid, proc=None)
@@ -143,6 +172,30 @@ class ContainerRunner:
                  image_id[:19])
         return handle
 
+    def _engine_step(self, spec: TaskSpec, args: list[str], what: str) -> str:
+        """One engine command of a task's start: its last output line (an id), or ImageError after
+        removing what it left."""
+        name = container_name(spec.task_id)
+        proc = self.engine.call(args, check=False, timeout=300, what=f"{self.engine.name} {what}")
+        if proc.returncode != 0:
+            self._quiet_remove(name)
+            with self._mu:
+                listener = self._oom.pop(spec.task_id, None)
+            if listener is not None:
+                listener.close()
+            reason = (proc.stderr or proc.stdout or "no output").strip().splitlines()[-1:]
+            raise ImageError(f"CannotStartContainerError: {self.engine.name} {what} {spec.image.uri}: "
+                             f"{reason[0] if reason else 'no output'}")
+        lines = proc.stdout.strip().splitlines()
+        return lines[-1] if lines else name
+
+    def _listen_for_oom(self, task_id: str, info: dict) -> None:
+        pid = (info.get("State") or {}).get("Pid") or None
+        listener = cgroups.OomListener.for_pid(int(pid)) if pid else None
+        if listener is not None:
+            with self._mu:
+                self._oom[task_id] = listener
+
     def poll(self, handle: TaskHandle) -> int | None:
         if handle.exit_code is not None:
             return handle.exit_code
@@ -153,8 +206,24 @@ class ContainerRunner:
         if state is None:
             handle.exit_code = -1             # removed behind our back
         elif not state[0]:
-            handle.exit_code = state[1] if state[1] is not None else -1
+            self._exited(handle, state[1] if state[1] is not None else -1)
         return handle.exit_code
+
+    def _exited(self, handle: TaskHandle, code: int) -> None:
+        """Record the container's exit on its own (and whether it was an OOM kill)."""
+        if self._oom_killed(handle.task_id):
+            handle.reason = OOM_REASON
+            log.info("task %s: %s (exit %s)", handle.task_id, OOM_REASON, code)
+        handle.exit_code = code
+
+    def _oom_killed(self, task_id: str) -> bool:
+        proc = self.engine.call("container", "inspect", "--format", "{{.State.OOMKilled}}", container_name(task_id),
+                                check=False)
+        if proc.returncode == 0 and proc.stdout.strip() == "true":
+            return True
+        with self._mu:
+            listener = self._oom.get(task_id)
+        return listener is not None and listener.fired
 
     def exec(self, handle: TaskHandle, argv: list[str], timeout: float) -> int | None:
         """``exec`` in the task's container: its exit code, None when it outlived ``timeout``."""
@@ -169,6 +238,9 @@ class ContainerRunner:
 
     def stop(self, handle: TaskHandle, timeout: float) -> int | None:
         name = container_name(handle.task_id)
+        state = self.engine.container_state(name)
+        if handle.exit_code is None and state is not None and not state[0]:
+            self._exited(handle, state[1] if state[1] is not None else -1)   # it ended on its own
         try:
             self.engine.stop(name, timeout)
         except ShipError as exc:
@@ -176,6 +248,10 @@ class ContainerRunner:
         state = self.engine.container_state(name)
         if state is not None and not state[0]:
             handle.exit_code = state[1]
+        with self._mu:
+            listener = self._oom.pop(handle.task_id, None)
+        if listener is not None:
+            listener.close()
         if handle.reader is not None:
             handle.reader.join(timeout=5)
         if handle.proc is not None and handle.proc.poll() is None:

@@ -5,6 +5,10 @@ PR_SET_PDEATHSIG=SIGKILL (from one long-lived spawner thread, because the
 kernel ties that signal to the thread that forked), and is recorded in
 ``<state>/tasks/<task id>.pid`` (pid + start time) so leftovers can be killed
 after a crash of the local cloud.
+
+The task's cpu and memory are applied by the machine's ``enforcers.Enforcer``
+(cgroup v2, cgroup v1, or rlimits and a watchdog: ``limits.choose``); a task
+killed for its memory exits as an OOM kill (``TaskHandle.reason``).
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 
+from ship.localcloud.runtime import enforcers
 from ship.localcloud.runtime.base import OutputCallback, TaskHandle, TaskSpec, pump_output
 from ship.localcloud.runtime.images import ImageError, ResolvedImage, RootfsCache
+from ship.localcloud.runtime.limits import OOM_REASON, task_limits
 
 log = logging.getLogger("ship.localcloud.runtime.process")
 
@@ -125,9 +131,19 @@ def _env_list(pairs: list[str] | None) -> dict[str, str]:
 class ProcessRunner:
     """Runs a process image: Cmd in ``<rootfs>/app`` with ``<rootfs>/venv/bin`` first on PATH."""
 
-    def __init__(self, rootfs: RootfsCache, tasks_dir: Path):
+    kind = "process"
+
+    def __init__(self, rootfs: RootfsCache, tasks_dir: Path, enforcer: enforcers.Enforcer | None = None):
         self.rootfs = rootfs
         self.tasks_dir = Path(tasks_dir)
+        self.enforcer = enforcer if enforcer is not None else enforcers.for_machine()
+        self._limiters: dict[str, enforcers.TaskLimiter] = {}
+        self._mu = threading.Lock()
+
+    @property
+    def limits(self) -> str:
+        """Which way tasks are held to their cpu and memory here (for /_ship/health)."""
+        return f"{self.enforcer.mode}: {self.enforcer.description}"
 
     def can_run(self, image: ResolvedImage) -> bool:
         return image.is_process_image
@@ -173,12 +189,21 @@ class ProcessRunner:
             candidate = root / "venv" / "bin" / exe
             if candidate.exists():
                 argv[0] = str(candidate)
+        limiter = self._limiter(spec)
+
+        def preexec() -> None:
+            _set_pdeathsig()
+            limiter.preexec()
+
         try:
             proc = spawner().popen(args=argv, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   start_new_session=True, preexec_fn=_set_pdeathsig)
-        except OSError as exc:
-            raise ImageError(f"CannotStartContainerError: {argv[0]}: {exc.strerror or exc}")
+                                   start_new_session=True, preexec_fn=preexec)
+        except (OSError, subprocess.SubprocessError) as exc:
+            self._forget(spec.task_id)
+            what = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ImageError(f"CannotStartContainerError: {argv[0]}: {what}")
+        limiter.started(proc.pid)
         record_task_pid(self.tasks_dir, spec.task_id, proc.pid)
         handle = TaskHandle(spec.task_id, "127.0.0.1", spec.port, proc.pid, proc, env=env, cwd=str(cwd))
         handle.reader = threading.Thread(target=pump_output, args=(proc, on_output),
@@ -186,19 +211,56 @@ class ProcessRunner:
         handle.reader.start()
         return handle
 
+    def _limiter(self, spec: TaskSpec) -> enforcers.TaskLimiter:
+        limits = task_limits(spec.cpu, spec.memory, spec.container)
+        try:
+            limiter = self.enforcer.task(spec.task_id, limits)
+        except OSError as exc:
+            raise ImageError(f"ResourceInitializationError: failed to apply the task's limits ({limits.describe()}) "
+                             f"with {self.enforcer.mode}: {exc.strerror or exc}") from None
+        with self._mu:
+            self._limiters[spec.task_id] = limiter
+        return limiter
+
+    def _forget(self, task_id: str) -> None:
+        with self._mu:
+            limiter = self._limiters.pop(task_id, None)
+        if limiter is not None:
+            limiter.release()
+
+    def _exited(self, handle: TaskHandle, code: int) -> None:
+        """Record the exit of the task's main process (and whether it was an OOM kill)."""
+        with self._mu:
+            limiter = self._limiters.get(handle.task_id)
+        if limiter is not None and limiter.oom_killed():
+            handle.reason = OOM_REASON
+            log.info("task %s: %s (exit %s)", handle.task_id, OOM_REASON, code)
+        handle.exit_code = code
+
     def poll(self, handle: TaskHandle) -> int | None:
         if handle.exit_code is None and handle.proc is not None:
-            handle.exit_code = handle.proc.poll()
+            code = handle.proc.poll()
+            if code is not None:
+                self._exited(handle, code)
         return handle.exit_code
 
     def exec(self, handle: TaskHandle, argv: list[str], timeout: float) -> int | None:
         """Run ``argv`` with the task's environment and working directory, in its own
-        process group (killed whole when it outlives ``timeout``)."""
+        process group (killed whole when it outlives ``timeout``); within the task's limits, as a
+        command run inside a container is."""
+        with self._mu:
+            limiter = self._limiters.get(handle.task_id)
+
+        def preexec() -> None:
+            _set_pdeathsig()
+            if limiter is not None:
+                limiter.preexec()
+
         try:
             proc = spawner().popen(args=argv, cwd=handle.cwd, env=handle.env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True, preexec_fn=_set_pdeathsig)
-        except OSError:
+                                   start_new_session=True, preexec_fn=preexec)
+        except (OSError, subprocess.SubprocessError):
             return 127
         try:
             return proc.wait(timeout=timeout)
@@ -214,7 +276,14 @@ class ProcessRunner:
         proc: subprocess.Popen | None = handle.proc
         if proc is None:
             return handle.exit_code
-        if proc.poll() is None:
+        with self._mu:
+            limiter = self._limiters.get(handle.task_id)
+        if limiter is not None:
+            limiter.unthrottle()               # a paused task would not see its SIGTERM
+        code = proc.poll()
+        if code is not None and handle.exit_code is None:
+            self._exited(handle, code)         # it ended on its own: an OOM kill is reported as one
+        if code is None:
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -235,5 +304,6 @@ class ProcessRunner:
         handle.exit_code = proc.returncode
         if handle.reader is not None:
             handle.reader.join(timeout=2)
+        self._forget(handle.task_id)           # kills what is left in its cgroup, removes the group
         forget_task_pid(self.tasks_dir, handle.task_id)
         return handle.exit_code
