@@ -147,8 +147,7 @@ def _stop_on_signals(server, exit_with: int | None) -> None:
         lifeline.watch(exit_with, lambda: stop(f"process {exit_with}, which it exits with, has exited"))
 
 
-def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | None = None) -> int:
-    """Run the local cloud until SIGTERM/SIGINT, or until process ``exit_with`` exits."""
+def _moto_environment(port: int) -> None:
     # must be set before moto imports IAM, so managed policies load
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
@@ -156,19 +155,29 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ["MOTO_PORT"] = str(port)
 
-    state = Path(state_dir).resolve()
-    state.mkdir(parents=True, exist_ok=True)
+
+def _claim(state: Path, exit_with: int | None) -> int | None:
+    """Take the state directory's lock for this process's life; an exit code when it cannot serve."""
     from ship.localcloud import lifeline, statelock
 
     if exit_with is not None and not lifeline.alive(exit_with):
         print(f"the process to exit with (pid {exit_with}) is not running", file=sys.stderr, flush=True)
         return 2
-
-    lock_fd = statelock.acquire(state)  # held (open) for this process's life
-    if lock_fd is None:
+    if statelock.acquire(state) is None:  # held (open) for this process's life
         print(f"another local cloud (pid {statelock.holder(state)}) already serves {state}", file=sys.stderr,
               flush=True)
         return statelock.EXIT_LOCKED
+    return None
+
+
+def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | None = None) -> int:
+    """Run the local cloud until SIGTERM/SIGINT, or until process ``exit_with`` exits."""
+    _moto_environment(port)
+    state = Path(state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    refused = _claim(state, exit_with)
+    if refused is not None:
+        return refused
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -240,10 +249,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
     scaler.start()
     saver.start()
     threading.Thread(target=_warm_up, args=(emulator,), name="warm-up", daemon=True).start()
-    log.info("ship-localcloud %s listening on %s (state %s)", info["instance"], endpoint, state)
-    for kind, how in info["limits"].items():
-        log.info("task limits (%s runtime): %s", kind, how)
-    print(f"ship-localcloud listening on {endpoint}", flush=True)
+    _announce(info, endpoint, state)
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
@@ -255,3 +261,10 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
         server.server_close()
         log.info("stopped")
     return 0
+
+
+def _announce(info: dict[str, Any], endpoint: str, state: Path) -> None:
+    log.info("ship-localcloud %s listening on %s (state %s)", info["instance"], endpoint, state)
+    for kind, how in info["limits"].items():
+        log.info("task limits (%s runtime): %s", kind, how)
+    print(f"ship-localcloud listening on {endpoint}", flush=True)
