@@ -10,7 +10,6 @@ import io
 import os
 import socket
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
@@ -192,6 +191,7 @@ class Cloud:
 
 @pytest.fixture
 def cloud(tmp_path, monkeypatch):
+    from helpers import wait_until  # here, not at the top: scripts import this module without tests/ on their path
     from ship.localcloud import control
 
     port = free_port()
@@ -207,9 +207,7 @@ def cloud(tmp_path, monkeypatch):
         except Exception:
             pass
         assert control.down(state, timeout=60)
-        time.sleep(0.3)
-        leftovers = _pids_under(state)
-        assert not leftovers, f"processes left running: {leftovers}"
+        wait_until(lambda: not _pids_under(state), 10, "no process left running under the state directory")
         assert control.probe(c.endpoint) is None
         for p in [port, *listener_ports]:
             with socket.socket() as s:
