@@ -1,6 +1,5 @@
 """Small helpers shared by the test suites."""
 
-import socket
 import subprocess
 import time
 from typing import Callable, TypeVar
@@ -9,12 +8,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def processes_mentioning(marker: str) -> list[str]:

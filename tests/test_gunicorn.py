@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, free_port, wait_until
+from helpers import ROOT, wait_until
+from ship.net import free_port
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 

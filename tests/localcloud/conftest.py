@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ship import oci
+from ship.net import free_port
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
@@ -143,12 +144,6 @@ def push_image(ecr, repo: str, tag: str, config: bytes, layer: bytes,
                   imageManifestMediaType=oci.OCI_MANIFEST_MEDIA_TYPE, imageDigest=digest)
     uri = ecr.describe_repositories(repositoryNames=[repo])["repositories"][0]["repositoryUri"]
     return f"{uri}@{digest}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pids_under(state_dir: Path) -> list[int]:

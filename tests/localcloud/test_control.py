@@ -9,9 +9,10 @@ import socket
 import pytest
 import requests
 
-from conftest import _pids_under, build_process_image, free_port, push_image
+from conftest import _pids_under, build_process_image, push_image
 from helpers import wait_until
 from ship.errors import ShipError
+from ship.net import free_port
 from ship.localcloud import control
 
 IGNORE_TERM = ("import signal, time, os\n"

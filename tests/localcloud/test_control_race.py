@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SRC, free_port
+from conftest import SRC
 from ship.errors import ShipError
+from ship.net import free_port
 from ship.localcloud import control, statelock
 
 ROUNDS = 4
