@@ -46,15 +46,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from ship.net import free_port  # noqa: E402
 DEFAULT_OUTPUT = HERE / "results" / "lb_overhead.json"
 GOAL_RPS = 0.95  # listener throughput / HAProxy's, at least
 GOAL_P50 = 1.10  # listener p50 / HAProxy's, at most
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http_ok(port: int, path: str = "/health", timeout: float = 30.0) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import ROOT, free_port  # noqa: E402,F401
+from helpers import ROOT  # noqa: E402,F401
 
 
 def pytest_configure(config):

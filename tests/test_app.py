@@ -123,7 +123,7 @@ def test_instance_is_the_ecs_task_id_when_metadata_answers(monkeypatch):
 
 
 def test_instance_falls_back_when_metadata_is_unreachable(monkeypatch):
-    from helpers import free_port
+    from ship.net import free_port
 
     monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", f"http://127.0.0.1:{free_port()}/v4/x")
     app = create_app({"METADATA_TIMEOUT": 0.2})

@@ -14,7 +14,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from helpers import ROOT, free_port, processes_mentioning
+from helpers import ROOT, processes_mentioning
+from ship.net import free_port
 
 INV = str(Path(sys.executable).parent / "inv")
 

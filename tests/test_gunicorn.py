@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, free_port
+from helpers import ROOT, wait_until
+from ship.net import free_port
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 
@@ -31,6 +32,19 @@ def _wait_healthy(url, proc, deadline=20.0):
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"{url} never answered")
+
+
+def _accepted_by_a_process(server_port: int, client_port: int) -> bool:
+    """Whether the server end of this connection is held by a process (accepted), not queued on the listener."""
+    out = subprocess.run(["ss", "-Htnp", "state", "established",
+                          f"( sport = :{server_port} and dport = :{client_port} )"],
+                         capture_output=True, text=True).stdout
+    return "users:" in out
+
+
+def _read(fh) -> bytes:
+    with open(fh.name, "rb") as f:
+        return f.read()
 
 
 @pytest.fixture
@@ -76,17 +90,17 @@ def test_serves_health_and_index_then_exits_cleanly_on_sigterm(gunicorn_server):
 
 def test_sigterm_drains_an_in_flight_request(gunicorn_server):
     """A request in progress when SIGTERM arrives still gets its full answer."""
-    proc, url, _ = gunicorn_server
+    proc, url, out = gunicorn_server
     _wait_healthy(url + "/health", proc)
     import socket
 
     host, port = url.rsplit("/", 1)[-1].split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
-    # Send only the headers' first part: the worker is now busy reading this request.
+    # Send only the headers' first part; once a worker has accepted the connection, it is busy reading it.
     sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-    time.sleep(0.3)
+    wait_until(lambda: _accepted_by_a_process(int(port), sock.getsockname()[1]), 10, "a worker to accept")
     proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    wait_until(lambda: b"Handling signal: term" in _read(out), 10, "gunicorn to take SIGTERM")
     sock.sendall(b"Connection: close\r\n\r\n")
     data = b""
     while chunk := sock.recv(65536):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, free_port
+from helpers import ROOT
+from ship.net import free_port
 from ship import config, paths, settings
 from ship.errors import ShipError
 

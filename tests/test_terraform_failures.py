@@ -267,7 +267,8 @@ def test_an_unfinished_apply_on_aws_says_what_to_do(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not _unshare_works(), reason="needs unprivileged user namespaces (unshare -Urm)")
 def test_a_read_only_state_directory_through_the_menu(tmp_path):
-    from helpers import ROOT, free_port
+    from helpers import ROOT
+    from ship.net import free_port
 
     state = tmp_path / "state"
     state.mkdir()

@@ -169,9 +169,3 @@ def build_process_image(source: Path, commit: git.Commit, tag: str | None = None
     manifest = oci.build_manifest(config_desc, layers)
     blobs = {config_desc.digest: config, layers[0].digest: deps_layer, layers[1].digest: app_layer}
     return Image(tag=tag, kind="process", manifest=manifest, media_type=oci.OCI_MANIFEST_MEDIA_TYPE, blobs=blobs)
-
-
-def export_commit(root: Path, dest: Path) -> git.Commit:
-    commit = git.head(root)
-    git.export(root, dest)
-    return commit

@@ -1,9 +1,14 @@
-"""AWS clients: the one place that decides between the local emulator and AWS.
+"""AWS clients: the one place that decides where an environment's AWS calls go.
 
 Emulator environments get clients from ``localstack-client`` pointed at the
 local endpoint, with dummy credentials, so nothing can reach a real account.
 AWS environments get boto3's normal session and credential chain, and no
-local endpoint leaks into them. No other module knows the difference.
+local endpoint leaks into them (the same holds for Terraform's environment,
+``terraform_env``). Other modules branch on ``Environment.emulator`` for what
+differs beyond the API: starting the local cloud (actions.up, actions.infra,
+actions.dev, actions.recover), the kind of image to build (actions.release,
+containers), Terraform's backend and variables (terraform), what status shows
+(actions.status); none of them builds a client or picks credentials itself.
 
 The wrappers below are thin: one method per AWS call, errors re-raised as
 ``AwsError`` carrying what was being done ("describe service hello-local: ...").
@@ -245,13 +250,6 @@ class Ecs:
     def stop_task(self, cluster: str, task: str, reason: str) -> dict:
         return _call(f"stop task {task.rsplit('/', 1)[-1]}", self.client.stop_task, cluster=cluster, task=task,
                      reason=reason)["task"]
-
-    def wait_stable(self, cluster: str, service: str, delay: int = 5, attempts: int = 60) -> None:
-        waiter = self.client.get_waiter("services_stable")
-        try:
-            waiter.wait(cluster=cluster, services=[service], WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
-        except botocore.exceptions.WaiterError as err:
-            raise ShipError(f"service {service} did not become stable: {err}") from None
 
 
 class Ecr:

@@ -38,14 +38,6 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
 def canonical_json(obj) -> bytes:
     """Stable bytes for a JSON document: same object, same digest."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()

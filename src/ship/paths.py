@@ -46,10 +46,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ship"
 
 
-def build_dir() -> Path:
-    return project_root() / "build"
-
-
 def require_writable(directory: Path) -> Path:
     """Create ``directory`` if needed and prove it takes a file; one line (ShipError) when it cannot."""
     from ship.errors import ShipError

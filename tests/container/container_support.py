@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.request
 import uuid
@@ -15,12 +14,6 @@ LABEL_KEY = "ship.test"
 LABEL = f"{LABEL_KEY}={SESSION}"
 APP_VERSION = f"ctest-{SESSION}"
 METRICS: dict[str, str] = {}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, deadline: float = 30.0):

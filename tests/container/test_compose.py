@@ -7,7 +7,8 @@ import subprocess
 import uuid
 
 import pytest
-from container_support import SESSION, free_port, wait_for
+from container_support import SESSION, wait_for
+from ship.net import free_port
 
 pytestmark = pytest.mark.container
 

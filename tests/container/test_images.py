@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from container_support import APP_VERSION, LABEL_KEY, METRICS, ROOT, SESSION, free_port, wait_for
+from container_support import APP_VERSION, LABEL_KEY, METRICS, ROOT, SESSION, wait_for
+from ship.net import free_port
 
 from ship import wheelhouse
 from ship.errors import ShipError

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from container_support import SESSION, free_port, wait_for
+from container_support import SESSION, wait_for
+from ship.net import free_port
 
 from ship import oci
 from ship.localcloud.runtime.container import ContainerRunner, container_name, remove_leftovers

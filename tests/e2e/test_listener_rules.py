@@ -15,12 +15,12 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from helpers import wait_until
 from ship import terraform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("deployed")]
@@ -92,7 +92,8 @@ class Rules:
 
 
 @pytest.fixture(scope="module")
-def rules(deployed, tmp_path_factory):
+def rules_once(deployed, tmp_path_factory):
+    """The rules applied once for the module (and destroyed at its end)."""
     servers = {g: GroupServer(g) for g in ("a", "b")}
     work = tmp_path_factory.mktemp("listener-rules")
     shutil.copy(ROOT / "main.tf", work / "main.tf")
@@ -106,6 +107,14 @@ def rules(deployed, tmp_path_factory):
         finally:
             for s in servers.values():
                 s.close()
+
+
+@pytest.fixture
+def rules(rules_once):
+    """The rules in place, whichever test ran before (the destroy test removes them)."""
+    if not rules_once.applied:
+        rules_once.apply()
+    return rules_once
 
 
 def request(stack, path: str, method: str = "GET", headers: dict | None = None, port: int | None = None):
@@ -163,15 +172,19 @@ def test_weighted_forward_with_group_stickiness(stack, rules):
 
 
 def test_rule_changed_through_the_api_takes_effect(stack, rules):
-    elbv2 = stack.client("elbv2")
-    elbv2.modify_rule(RuleArn=rules.outputs["fixed_rule_arn"], Actions=[{"Type": "fixed-response",
+    elbv2, arn = stack.client("elbv2"), rules.outputs["fixed_rule_arn"]
+    [original] = elbv2.describe_rules(RuleArns=[arn])["Rules"]
+    elbv2.modify_rule(RuleArn=arn, Actions=[{"Type": "fixed-response",
                       "FixedResponseConfig": {"StatusCode": "200", "ContentType": "text/plain",
                                               "MessageBody": "changed"}}])
-    deadline = time.monotonic() + 10
-    while request(stack, "/rules-test/fixed")[2] != b"changed":
-        assert time.monotonic() < deadline, "the rule change did not reach the listener"
-        time.sleep(0.2)
-    assert request(stack, "/rules-test/fixed")[0] == 200
+    try:
+        wait_until(lambda: request(stack, "/rules-test/fixed")[2] == b"changed", 10,
+                   "the rule change to reach the listener", step=0.2)
+        assert request(stack, "/rules-test/fixed")[0] == 200
+    finally:  # the rule as Terraform made it, for the other tests
+        elbv2.modify_rule(RuleArn=arn, Actions=original["Actions"])
+        wait_until(lambda: request(stack, "/rules-test/fixed")[2] == b"rules-test fixed", 10,
+                   "the original rule back on the listener", step=0.2)
 
 
 def test_load_balancer_by_name_on_the_emulator_port(stack, rules):
@@ -187,8 +200,6 @@ def test_destroy_leaves_the_stack_as_it_was(stack, rules):
     listener = [x for x in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
                 if x["Port"] == 80][0]
     assert [r["IsDefault"] for r in elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]] == [True]
-    deadline = time.monotonic() + 10
-    while request(stack, "/rules-test/fixed")[0] != 404:  # the app's answer again, within a sync tick
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    # the app's answer again, within a sync tick
+    wait_until(lambda: request(stack, "/rules-test/fixed")[0] == 404, 10, "the app behind the path again", step=0.2)
     assert all(request(stack, "/")[0] == 200 for _ in range(4))

@@ -17,7 +17,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import free_port, processes_mentioning
+from helpers import processes_mentioning
+from ship.net import free_port
 
 INV = str(Path(sys.executable).parent / "inv")
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("deployed")]

@@ -10,13 +10,13 @@ import io
 import os
 import socket
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from ship import oci
+from ship.net import free_port
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
@@ -150,12 +150,6 @@ def push_image(ecr, repo: str, tag: str, config: bytes, layer: bytes,
     return f"{uri}@{digest}"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _pids_under(state_dir: Path) -> list[int]:
     """Processes whose cwd or executable lives in the state dir (task processes)."""
     out = []
@@ -197,6 +191,7 @@ class Cloud:
 @pytest.fixture
 def cloud(tmp_path, monkeypatch):
     """A local cloud of the test's own; it stops with this session however the session dies."""
+    from helpers import wait_until  # here, not at the top: scripts import this module without tests/ on their path
     from ship.localcloud import control
 
     port = free_port()
@@ -212,9 +207,7 @@ def cloud(tmp_path, monkeypatch):
         except Exception:
             pass
         assert control.down(state, timeout=60)
-        time.sleep(0.3)
-        leftovers = _pids_under(state)
-        assert not leftovers, f"processes left running: {leftovers}"
+        wait_until(lambda: not _pids_under(state), 10, "no process left running under the state directory")
         assert control.probe(c.endpoint) is None
         for p in [port, *listener_ports]:
             with socket.socket() as s:

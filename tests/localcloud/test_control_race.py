@@ -5,6 +5,7 @@ as `inv local.up` does) and threads of this process, started together."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SRC, free_port
+from conftest import SRC
 from ship.errors import ShipError
+from ship.net import free_port
 from ship.localcloud import control, statelock
 
 ROUNDS = 4
@@ -77,9 +79,8 @@ def test_concurrent_up_starts_one_local_cloud_and_concurrent_down_stops_it(place
                     lambda: control.up(state, port=port, timeout=60))
     for r in results[:2]:
         assert r.returncode == 0, r.stderr
-    pids = {int(line.split('"pid": ')[1].split(",")[0]) for r in results[:2] for line in r.stdout.splitlines()
-            if '"pid": ' in line} | {r["pid"] for r in results[2:]}
-    assert len(pids) == 1, pids
+    pids = [json.loads(r.stdout)["pid"] for r in results[:2]] + [r["pid"] for r in results[2:]]
+    assert len(pids) == 4 and len(set(pids)) == 1, pids
     assert len(_serves(state)) == 1, _serves(state)
     assert statelock.holder(state) == pids.pop()
     assert control.status(state, port)["lock_pid"] == statelock.holder(state)

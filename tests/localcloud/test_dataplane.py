@@ -188,7 +188,8 @@ def test_service_lifecycle(cloud):
         assert svc["taskDefinition"] == st.td["v2"]
         assert [d["status"] for d in svc["deployments"]] == ["PRIMARY", "ACTIVE"]
         st.wait_stable()
-        time.sleep(1)
+        served = hammer.ok
+        _wait(lambda: hammer.ok >= served + 20, 30, "20 more answers after the rollout")
     finally:
         hammer.halt.set()
         hammer.join()
@@ -222,10 +223,8 @@ def test_service_lifecycle(cloud):
     # --- kill -9 one task: replaced, registered and healthy; the URL keeps answering
     victim = requests.get(url, timeout=5).json()
     os.kill(victim["pid"], signal.SIGKILL)
-    t0 = time.monotonic()
     _wait(lambda: len(st.healthy_targets()) == 2 and victim["task"] not in
           {t["taskArn"] for t in st.running_tasks()}, 2 * HC_INTERVAL + 20, "a healthy replacement")
-    assert time.monotonic() - t0 < 2 * HC_INTERVAL + 20
     for _ in range(10):
         assert requests.get(url, timeout=5).status_code == 200
     dead = st.ecs.describe_tasks(cluster=CLUSTER, tasks=[victim["task"]])["tasks"][0]

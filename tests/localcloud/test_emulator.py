@@ -7,10 +7,13 @@ import hashlib
 import inspect
 import json
 import time
+from datetime import datetime, timezone
 
 import boto3
 import pytest
 from moto import mock_aws
+
+from helpers import wait_until
 
 from ship import oci
 from ship.localcloud import emulator
@@ -196,7 +199,7 @@ def test_force_new_deployment_keeps_the_previous_deployment_as_it_was(aws):
     _service(aws)
     ecs = aws["ecs"]
     [before] = ecs.describe_services(cluster="c", services=["s"])["services"][0]["deployments"]
-    time.sleep(0.01)
+    wait_until(lambda: datetime.now(timezone.utc) > before["createdAt"], 5, "the clock past the first createdAt")
     svc = ecs.update_service(cluster="c", service="s", forceNewDeployment=True)["service"]
     primary, previous = svc["deployments"]
     assert previous["id"] == before["id"] and previous["createdAt"] == before["createdAt"]

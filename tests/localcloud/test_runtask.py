@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from conftest import Cloud, _pids_under, build_process_image, free_port, push_image
+from conftest import Cloud, _pids_under, build_process_image, push_image
+from ship.net import free_port
 
 NET = {"awsvpcConfiguration": {"subnets": ["subnet-12345678"], "securityGroups": ["sg-12345678"]}}
 

@@ -256,9 +256,6 @@ class Saver:
         if enabled():
             self._thread.start()
 
-    def mark_dirty(self) -> None:
-        self._dirty.set()
-
     def track(self, app):
         """Wrap a WSGI app: requests that may change state mark the snapshot dirty."""
         def tracked(environ, start_response):

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 
+from ship.net import free_port
+
 TRIES = 50
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class PortAllocator:
