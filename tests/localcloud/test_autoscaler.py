@@ -61,6 +61,9 @@ def test_request_count_per_target_scales_out_and_back_in(fast):
     aas = fast.client("application-autoscaling")
     stack.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=1)
     stack.wait_stable()
+    # stable is ECS's view (one deployment, running == desired); the listener routes by target
+    # health, and a task limited to its cpu share may still be starting its server
+    _wait(lambda: len(stack.healthy_targets()) == 1, 90, "the remaining task's target healthy")
     aas.register_scalable_target(ServiceNamespace="ecs", ResourceId=RID, ScalableDimension=DIM, MinCapacity=1,
                                  MaxCapacity=3)
     aas.put_scaling_policy(
