@@ -1,5 +1,6 @@
 """gunicorn with the real config file, in a subprocess, on a free port."""
 
+import glob
 import json
 import os
 import signal
@@ -35,11 +36,27 @@ def _wait_healthy(url, proc, deadline=20.0):
 
 
 def _accepted_by_a_process(server_port: int, client_port: int) -> bool:
-    """Whether the server end of this connection is held by a process (accepted), not queued on the listener."""
-    out = subprocess.run(["ss", "-Htnp", "state", "established",
-                          f"( sport = :{server_port} and dport = :{client_port} )"],
-                         capture_output=True, text=True).stdout
-    return "users:" in out
+    """Whether the server end of this connection is held by a process (accepted), not queued on
+    the listener: its socket's inode (from /proc/net/tcp) is among some process's descriptors."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            local, remote, state, inode = f[1], f[2], f[3], f[9]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == server_port \
+                    and int(remote.rsplit(":", 1)[1], 16) == client_port:
+                inodes.add(f"socket:[{inode}]")
+    for fd_dir in glob.glob("/proc/[0-9]*/fd"):
+        try:
+            if any(os.readlink(os.path.join(fd_dir, fd)) in inodes for fd in os.listdir(fd_dir)):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _read(fh) -> bytes:

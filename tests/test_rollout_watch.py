@@ -87,3 +87,13 @@ def test_on_aws_targets_are_matched_by_the_task_address():
     task["attachments"][0]["details"][0]["value"] = "10.0.1.7"
     targets = {("10.0.1.7", 5000): ("unhealthy", "Health checks failed"), ("10.0.1.8", 5000): ("healthy", "")}
     assert rollout._task_problem(task, targets) == "task eeeeeeeeeeee RUNNING, target unhealthy (Health checks failed)"
+
+
+def test_a_failed_rollouts_reasons_leave_out_the_schedulers_own_stops():
+    tg = "Task failed ELB health checks in (target-group arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/t/1)"
+    session = FakeSession([], stopped=[
+        _task("eeeeeeeeeeee5", DEP, 1005, "STOPPED", desired="STOPPED",
+              reason="Scaling activity initiated by (deployment ecs-svc/new)"),
+        _task("ffffffffffff6", DEP, 1006, "STOPPED", desired="STOPPED", reason=tg),
+        _task("aaaaaaaaaaaa7", OLD, 1007, "STOPPED", desired="STOPPED", reason="Essential container in task exited")])
+    assert rollout.stopped_reasons(session, rollout.Target("c", "web"), DEP) == (tg,)

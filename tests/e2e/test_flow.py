@@ -252,6 +252,7 @@ def test_release_with_failing_health_check_rolls_back(stack):
     assert len(err) == 1 and "failed" in err[0] and "rolled back" in err[0], result.stderr
     # why, from the stopped tasks themselves (their stoppedReason), not only a pointer to the logs
     assert "its tasks stopped: Task failed ELB health checks in (target-group" in err[0], result.stderr
+    assert "Scaling activity" not in err[0], result.stderr
     assert "is steady on" not in result.stdout.splitlines()[-1]
     svc = service(stack)
     assert svc["taskDefinition"] == td_before

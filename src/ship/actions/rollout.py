@@ -155,13 +155,17 @@ def rollout_failed(env_name: str, new_arn: str, reason: str, now_on: str | None,
             + f"; see why in the tasks' output: `inv logs --env={env_name}`")
 
 
+DELIBERATE = "Scaling activity initiated by"  # ECS's stoppedReason for a task its scheduler scaled in
+
+
 def stopped_reasons(session: Session, target: Target, deployment_id: str, most: int = 3) -> tuple[str, ...]:
-    """The distinct stoppedReasons of a deployment's stopped tasks, at most ``most``."""
+    """The distinct stoppedReasons of a deployment's stopped tasks, at most ``most``; tasks the
+    scheduler stopped on purpose (a scale-in, the rollback's) say nothing about the failure."""
     stopped = session.ecs.describe_tasks(
         target.cluster, session.ecs.list_tasks(target.cluster, target.service, desired_status="STOPPED"))
     reasons = sorted({t.get("stoppedReason") or "no reason given" for t in stopped
                       if t.get("startedBy") == deployment_id})
-    return tuple(reasons[:most])
+    return tuple(r for r in reasons if not r.startswith(DELIBERATE))[:most]
 
 
 def watch(session: Session, target: Target, deployment_id: str, new_arn: str, opts: Options, echo=print,
