@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from conftest import process_image, push_image
-from test_dataplane import CLUSTER, SERVICE, Hammer, Stack, _wait
+from helpers import wait_until
+from test_dataplane import CLUSTER, POLL, SERVICE, Hammer, Stack
 
 DIM = "ecs:service:DesiredCount"
 RID = f"service/{CLUSTER}/{SERVICE}"
@@ -63,7 +64,7 @@ def test_request_count_per_target_scales_out_and_back_in(fast):
     stack.wait_stable()
     # stable is ECS's view (one deployment, running == desired); the listener routes by target
     # health, and a task limited to its cpu share may still be starting its server
-    _wait(lambda: len(stack.healthy_targets()) == 1, 90, "the remaining task's target healthy")
+    wait_until(lambda: len(stack.healthy_targets()) == 1, 90, "the remaining task's target healthy", step=POLL)
     aas.register_scalable_target(ServiceNamespace="ecs", ResourceId=RID, ScalableDimension=DIM, MinCapacity=1,
                                  MaxCapacity=3)
     aas.put_scaling_policy(
@@ -80,10 +81,10 @@ def test_request_count_per_target_scales_out_and_back_in(fast):
     for hammer in hammers:
         hammer.start()
     try:
-        _wait(lambda: stack.service()["desiredCount"] == 3, 120, "a scale-out to the maximum, 3")
-        _wait(lambda: len(stack.healthy_targets()) == 3, 90, "3 healthy targets")
-        serving = _wait(lambda: (lambda s: s if len(s) == 3 else None)(_serving(url, 40)), 30,
-                        "3 tasks answering through the listener")
+        wait_until(lambda: stack.service()["desiredCount"] == 3, 120, "a scale-out to the maximum, 3", step=POLL)
+        wait_until(lambda: len(stack.healthy_targets()) == 3, 90, "3 healthy targets", step=POLL)
+        serving = wait_until(lambda: (lambda s: s if len(s) == 3 else None)(_serving(url, 40)), 30,
+                             "3 tasks answering through the listener", step=POLL)
         assert serving == _running_arns(stack) and first in serving
         (out,) = _activities(aas)
         assert (out["Description"], out["StatusCode"]) == ("Setting desired count to 3.", "Successful")
@@ -91,8 +92,8 @@ def test_request_count_per_target_scales_out_and_back_in(fast):
         assert out["Cause"].startswith(f"monitor alarm TargetTracking-{RID}-AlarmHigh-")
         assert out["Cause"].endswith(" in state ALARM triggered policy requests")
         # still above the target at the maximum: said once as a not-scaled activity
-        refused = _wait(lambda: [a for a in _activities(aas, True) if a.get("NotScaledReasons")], 60,
-                        "a not-scaled activity at the maximum")
+        refused = wait_until(lambda: [a for a in _activities(aas, True) if a.get("NotScaledReasons")], 60,
+                             "a not-scaled activity at the maximum", step=POLL)
         assert refused[0]["NotScaledReasons"] == [{"Code": "AlreadyAtMaxCapacity", "MaxCapacity": 3,
                                                    "CurrentCapacity": 3}]
         assert refused[0]["StatusCode"] == "Failed"
@@ -102,9 +103,9 @@ def test_request_count_per_target_scales_out_and_back_in(fast):
             hammer.join(timeout=10)
     assert all(h.failures == [] and h.ok > 0 for h in hammers)
     # from here on, few requests: checking the truth through the listener is load too
-    _wait(lambda: stack.service()["desiredCount"] == 1, 120, "a scale-in to the minimum, 1")
+    wait_until(lambda: stack.service()["desiredCount"] == 1, 120, "a scale-in to the minimum, 1", step=POLL)
     stack.wait_stable()
-    _wait(lambda: len(stack.health()) == 1, 30, "the stopped tasks' targets to have drained")
+    wait_until(lambda: len(stack.health()) == 1, 30, "the stopped tasks' targets to have drained", step=POLL)
     assert _serving(url, 10) == _running_arns(stack) and len(_running_arns(stack)) == 1
     back_in, out = _activities(aas)[:2]
     assert back_in["Description"] == "Setting desired count to 1." and "-AlarmLow-" in back_in["Cause"]
@@ -160,12 +161,12 @@ def test_cpu_utilization_scales_out_while_tasks_are_busy_and_in_when_they_idle(f
         return [t for t in ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if t["lastStatus"] == "RUNNING"] \
             if arns else []
 
-    _wait(lambda: ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["desiredCount"] == 2,
-          120, "a scale-out on CPU")
-    _wait(lambda: len(running()) == 2, 60, "a second task running")
-    _wait(lambda: ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["desiredCount"] == 1,
-          180, "a scale-in once the tasks idle")
-    _wait(lambda: len(running()) == 1, 60, "one task left running")
+    wait_until(lambda: ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["desiredCount"] == 2,
+               120, "a scale-out on CPU", step=POLL)
+    wait_until(lambda: len(running()) == 2, 60, "a second task running", step=POLL)
+    wait_until(lambda: ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["desiredCount"] == 1,
+               180, "a scale-in once the tasks idle", step=POLL)
+    wait_until(lambda: len(running()) == 1, 60, "one task left running", step=POLL)
     back_in, out = _activities(aas)[:2]
     assert out["Description"] == "Setting desired count to 2." and out["Cause"].endswith("triggered policy cpu")
     # scale-in needs both policies low; the memory policy keeps more capacity (1) than CPU (0): it is the cause
@@ -200,11 +201,11 @@ def test_a_deleted_service_is_draining_until_its_tasks_have_stopped(cloud):
     assert task_states <= {"STOPPING", "DEPROVISIONING", "STOPPED"}, seen[-3:]
     assert any(s == "DRAINING" and not t <= {"STOPPING", "DEPROVISIONING", "STOPPED"} for s, t in seen), \
         "the service was DRAINING while its tasks still ran (draining from the load balancer)"
-    _wait(lambda: states()[1] == {"STOPPED"}, 60, "the tasks to stop")
+    wait_until(lambda: states()[1] == {"STOPPED"}, 60, "the tasks to stop", step=POLL)
     assert stack.service()["status"] == "INACTIVE"
     # the name is free again once INACTIVE
     again = stack.ecs.create_service(cluster=CLUSTER, serviceName=SERVICE, taskDefinition=stack.td["v1"],
                                      desiredCount=1, launchType="FARGATE",
                                      networkConfiguration=_network(stack.ec2))
     assert again["service"]["status"] == "ACTIVE"
-    _wait(lambda: len(_running_arns(stack)) == 1, 60, "the new service's task")
+    wait_until(lambda: len(_running_arns(stack)) == 1, 60, "the new service's task", step=POLL)

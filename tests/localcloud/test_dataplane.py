@@ -11,21 +11,12 @@ import time
 import requests
 
 from conftest import build_process_image, push_image
+from helpers import wait_until
 
 HC_INTERVAL = 5
+POLL = 0.25                    # seconds between two looks through the API
 CLUSTER = "demo"
 SERVICE = "web"
-
-
-def _wait(pred, timeout, what, step=0.25):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 class Stack:
@@ -143,7 +134,7 @@ def test_service_lifecycle(cloud):
     st = Stack(cloud).build()
 
     # --- initial deployment: 2 tasks RUNNING, 2 healthy targets, API truth
-    _wait(lambda: len(st.healthy_targets()) == 2, 60, "2 healthy targets")
+    wait_until(lambda: len(st.healthy_targets()) == 2, 60, "2 healthy targets", step=POLL)
     st.wait_stable()
     svc = st.service()
     assert svc["runningCount"] == 2 and svc["pendingCount"] == 0
@@ -168,7 +159,7 @@ def test_service_lifecycle(cloud):
     url = st.url()
     # the listener follows the emulator's target health on its own thread (as ALB's nodes
     # follow a target group): the first routed answer may come a moment after the API's
-    _wait(lambda: requests.get(url, timeout=5).status_code == 200, 10, "the listener routes")
+    wait_until(lambda: requests.get(url, timeout=5).status_code == 200, 10, "the listener routes", step=POLL)
     pids = set()
     for _ in range(20):
         r = requests.get(url, timeout=5)
@@ -189,7 +180,7 @@ def test_service_lifecycle(cloud):
         assert [d["status"] for d in svc["deployments"]] == ["PRIMARY", "ACTIVE"]
         st.wait_stable()
         served = hammer.ok
-        _wait(lambda: hammer.ok >= served + 20, 30, "20 more answers after the rollout")
+        wait_until(lambda: hammer.ok >= served + 20, 30, "20 more answers after the rollout", step=POLL)
     finally:
         hammer.halt.set()
         hammer.join()
@@ -204,8 +195,8 @@ def test_service_lifecycle(cloud):
 
     # --- a bad revision: the circuit breaker trips and rolls back to v2
     st.ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=st.td["bad"])
-    failed = _wait(lambda: [d for d in st.service()["deployments"] if d.get("rolloutState") == "FAILED"],
-                   120, "the circuit breaker")
+    failed = wait_until(lambda: [d for d in st.service()["deployments"] if d.get("rolloutState") == "FAILED"],
+                        120, "the circuit breaker", step=POLL)
     assert failed[0]["taskDefinition"] == st.td["bad"] and failed[0]["failedTasks"] >= 3
     assert st.service()["taskDefinition"] == st.td["v2"]
     st.wait_stable(120)
@@ -223,8 +214,8 @@ def test_service_lifecycle(cloud):
     # --- kill -9 one task: replaced, registered and healthy; the URL keeps answering
     victim = requests.get(url, timeout=5).json()
     os.kill(victim["pid"], signal.SIGKILL)
-    _wait(lambda: len(st.healthy_targets()) == 2 and victim["task"] not in
-          {t["taskArn"] for t in st.running_tasks()}, 2 * HC_INTERVAL + 20, "a healthy replacement")
+    wait_until(lambda: len(st.healthy_targets()) == 2 and victim["task"] not in
+               {t["taskArn"] for t in st.running_tasks()}, 2 * HC_INTERVAL + 20, "a healthy replacement", step=POLL)
     for _ in range(10):
         assert requests.get(url, timeout=5).status_code == 200
     dead = st.ecs.describe_tasks(cluster=CLUSTER, tasks=[victim["task"]])["tasks"][0]
@@ -242,7 +233,7 @@ def test_service_lifecycle(cloud):
             return None
         return [e["message"] for e in ev]
 
-    lines = _wait(logged, 10, "log events")
+    lines = wait_until(logged, 10, "log events", step=POLL)
     assert any("demo v2 listening" in m for m in lines)
     found = st.logs.filter_log_events(logGroupName="/ecs/demo", filterPattern="listening")["events"]
     assert len(found) >= 6

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import pickle
 import threading
-import time
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from conftest import build_process_image, push_image
+from helpers import wait_until
 from ship import oci
 from ship.localcloud import emulator
 from ship.localcloud.emulator import ecs as ecs_api
@@ -60,15 +60,11 @@ class FakeRunner:
 
 
 def _wait(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
+    """``wait_until`` with ``pred`` read under the emulator's lock (the data plane's threads write what it reads)."""
+    def locked():
         with emulator.LOCK:
-            last = pred()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+            return pred()
+    return wait_until(locked, timeout, what)
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import HERE, _pids_under
+from helpers import wait_until
 from ship.localcloud import lifeline
 
 # The parent: runs the session and, like a shell waiting for its foreground job, lets Ctrl-C reach
@@ -34,7 +34,7 @@ PARENT = ("import signal, subprocess, sys\n"
 def _sigint_twice(session) -> None:
     """Ctrl-C, and Ctrl-C again while the session tears down (slowly, as an `inv destroy` would)."""
     os.killpg(session.parent.pid, signal.SIGINT)
-    _wait(session.teardown_file.exists, 60, "the session never began its teardown")
+    wait_until(session.teardown_file.exists, 60, "the session to begin its teardown", step=0.2)
     os.killpg(session.parent.pid, signal.SIGINT)
 
 
@@ -44,17 +44,6 @@ KILLS = {
     "SIGKILL": lambda s: os.kill(s.report["pytest"], signal.SIGKILL),
     "SIGKILL of its parent": lambda s: os.kill(s.parent.pid, signal.SIGKILL),
 }
-
-
-def _wait(pred, timeout: float, what: str, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        last = pred()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"after {timeout:.0f}s: {what} ({last!r})")
-        time.sleep(step)
 
 
 def _open(port: int) -> bool:
@@ -85,7 +74,7 @@ class Session:
             if self.parent.poll() is not None:
                 raise AssertionError(f"the session ended before it was killed:\n{self.output.read_text()[-3000:]}")
             return None
-        self.report = _wait(ready, timeout, "the session never started its local cloud and replica")
+        self.report = wait_until(ready, timeout, "the session to start its local cloud and replica", step=0.2)
         self.started_at = {pid: lifeline.start_time(pid) for pid in (self.report["pytest"], self.report["serve"])}
         return self.report
 
@@ -133,7 +122,7 @@ def _check(tmp_path: Path, kill: str, env: dict[str, str], engine=None) -> None:
         assert len(session.leftovers(engine)) >= 3, "the session's local cloud and replica are not running"
         KILLS[kill](session)
         try:
-            _wait(lambda: not session.leftovers(engine), 90, f"after {kill}, something still runs")
+            wait_until(lambda: not session.leftovers(engine), 90, f"nothing left running after {kill}", step=0.2)
         except AssertionError:
             raise AssertionError(f"after {kill}, still running: {session.leftovers(engine)}") from None
     finally:

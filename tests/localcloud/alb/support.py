@@ -35,18 +35,6 @@ def pattern_sha256(n: int) -> str:
     return h.hexdigest()
 
 
-def wait_for(predicate, timeout: float = 5.0, what: str = "condition"):
-    """Poll ``predicate`` until true (state owned by another thread); fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 # ---------------------------------------------------------------------------
 # Backends: threaded HTTP/1.1 servers that answer with what they received
 # ---------------------------------------------------------------------------

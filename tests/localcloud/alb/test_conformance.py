@@ -14,10 +14,11 @@ import time
 
 import pytest
 
+from helpers import wait_until
 from ship.localcloud.alb.listener import Listener
 from ship.localcloud.alb.targets import Target
 
-from .support import config, parse_responses, raw_exchange, read_response, send_and_wait_close, wait_for
+from .support import config, parse_responses, raw_exchange, read_response, send_and_wait_close
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -65,7 +66,7 @@ def test_content_length_with_chunked_is_forwarded_chunked_then_both_connections_
     method, _target, h, got = only_request(t)
     assert got == body
     assert h[b"transfer-encoding"] == b"chunked" and b"content-length" not in h
-    wait_for(lambda: t.closed == 1, what="the target connection to be closed")
+    wait_until(lambda: t.closed == 1, timeout=5, what="the target connection to be closed", step=0.01)
     assert b"GPOST" not in t.received() and t.received().count(b"POST ") == 1
 
 
@@ -127,7 +128,7 @@ def test_lookalike_transfer_encoding_is_not_framing_and_closes_both_sides(lb):
     [(status, headers, _)] = parse_responses(data)
     assert status == 200 and headers["connection"] == "close"
     assert only_request(t)[3] == b"0\r\n\r\n"  # the declared Content-Length, nothing more
-    wait_for(lambda: t.closed == 1, what="the target connection to be closed")
+    wait_until(lambda: t.closed == 1, timeout=5, what="the target connection to be closed", step=0.01)
 
 
 def test_invalid_header_names_are_dropped_when_the_attribute_says_so(lb):
@@ -156,7 +157,7 @@ def test_largest_content_length_is_forwarded_as_digits(lb):
     p, t = lb()
     with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
         s.sendall(b"POST / HTTP/1.1\r\n" + HOST + b"Content-Length: 9223372036854775807\r\n\r\nabc")
-        wait_for(lambda: b"\r\n\r\nabc" in t.received(), what="the body to reach the target")
+        wait_until(lambda: b"\r\n\r\nabc" in t.received(), timeout=5, what="the body to reach the target", step=0.01)
     assert b"\r\nContent-Length: 9223372036854775807\r\n" in t.received()
 
 
@@ -225,7 +226,7 @@ def test_bytes_outside_a_response_never_reach_another_client(lb, extra, method, 
     a, b = _two_requests_on_separate_connections(p, first + HOST + b"\r\n", method)
     assert a[0][2] in (b"first", b"")
     assert b == [(200, b[0][1], b"path=second")]
-    wait_for(lambda: t.closed >= 1, what="the poisoned target connection to be dropped")
+    wait_until(lambda: t.closed >= 1, timeout=5, what="the poisoned target connection to be dropped", step=0.01)
     assert len(t.connections) == 2
 
 
@@ -436,7 +437,7 @@ def test_a_request_refused_by_an_initial_target_waits_for_the_health_decision(re
         send_and_wait_close(p.port, b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n", timeout=15)))
     client.start()
     try:
-        wait_for(lambda: p.stats()["connect_errors"] >= 1, what="a refused connection")
+        wait_until(lambda: p.stats()["connect_errors"] >= 1, timeout=5, what="a refused connection", step=0.01)
         reserved.listen(8)  # the server is up now; its health check passes
         served = []
 
@@ -470,7 +471,7 @@ def test_a_held_request_gets_502_when_the_target_never_listens(recording):
         client = threading.Thread(target=lambda: box.append(
             send_and_wait_close(p.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=15)))
         client.start()
-        wait_for(lambda: p.stats()["connect_errors"] >= 1, what="a refused connection")
+        wait_until(lambda: p.stats()["connect_errors"] >= 1, timeout=5, what="a refused connection", step=0.01)
         for i in range(5):  # targets changing meanwhile retry the request; the wait stays bounded
             p.set_targets([Target("127.0.0.1", port, "initial"), Target("127.0.0.1", port + i + 1, "draining")])
         client.join(15)

@@ -19,12 +19,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from helpers import wait_until
 from ship.localcloud import emulator
 from ship.localcloud.alb import healthcheck as hc
 from ship.localcloud.alb.healthcheck import HEALTHY, INITIAL, UNHEALTHY, Health, decide
 from ship.localcloud.emulator import elbv2
-
-from .support import wait_for
 
 CHECKING = (INITIAL, "Elb.InitialHealthChecking", "Initial health checks in progress")
 IN_SERVICE = (HEALTHY, None, None)
@@ -242,7 +241,8 @@ def test_a_registered_target_is_healthy_after_its_first_passed_check(elb, target
     checker = hc.HealthChecker(on_change=changes.set, tick=0.05)
     checker.start()
     try:
-        wait_for(lambda: _health(elb, tg, t.port) == IN_SERVICE, timeout=30, what="the target to be healthy")
+        wait_until(lambda: _health(elb, tg, t.port) == IN_SERVICE, timeout=30, what="the target to be healthy",
+                   step=0.01)
         assert t.checks == 1
         assert changes.is_set()
     finally:
@@ -259,7 +259,7 @@ def test_a_registered_target_that_never_passes_is_unhealthy_with_the_code(elb, t
     checker = hc.HealthChecker(tick=0.05)
     checker.start()
     try:
-        wait_for(lambda: _health(elb, tg, t.port)[0] != INITIAL, timeout=60, what="a health decision")
+        wait_until(lambda: _health(elb, tg, t.port)[0] != INITIAL, timeout=60, what="a health decision", step=0.01)
         assert _health(elb, tg, t.port) == UNAVAILABLE
         assert t.checks == 2
     finally:

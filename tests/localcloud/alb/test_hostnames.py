@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import wait_until
 from ship.localcloud import control
 from ship.localcloud.alb import hostnames
 
-from .support import Backend, read_response, wait_for
+from .support import Backend, read_response
 from .test_websocket import GUID, EchoServer, frame, read_frame, read_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -37,8 +38,8 @@ def _load_balancer(cloud, name: str, port: int):
     elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
                         DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
     elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": port}])
-    wait_for(lambda: any(x["load_balancer_name"] == name for x in cloud.listeners()), timeout=10,
-             what="the listener to be served")
+    wait_until(lambda: any(x["load_balancer_name"] == name for x in cloud.listeners()), timeout=10,
+               what="the listener to be served", step=0.01)
     return tg
 
 
@@ -97,7 +98,7 @@ def test_local_status_prints_the_host_named_url_on_the_listener_it_reaches(cloud
         elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=8081,
                             DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {
                                 "StatusCode": "204", "ContentType": "text/plain"}}])
-        wait_for(lambda: len(cloud.listeners()) == 2, timeout=10, what="both listeners to be served")
+        wait_until(lambda: len(cloud.listeners()) == 2, timeout=10, what="both listeners to be served", step=0.01)
         port = _emulator_port(cloud)
         env = dict(os.environ, SHIP_LOCAL_PORT=str(port), SHIP_STATE_DIR=str(tmp_path / "ship"))
         result = subprocess.run([INV, "local.status"], cwd=ROOT, env=env, capture_output=True, text=True,

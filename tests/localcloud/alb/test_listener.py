@@ -13,10 +13,11 @@ import time
 
 import pytest
 
+from helpers import wait_until
 from ship.localcloud.alb.listener import Listener
 from ship.localcloud.alb.targets import Target, TargetGroup
 
-from .support import closed_port, pattern_bytes, pattern_sha256, raw_exchange, wait_for
+from .support import closed_port, pattern_bytes, pattern_sha256, raw_exchange
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -126,7 +127,7 @@ def test_least_outstanding_requests_avoids_a_busy_target(backends, listeners):
     assert ids([get(p) for _ in range(10)]) == {"a": 5, "b": 5}
     # The count drops when the listener finishes the exchange, which may be just after
     # the client has read the last byte.
-    wait_for(lambda: p.stats()["in_flight"] == {}, what="no request in flight")
+    wait_until(lambda: p.stats()["in_flight"] == {}, timeout=5, what="no request in flight", step=0.01)
 
 
 def test_unknown_algorithm_is_refused():

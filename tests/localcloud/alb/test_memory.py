@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .support import wait_for
+from helpers import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -124,7 +124,7 @@ def test_pipelined_requests_never_read_keep_the_listener_within_a_bound():
         # The listener still serves others.
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            total = wait_for(lambda: s.recv(65536), what="an answer")
+            total = wait_until(lambda: s.recv(65536), timeout=5, what="an answer", step=0.01)
             assert total.startswith(b"HTTP/1.1 200")
     finally:
         proc.stdin.close()
