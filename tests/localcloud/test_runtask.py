@@ -10,6 +10,10 @@ import pytest
 from conftest import Cloud, _pids_under, build_process_image, push_image
 from ship.net import free_port
 
+# one worker runs this module when the suite runs on several (pytest-xdist, --dist loadgroup): its
+# local cloud is made once
+pytestmark = pytest.mark.xdist_group("runtask")
+
 NET = {"awsvpcConfiguration": {"subnets": ["subnet-12345678"], "securityGroups": ["sg-12345678"]}}
 
 

@@ -41,7 +41,10 @@ def _available(mode: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module", params=["cgroup2", "cgroup1", "rlimit"])
+# each mode's tests on one worker when the suite runs on several (pytest-xdist, --dist loadgroup): its
+# local cloud is made once
+@pytest.fixture(scope="module", params=[pytest.param(mode, marks=pytest.mark.xdist_group(f"task-limits-{mode}"))
+                                        for mode in ("cgroup2", "cgroup1", "rlimit")])
 def limited(request, tmp_path_factory):
     """A local cloud whose process tasks are limited by ``request.param``: (cloud, ecs, logs, image, mode)."""
     from ship.localcloud import control
