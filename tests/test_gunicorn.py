@@ -23,7 +23,7 @@ def _get(url, timeout=5):
         return resp.status, json.loads(resp.read())
 
 
-def _wait_healthy(url, proc, deadline=20.0):
+def _wait_healthy(url, proc, deadline=60.0):
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if proc.poll() is not None:
