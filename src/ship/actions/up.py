@@ -44,13 +44,13 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import botocore.exceptions
 
-from ship import paths, terraform
+from ship import applied, paths, terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
 from ship.actions.infra import (before_terraform, bootstrap, current_image, ensure_local_cloud, placeholder_image,
-                                record_emulator_identity, require_state_bucket, terraform_image)
+                                record_applied, record_emulator_identity, require_state_bucket, skip_terraform,
+                                terraform_image)
 from ship.actions.release import Built, build, push
 from ship.actions.rollout import current_service, target_of, task_definition
 from ship.actions.status import service_url
@@ -92,6 +92,14 @@ def _image_of(session: Session, arn: str) -> str | None:
         return task_definition(session, arn).image()
     except ShipError:
         return None
+
+
+def _outputs_of(state: dict | None) -> dict:
+    """Terraform's outputs from its state object (the state format's ``outputs.<name>.value``)."""
+    try:
+        return {k: v["value"] for k, v in (state or {}).get("outputs", {}).items()}
+    except (KeyError, TypeError, AttributeError):
+        return {}
 
 
 def prepare_image(ref: ImageRef, echo=print) -> None:
@@ -296,6 +304,7 @@ class Up:
         self.progress.finish(phase, self._infrastructure_result(watch))
         if targets:
             return
+        record_applied(self.env, self.session, self.info, image)
         if outputs_later:
             self._outputs = _Worker("outputs", self._read_outputs, tf)
         else:
@@ -362,21 +371,28 @@ class Up:
     # ---- the warm path's infrastructure: Terraform beside the rollout
 
     def _warm_infrastructure(self) -> None:
-        tf = self.state()
         # the image of Terraform's own task definition, so that its plan stays empty
-        arn = (self._state_outputs() or {}).get("task_definition_arn")
-        image = _image_of(self.session, arn) if arn else terraform_image(tf, self.session)
+        state = applied.read_state(self.session, self.env)
+        outputs = _outputs_of(state)
+        arn = outputs.get("task_definition_arn")
+        image = _image_of(self.session, arn) if arn else None
+        decision = skip_terraform(self.env, self.session, self.info, image, state)
+        if decision.skip:
+            phase = self.progress.start("infrastructure", "comparing with the last apply")
+            self.outputs = outputs
+            self.progress.finish(phase, f"Terraform skipped: {decision.reason} (`inv infra.apply "
+                                        f"--env={self.env.name}` reconciles changes made outside Terraform)")
+            return
+        self.say(f"terraform runs: {decision.reason}")
+        tf = self.state()
+        image = image or terraform_image(tf, self.session)
         image = image or current_image(self.env, self.session) or placeholder_image(self.env, self.session)
         self.infrastructure(tf, image)
 
     def _state_outputs(self) -> dict | None:
         """Terraform's outputs read from its state object in the bucket (the state format's
         ``outputs.<name>.value``): one S3 call instead of starting Terraform twice."""
-        try:
-            body = self.session.s3.get_object(Bucket=self.env.state_bucket, Key=self.env.state_key)["Body"].read()
-            return {k: v["value"] for k, v in json.loads(body).get("outputs", {}).items()}
-        except (botocore.exceptions.ClientError, ValueError, KeyError, TypeError, AttributeError):
-            return None
+        return _outputs_of(applied.read_state(self.session, self.env)) or None
 
     def _read_outputs(self, tf: terraform.Runner) -> dict:
         outputs = self._state_outputs()
