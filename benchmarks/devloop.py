@@ -137,7 +137,8 @@ def warm_restart(stack: Stack) -> dict:
         time.sleep(0.1)
     answered = time.monotonic() - started
     noop, result = stack.inv("deploy", "--env=local")
-    changed = "0 added, 0 changed, 0 destroyed" not in result.stdout or "not rebuilding" not in result.stdout
+    terraform_noop = "0 added, 0 changed, 0 destroyed" in result.stdout or "Terraform skipped" in result.stdout
+    changed = not terraform_noop or "not rebuilding" not in result.stdout
     print(f"\nwarm restart: local.up {up_done:.1f}s, URL answers {answered:.1f}s after `inv local.up`; "
           f"next `inv deploy` {noop:.1f}s{' (NOT a no-op)' if changed else ' (no-op)'}")
     return {"local_up_seconds": round(up_done, 1), "url_seconds": round(answered, 1),
