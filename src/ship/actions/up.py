@@ -176,8 +176,13 @@ class Up:
 
     def run(self) -> str | None:
         terraform.binary()  # before anything starts: a missing binary changes nothing
+        early: _Worker | None = None
         try:
-            self.local_cloud()
+            running = self._running_local_cloud()
+            if self.env.emulator and not self.opts.dry_run and running is None and self._nothing_saved():
+                # a local cloud about to start from nothing has no image to find: build beside its start
+                early = _Worker("image", self._image_job, True)
+            self.local_cloud(running)
             self._session = Session(self.env)
             # before anything else touches the stack: what a killed or cut-off run left (its
             # partial apply rebuilt, a lock its dead run kept) is settled, or named, here
@@ -189,7 +194,7 @@ class Up:
                 self.mode = "aws"
                 self.in_order()
             else:
-                image = _Worker("image", self._image_job)      # built at once, pushed when it can be
+                image = early or _Worker("image", self._image_job)   # built at once, pushed when it can be
                 self.mode = "warm" if self._service_exists() else "cold"
                 self._mode_known.set()
                 if self.mode == "warm":
@@ -251,13 +256,23 @@ class Up:
 
     # ---- phases
 
-    def local_cloud(self) -> None:
+    def _running_local_cloud(self) -> dict | None:
         if not self.env.emulator:
-            return
+            return None
         from ship.config import local_port
         from ship.localcloud import control
 
-        running = control.status(paths.local_cloud_dir(), port=local_port())
+        return control.status(paths.local_cloud_dir(), port=local_port())
+
+    @staticmethod
+    def _nothing_saved() -> bool:
+        from ship.localcloud import persistence
+
+        return not persistence.snapshot_path(paths.local_cloud_dir()).is_file()
+
+    def local_cloud(self, running: dict | None) -> None:
+        if not self.env.emulator:
+            return
         phase = self.progress.start("local cloud", "starting" if running is None else "")
         self.info = ensure_local_cloud(self.env, self.say) or {}
         result = f"{'started' if running is None else 'running'} (pid {self.info.get('pid')})"
@@ -333,14 +348,17 @@ class Up:
 
     # ---- the image on the local cloud: built at once, pushed as soon as there is a repository
 
-    def _image_job(self) -> ImageRef:
+    def _image_job(self, fresh: bool = False) -> ImageRef:
+        """Build (``fresh``: without asking the registry, which a local cloud starting from
+        nothing does not have yet), then push once the repository exists."""
         phase = self.progress.start("image", "building")
-        session = Session(self.env)          # clients of its own: boto3 sessions are not shared across threads
         try:
+            session = None if fresh else Session(self.env)   # boto3 sessions are not shared across threads
             self._built = build(self.env, session, self.say, allow_dirty=True)
         finally:
             self._image_built.set()
         self._mode_known.wait()
+        session = session or Session(self.env)
         if self.mode == "cold":
             self.progress.wait(phase, "waiting for Terraform to create the repository")
             self._wait_for_repository(session)
