@@ -45,7 +45,8 @@ VIEWS = "src/hello/views.py"
 
 class Stack:
     def __init__(self, base: Path):
-        self.repo, self.state, self.port = base / "repo", base / "state", free_port()
+        self.repo, self.state = base / "repo", base / "state"
+        self.port = int(os.environ.get("SHIP_LOCAL_PORT") or free_port())     # a port of your own, or any free one
         self.log = base / "inv.log"
         self.url = ""
         self.env = dict(os.environ, SHIP_STATE_DIR=str(self.state), SHIP_LOCAL_PORT=str(self.port),
