@@ -6,7 +6,7 @@ apply), the rollout (the service steady on the image) and health (the URL
 answers). They overlap wherever the dependency graph allows:
 
 * **cold** (emulator, no service yet): the image is built while the local
-  cloud starts and Terraform initialises; its digest is known before it is
+  cloud starts (from nothing: no registry to ask first) and Terraform initialises; its digest is known before it is
   pushed, so Terraform's apply starts at once with the digest-pinned image
   and creates the service with it. The push waits only for the repository
   (Terraform creates it in the first second) and is done, and the image
@@ -19,7 +19,10 @@ answers). They overlap wherever the dependency graph allows:
 * **warm** (emulator, the service exists): Terraform (init, apply: usually
   "No changes") runs beside the rollout, not before it: it starts once the
   image is built and unpacked (CPU the rollout needs on a small machine) and
-  fills the rollout's wait for health checks.
+  fills the rollout's wait for health checks. When nothing Terraform reads
+  changed since its last successful apply (``ship.applied``: configuration,
+  settings, variables, binary, backend, the state's serial, the local cloud's
+  lineage), Terraform is left out; ``inv infra.apply`` always runs it.
 * **AWS**: one step after the other, as a registry push and a real apply need.
 
 Before any of it, ``infra.before_terraform`` settles what a killed run left: an
