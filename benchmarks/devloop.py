@@ -45,7 +45,8 @@ VIEWS = "src/hello/views.py"
 
 class Stack:
     def __init__(self, base: Path):
-        self.repo, self.state, self.port = base / "repo", base / "state", free_port()
+        self.repo, self.state = base / "repo", base / "state"
+        self.port = int(os.environ.get("SHIP_LOCAL_PORT") or free_port())     # a port of your own, or any free one
         self.log = base / "inv.log"
         self.url = ""
         self.env = dict(os.environ, SHIP_STATE_DIR=str(self.state), SHIP_LOCAL_PORT=str(self.port),
@@ -131,16 +132,19 @@ def cold(stack: Stack) -> dict:
 def warm_restart(stack: Stack) -> dict:
     stack.inv("local.down")
     started = time.monotonic()
-    stack.inv("local.up")
+    attempts = 1
+    while stack.inv("local.up", check=attempts == 3)[1].returncode != 0:
+        attempts += 1          # a loaded machine can outlast local.up's 30 s start timeout: counted in the time
     up_done = time.monotonic() - started
     while stack.get(timeout=2) is None:
         time.sleep(0.1)
     answered = time.monotonic() - started
     noop, result = stack.inv("deploy", "--env=local")
-    changed = "0 added, 0 changed, 0 destroyed" not in result.stdout or "not rebuilding" not in result.stdout
+    terraform_noop = "0 added, 0 changed, 0 destroyed" in result.stdout or "Terraform skipped" in result.stdout
+    changed = not terraform_noop or "not rebuilding" not in result.stdout
     print(f"\nwarm restart: local.up {up_done:.1f}s, URL answers {answered:.1f}s after `inv local.up`; "
           f"next `inv deploy` {noop:.1f}s{' (NOT a no-op)' if changed else ' (no-op)'}")
-    return {"local_up_seconds": round(up_done, 1), "url_seconds": round(answered, 1),
+    return {"local_up_seconds": round(up_done, 1), "local_up_attempts": attempts, "url_seconds": round(answered, 1),
             "noop_deploy_seconds": round(noop, 1), "noop": not changed}
 
 

@@ -43,6 +43,7 @@ MIRROR_CANDIDATES = (
     "/usr/share/terraform/plugins",
 )
 LOG_ROTATE_BYTES = 8 * 1024 * 1024   # the log keeps the last runs: one older file beside it
+APPLIED_RECORD = "applied.json"      # ship.applied's fingerprint of the last successful apply
 
 
 def binary() -> str:
@@ -192,6 +193,14 @@ class Runner:
         if code != 0:
             raise self._fail("init", out, code)
 
+    def variables(self, variables: dict) -> dict:
+        """The variables a command is given: ``variables`` and the environment (and its settings file)."""
+        return self._vars(variables)
+
+    def forget_applied(self) -> None:
+        """Before anything changes the stack: the last apply's fingerprint no longer holds."""
+        (self.data_dir / APPLIED_RECORD).unlink(missing_ok=True)
+
     def _vars(self, variables: dict) -> dict:
         base = {"environment": self.env.name}
         if os.environ.get("SHIP_ENVIRONMENTS_FILE"):
@@ -215,6 +224,7 @@ class Runner:
     def apply(self, variables: dict, targets: list[str] | None = None, stream: bool = True) -> None:
         argv = self.command("apply", var=self._vars(variables), target=targets or None, input=False,
                             no_color=IsFlagged, auto_approve=IsFlagged, lock_timeout="60s")
+        self.forget_applied()
         journal_begin(self.data_dir)  # stays if Terraform (or ship) is killed before it saved its state
         try:
             code, out = self.run(argv, stream=stream, doing="apply")
@@ -241,6 +251,7 @@ class Runner:
     def destroy(self, variables: dict, stream: bool = True) -> None:
         argv = self.command("destroy", var=self._vars(variables), input=False, no_color=IsFlagged,
                             auto_approve=IsFlagged, lock_timeout="60s")
+        self.forget_applied()
         try:
             code, out = self.run(argv, stream=stream, doing="destroy")
         finally:

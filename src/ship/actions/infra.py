@@ -8,7 +8,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from ship import oplock, paths, terraform
+from ship import applied, oplock, paths, terraform
 from ship.actions import Options, recover
 from ship.actions.rollout import target_of, task_definition
 from ship.aws import AwsError, Session
@@ -34,10 +34,10 @@ def _marker(env: Environment):
     return paths.state_dir() / "terraform" / env.name / "emulator.json"
 
 
-def _identity(info: dict) -> str | None:
+def identity(info: dict | None) -> str | None:
     """What stays the same while the local cloud remembers: the lineage of its saved state
     (kept across restarts), or the instance for a local cloud that saves nothing."""
-    return info.get("lineage") or info.get("instance")
+    return (info or {}).get("lineage") or (info or {}).get("instance")
 
 
 def _check_emulator_identity(env: Environment, info: dict, echo) -> None:
@@ -50,7 +50,7 @@ def _check_emulator_identity(env: Environment, info: dict, echo) -> None:
     except ValueError:
         previous = {}
     previous = previous.get("lineage") or previous.get("instance")
-    if previous and previous != _identity(info):
+    if previous and previous != identity(info):
         echo(f"note: the local cloud's state was reset since {env.name} was applied, so it has forgotten it; "
              f"the stack will be created again from scratch")
         marker.unlink()
@@ -60,7 +60,25 @@ def record_emulator_identity(env: Environment, info: dict | None) -> None:
     if info:
         marker = _marker(env)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"lineage": _identity(info)}))
+        marker.write_text(json.dumps({"lineage": identity(info)}))
+
+
+def record_applied(env: Environment, session: Session, info: dict | None, image: str) -> None:
+    """After a successful full apply: its fingerprint, so that a deploy with nothing changed skips Terraform."""
+    state = applied.read_state(session, env)
+    applied.record(env, applied.fingerprint(env, {"image": image}, state, identity(info)))
+
+
+def skip_terraform(env: Environment, session: Session, info: dict | None, image: str | None,
+                   state: dict | None) -> applied.Decision:
+    """Whether a deploy on the local cloud may leave Terraform out (see ship.applied); never on AWS."""
+    if not env.emulator:
+        return applied.Decision(False, "deploys to AWS always run Terraform")
+    if not image:
+        return applied.Decision(False, "cannot tell the image of Terraform's task definition")
+    data_dir = paths.state_dir() / "terraform" / env.name
+    parts = applied.fingerprint(env, {"image": image}, state, identity(info))
+    return applied.decide(applied.recorded(env), parts, unfinished=terraform.unfinished_apply(data_dir) is not None)
 
 
 def bootstrap(env: Environment, opts: Options, echo=print, session: Session | None = None) -> bool:
@@ -269,6 +287,8 @@ def apply(env: Environment, opts: Options, image: str | None = None, echo=print,
         return {}
     tf.apply({"image": image}, targets=targets)
     record_emulator_identity(env, info)
+    if not targets:
+        record_applied(env, session, info, image)
     echo(f"terraform apply for {env.name} took {time.monotonic() - started:.1f}s")
     return tf.outputs() if not targets else {}
 

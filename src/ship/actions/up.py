@@ -6,7 +6,7 @@ apply), the rollout (the service steady on the image) and health (the URL
 answers). They overlap wherever the dependency graph allows:
 
 * **cold** (emulator, no service yet): the image is built while the local
-  cloud starts and Terraform initialises; its digest is known before it is
+  cloud starts (from nothing: no registry to ask first) and Terraform initialises; its digest is known before it is
   pushed, so Terraform's apply starts at once with the digest-pinned image
   and creates the service with it. The push waits only for the repository
   (Terraform creates it in the first second) and is done, and the image
@@ -19,7 +19,10 @@ answers). They overlap wherever the dependency graph allows:
 * **warm** (emulator, the service exists): Terraform (init, apply: usually
   "No changes") runs beside the rollout, not before it: it starts once the
   image is built and unpacked (CPU the rollout needs on a small machine) and
-  fills the rollout's wait for health checks.
+  fills the rollout's wait for health checks. When nothing Terraform reads
+  changed since its last successful apply (``ship.applied``: configuration,
+  settings, variables, binary, backend, the state's serial, the local cloud's
+  lineage), Terraform is left out; ``inv infra.apply`` always runs it.
 * **AWS**: one step after the other, as a registry push and a real apply need.
 
 Before any of it, ``infra.before_terraform`` settles what a killed run left: an
@@ -44,13 +47,13 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import botocore.exceptions
 
-from ship import paths, terraform
+from ship import applied, paths, terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
 from ship.actions.infra import (before_terraform, bootstrap, current_image, ensure_local_cloud, placeholder_image,
-                                record_emulator_identity, require_state_bucket, terraform_image)
+                                record_applied, record_emulator_identity, require_state_bucket, skip_terraform,
+                                terraform_image)
 from ship.actions.release import Built, build, push
 from ship.actions.rollout import current_service, target_of, task_definition
 from ship.actions.status import service_url
@@ -92,6 +95,14 @@ def _image_of(session: Session, arn: str) -> str | None:
         return task_definition(session, arn).image()
     except ShipError:
         return None
+
+
+def _outputs_of(state: dict | None) -> dict:
+    """Terraform's outputs from its state object (the state format's ``outputs.<name>.value``)."""
+    try:
+        return {k: v["value"] for k, v in (state or {}).get("outputs", {}).items()}
+    except (KeyError, TypeError, AttributeError):
+        return {}
 
 
 def prepare_image(ref: ImageRef, echo=print) -> None:
@@ -168,8 +179,13 @@ class Up:
 
     def run(self) -> str | None:
         terraform.binary()  # before anything starts: a missing binary changes nothing
+        early: _Worker | None = None
         try:
-            self.local_cloud()
+            running = self._running_local_cloud()
+            if self.env.emulator and not self.opts.dry_run and running is None and self._nothing_saved():
+                # a local cloud about to start from nothing has no image to find: build beside its start
+                early = _Worker("image", self._image_job, True)
+            self.local_cloud(running)
             self._session = Session(self.env)
             # before anything else touches the stack: what a killed or cut-off run left (its
             # partial apply rebuilt, a lock its dead run kept) is settled, or named, here
@@ -181,7 +197,7 @@ class Up:
                 self.mode = "aws"
                 self.in_order()
             else:
-                image = _Worker("image", self._image_job)      # built at once, pushed when it can be
+                image = early or _Worker("image", self._image_job)   # built at once, pushed when it can be
                 self.mode = "warm" if self._service_exists() else "cold"
                 self._mode_known.set()
                 if self.mode == "warm":
@@ -243,13 +259,23 @@ class Up:
 
     # ---- phases
 
-    def local_cloud(self) -> None:
+    def _running_local_cloud(self) -> dict | None:
         if not self.env.emulator:
-            return
+            return None
         from ship.config import local_port
         from ship.localcloud import control
 
-        running = control.status(paths.local_cloud_dir(), port=local_port())
+        return control.status(paths.local_cloud_dir(), port=local_port())
+
+    @staticmethod
+    def _nothing_saved() -> bool:
+        from ship.localcloud import persistence
+
+        return not persistence.snapshot_path(paths.local_cloud_dir()).is_file()
+
+    def local_cloud(self, running: dict | None) -> None:
+        if not self.env.emulator:
+            return
         phase = self.progress.start("local cloud", "starting" if running is None else "")
         self.info = ensure_local_cloud(self.env, self.say) or {}
         result = f"{'started' if running is None else 'running'} (pid {self.info.get('pid')})"
@@ -296,6 +322,7 @@ class Up:
         self.progress.finish(phase, self._infrastructure_result(watch))
         if targets:
             return
+        record_applied(self.env, self.session, self.info, image)
         if outputs_later:
             self._outputs = _Worker("outputs", self._read_outputs, tf)
         else:
@@ -324,14 +351,17 @@ class Up:
 
     # ---- the image on the local cloud: built at once, pushed as soon as there is a repository
 
-    def _image_job(self) -> ImageRef:
+    def _image_job(self, fresh: bool = False) -> ImageRef:
+        """Build (``fresh``: without asking the registry, which a local cloud starting from
+        nothing does not have yet), then push once the repository exists."""
         phase = self.progress.start("image", "building")
-        session = Session(self.env)          # clients of its own: boto3 sessions are not shared across threads
         try:
+            session = None if fresh else Session(self.env)   # boto3 sessions are not shared across threads
             self._built = build(self.env, session, self.say, allow_dirty=True)
         finally:
             self._image_built.set()
         self._mode_known.wait()
+        session = session or Session(self.env)
         if self.mode == "cold":
             self.progress.wait(phase, "waiting for Terraform to create the repository")
             self._wait_for_repository(session)
@@ -362,21 +392,28 @@ class Up:
     # ---- the warm path's infrastructure: Terraform beside the rollout
 
     def _warm_infrastructure(self) -> None:
-        tf = self.state()
         # the image of Terraform's own task definition, so that its plan stays empty
-        arn = (self._state_outputs() or {}).get("task_definition_arn")
-        image = _image_of(self.session, arn) if arn else terraform_image(tf, self.session)
+        state = applied.read_state(self.session, self.env)
+        outputs = _outputs_of(state)
+        arn = outputs.get("task_definition_arn")
+        image = _image_of(self.session, arn) if arn else None
+        decision = skip_terraform(self.env, self.session, self.info, image, state)
+        if decision.skip:
+            phase = self.progress.start("infrastructure", "comparing with the last apply")
+            self.outputs = outputs
+            self.progress.finish(phase, f"Terraform skipped: {decision.reason} (`inv infra.apply "
+                                        f"--env={self.env.name}` reconciles changes made outside Terraform)")
+            return
+        self.say(f"terraform runs: {decision.reason}")
+        tf = self.state()
+        image = image or terraform_image(tf, self.session)
         image = image or current_image(self.env, self.session) or placeholder_image(self.env, self.session)
         self.infrastructure(tf, image)
 
     def _state_outputs(self) -> dict | None:
         """Terraform's outputs read from its state object in the bucket (the state format's
         ``outputs.<name>.value``): one S3 call instead of starting Terraform twice."""
-        try:
-            body = self.session.s3.get_object(Bucket=self.env.state_bucket, Key=self.env.state_key)["Body"].read()
-            return {k: v["value"] for k, v in json.loads(body).get("outputs", {}).items()}
-        except (botocore.exceptions.ClientError, ValueError, KeyError, TypeError, AttributeError):
-            return None
+        return _outputs_of(applied.read_state(self.session, self.env)) or None
 
     def _read_outputs(self, tf: terraform.Runner) -> dict:
         outputs = self._state_outputs()
