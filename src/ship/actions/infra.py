@@ -8,7 +8,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from ship import oplock, paths, terraform
+from ship import capacity, oplock, paths, terraform
 from ship.actions import Options, recover
 from ship.actions.rollout import target_of, task_definition
 from ship.aws import AwsError, Session
@@ -269,6 +269,8 @@ def apply(env: Environment, opts: Options, image: str | None = None, echo=print,
         return {}
     tf.apply({"image": image}, targets=targets)
     record_emulator_identity(env, info)
+    if not targets:
+        capacity.settle(env, session, echo)   # Terraform sets desired_count at creation only
     echo(f"terraform apply for {env.name} took {time.monotonic() - started:.1f}s")
     return tf.outputs() if not targets else {}
 

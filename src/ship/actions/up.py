@@ -46,7 +46,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from ship import paths, terraform
+from ship import capacity, paths, terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
 from ship.actions.infra import (before_terraform, bootstrap, current_image, ensure_local_cloud, placeholder_image,
@@ -293,6 +293,9 @@ class Up:
             self.progress.finish(phase, "failed", failed=True)
             raise
         record_emulator_identity(self.env, self.info)
+        if not targets:
+            # Terraform sets desired_count at creation only; a session of its own (this may run in a thread)
+            capacity.settle(self.env, Session(self.env), self.say)
         self.progress.finish(phase, self._infrastructure_result(watch))
         if targets:
             return
