@@ -94,4 +94,16 @@ module "ecs" {
   target_group_arn          = module.loadbalancer.target_group_arn
   listener_arns             = module.loadbalancer.listener_arns
   tags                      = local.tags
+
+  # Service Auto Scaling (autoscaling: true in environments.yaml); a target of 0 leaves its policy out.
+  autoscaling = tobool(local.settings.autoscaling) ? {
+    min_capacity        = local.settings.autoscaling_min_capacity
+    max_capacity        = local.settings.autoscaling_max_capacity
+    cpu_target          = local.settings.autoscaling_cpu_target > 0 ? local.settings.autoscaling_cpu_target : null
+    memory_target       = local.settings.autoscaling_memory_target > 0 ? local.settings.autoscaling_memory_target : null
+    requests_per_target = local.settings.autoscaling_requests_per_target > 0 ? local.settings.autoscaling_requests_per_target : null
+    scale_in_cooldown   = local.settings.autoscaling_scale_in_cooldown
+    scale_out_cooldown  = local.settings.autoscaling_scale_out_cooldown
+  } : null
+  alb_resource_label = module.loadbalancer.resource_label
 }

@@ -82,3 +82,8 @@ output "log_group_name" {
   description = "CloudWatch log group of the app containers."
   value       = module.ecs.log_group_name
 }
+
+output "autoscaling_policy_arns" {
+  description = "ARNs of the service's target tracking scaling policies by metric; empty when autoscaling is off."
+  value       = module.ecs.autoscaling_policy_arns
+}

@@ -89,6 +89,21 @@ LOCAL = "  local:\n    emulator: true\n"
      "local: health_check_timeout (5) must be less than health_check_interval (5)"),
     (("  app_name: hello\n", "  app_name: hello-world-service-of-ours\n"), "app_name",
      "is longer than 32 characters"),
+    # Service Auto Scaling: min <= desired <= max, a policy to scale by, the local ceiling
+    ((LOCAL, LOCAL + "    autoscaling: true\n    desired_count: 5\n"), "    desired_count: 5",
+     "local: with autoscaling, autoscaling_min_capacity <= desired_count <= autoscaling_max_capacity must hold, "
+     "got 2 <= 5 <= 4"),
+    ((LOCAL, LOCAL + "    autoscaling: true\n    autoscaling_min_capacity: 3\n"), "  desired_count: 2",
+     "got 3 <= 2 <= 4"),
+    ((LOCAL, LOCAL + "    autoscaling: true\n    autoscaling_cpu_target: 0\n"), "    autoscaling: true",
+     "local: autoscaling needs a policy: set autoscaling_cpu_target, autoscaling_memory_target or "
+     "autoscaling_requests_per_target above 0"),
+    ((LOCAL, LOCAL + "    autoscaling: true\n    autoscaling_max_capacity: 11\n"), "autoscaling_max_capacity: 11",
+     "local: autoscaling_max_capacity 11 could start 11 replicas on this machine"),
+    (("  autoscaling_cpu_target: 70 ", "  autoscaling_cpu_target: 170 "), "autoscaling_cpu_target: 170",
+     "defaults.autoscaling_cpu_target must be between 0 and 100, got 170"),
+    (("  autoscaling_scale_in_cooldown: 300 ", "  autoscaling_scale_in_cooldown: -1 "), "scale_in_cooldown: -1",
+     "must be between 0 and 86400, got -1"),
 ])
 def test_each_mistake_is_named_with_its_line(tmp_path, edit, marker, expected):
     path = variant(tmp_path, edit)
@@ -130,6 +145,14 @@ def test_local_replica_ceiling_is_configurable(tmp_path, monkeypatch):
     monkeypatch.delenv("SHIP_LOCAL_MAX_DESIRED_COUNT")
     aws = variant(tmp_path, ("    vpc_cidr: 10.40.0.0/16\n", "    vpc_cidr: 10.40.0.0/16\n    desired_count: 1000\n"))
     assert config.load("staging", aws)["desired_count"] == 1000
+
+
+def test_autoscaling_settings_are_checked_only_when_it_is_on(tmp_path):
+    off = variant(tmp_path, (LOCAL, LOCAL + "    desired_count: 5\n"))     # 5 > max 4: no matter while off
+    assert config.load("local", off)["desired_count"] == 5
+    on = variant(tmp_path, (LOCAL, LOCAL + "    autoscaling: true\n    autoscaling_requests_per_target: 600\n"))
+    merged = config.load("local", on)
+    assert merged["autoscaling"] is True and merged["autoscaling_requests_per_target"] == 600
 
 
 def test_all_problems_are_reported_together(tmp_path):

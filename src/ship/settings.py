@@ -157,6 +157,15 @@ SETTINGS: dict[str, Setting] = {
     "ecr_keep_images": Setting(int, at_least(1)),  # ECR lifecycle rule countNumber
     "task_definitions_to_keep": Setting(int, at_least(1)),
     "environment_variables": Setting(dict, variables),
+    # Service Auto Scaling (Application Auto Scaling target tracking); the relations are in RELATIONS
+    "autoscaling": Setting(bool, doc="true: a scalable target and target tracking policies"),
+    "autoscaling_min_capacity": Setting(int, between(0, 5000)),
+    "autoscaling_max_capacity": Setting(int, between(1, 5000)),
+    "autoscaling_cpu_target": Setting(int, between(0, 100)),  # percent; 0: no CPU policy
+    "autoscaling_memory_target": Setting(int, between(0, 100)),  # percent; 0: no memory policy
+    "autoscaling_requests_per_target": Setting(int, at_least(0)),  # per target per minute; 0: no such policy
+    "autoscaling_scale_in_cooldown": Setting(int, between(0, 86400)),  # seconds
+    "autoscaling_scale_out_cooldown": Setting(int, between(0, 86400)),  # seconds
 }
 
 _KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
@@ -297,7 +306,28 @@ def _local_ceiling(name: str, s: dict, ceiling: int) -> list[tuple[str, str]]:
     return []
 
 
-RELATIONS = (_fargate_pair, _timeout_below_interval, _name_length, _local_ceiling)
+def _scaling(name: str, s: dict, ceiling: int) -> list[tuple[str, str]]:
+    """With autoscaling on: min <= desired_count <= max, at least one policy, max within the local ceiling."""
+    if s.get("autoscaling") is not True:
+        return []
+    low, high, count = s.get("autoscaling_min_capacity"), s.get("autoscaling_max_capacity"), s.get("desired_count")
+    if not (isinstance(low, int) and isinstance(high, int) and isinstance(count, int)):
+        return []                    # a wrong type is reported by the key's own check
+    if not low <= count <= high:
+        return [("desired_count", f"{name}: with autoscaling, autoscaling_min_capacity <= desired_count <= "
+                                  f"autoscaling_max_capacity must hold, got {low} <= {count} <= {high}")]
+    targets = ("autoscaling_cpu_target", "autoscaling_memory_target", "autoscaling_requests_per_target")
+    if not any(s.get(k) for k in targets):
+        return [("autoscaling", f"{name}: autoscaling needs a policy: set autoscaling_cpu_target, "
+                                "autoscaling_memory_target or autoscaling_requests_per_target above 0")]
+    if s.get("emulator") is True and high > ceiling:
+        return [("autoscaling_max_capacity", f"{name}: autoscaling_max_capacity {high} could start {high} replicas "
+                                             f"on this machine; emulator environments allow at most {ceiling} "
+                                             "(SHIP_LOCAL_MAX_DESIRED_COUNT raises it)")]
+    return []
+
+
+RELATIONS = (_fargate_pair, _timeout_below_interval, _name_length, _local_ceiling, _scaling)
 
 
 def check_all(parsed: Parsed, ceiling: int = DEFAULT_LOCAL_CEILING) -> list[Problem]:

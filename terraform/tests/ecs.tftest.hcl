@@ -110,3 +110,154 @@ run "a_stop_timeout_above_fargates_limit_is_refused" {
 
   expect_failures = [var.stop_timeout]
 }
+
+# -- Service Auto Scaling ---------------------------------------------------------
+
+run "autoscaling_is_off_by_default" {
+  command = plan
+
+  module {
+    source = "./modules/ecs"
+  }
+
+  assert {
+    condition     = length(aws_appautoscaling_target.this) == 0 && length(aws_appautoscaling_policy.this) == 0
+    error_message = "no scalable target and no policy without var.autoscaling"
+  }
+}
+
+run "autoscaling_makes_a_target_and_one_policy_per_metric" {
+  command = plan
+
+  module {
+    source = "./modules/ecs"
+  }
+
+  variables {
+    alb_resource_label = "app/hello-test/0123456789abcdef/targetgroup/hello-test/0123456789abcdef"
+    autoscaling = {
+      min_capacity        = 2
+      max_capacity        = 6
+      cpu_target          = 70
+      memory_target       = 80
+      requests_per_target = 600
+      scale_in_cooldown   = 120
+    }
+  }
+
+  assert {
+    condition = (aws_appautoscaling_target.this[0].resource_id == "service/hello-test/hello-test"
+      && aws_appautoscaling_target.this[0].scalable_dimension == "ecs:service:DesiredCount"
+    && aws_appautoscaling_target.this[0].min_capacity == 2 && aws_appautoscaling_target.this[0].max_capacity == 6)
+    error_message = "the scalable target is the service's DesiredCount within min/max"
+  }
+  assert {
+    condition     = toset(keys(aws_appautoscaling_policy.this)) == toset(["cpu", "memory", "requests"])
+    error_message = "one policy per metric given"
+  }
+  assert {
+    condition = (aws_appautoscaling_policy.this["cpu"].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].predefined_metric_type == "ECSServiceAverageCPUUtilization"
+    && aws_appautoscaling_policy.this["memory"].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].predefined_metric_type == "ECSServiceAverageMemoryUtilization")
+    error_message = "CPU and memory policies track the service averages"
+  }
+  assert {
+    condition = (aws_appautoscaling_policy.this["requests"].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].predefined_metric_type == "ALBRequestCountPerTarget"
+      && aws_appautoscaling_policy.this["requests"].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].resource_label == var.alb_resource_label
+    && aws_appautoscaling_policy.this["requests"].target_tracking_scaling_policy_configuration[0].target_value == 600)
+    error_message = "the request count policy names the load balancer and target group"
+  }
+  assert {
+    condition = (aws_appautoscaling_policy.this["cpu"].policy_type == "TargetTrackingScaling"
+      && aws_appautoscaling_policy.this["cpu"].target_tracking_scaling_policy_configuration[0].scale_in_cooldown == 120
+    && aws_appautoscaling_policy.this["cpu"].target_tracking_scaling_policy_configuration[0].scale_out_cooldown == 300)
+    error_message = "cooldowns as given, else AWS's default of 300 s"
+  }
+}
+
+run "autoscaling_with_only_a_cpu_target_has_one_policy" {
+  command = plan
+
+  module {
+    source = "./modules/ecs"
+  }
+
+  variables {
+    autoscaling = { min_capacity = 1, max_capacity = 3, cpu_target = 60 }
+  }
+
+  assert {
+    condition     = keys(aws_appautoscaling_policy.this) == ["cpu"]
+    error_message = "metrics without a target get no policy (and need no resource label)"
+  }
+}
+
+run "autoscaling_min_above_max_is_refused" {
+  command = plan
+
+  module {
+    source = "./modules/ecs"
+  }
+
+  variables {
+    autoscaling = { min_capacity = 5, max_capacity = 3, cpu_target = 60 }
+  }
+
+  expect_failures = [var.autoscaling]
+}
+
+run "a_desired_count_outside_min_and_max_is_refused" {
+  command = plan
+
+  module {
+    source = "./modules/ecs"
+  }
+
+  variables {
+    desired_count = 8
+    autoscaling   = { min_capacity = 1, max_capacity = 4, cpu_target = 60 }
+  }
+
+  expect_failures = [var.autoscaling]
+}
+
+run "autoscaling_without_a_target_is_refused" {
+  command = plan
+
+  module {
+    source = "./modules/ecs"
+  }
+
+  variables {
+    autoscaling = { min_capacity = 1, max_capacity = 4 }
+  }
+
+  expect_failures = [var.autoscaling]
+}
+
+run "a_request_count_policy_without_a_resource_label_is_refused" {
+  command = plan
+
+  module {
+    source = "./modules/ecs"
+  }
+
+  variables {
+    autoscaling = { min_capacity = 1, max_capacity = 4, requests_per_target = 100 }
+  }
+
+  expect_failures = [var.autoscaling]
+}
+
+run "a_cpu_target_above_100_percent_is_refused" {
+  command = plan
+
+  module {
+    source = "./modules/ecs"
+  }
+
+  variables {
+    autoscaling = { min_capacity = 1, max_capacity = 4, cpu_target = 150 }
+  }
+
+  expect_failures = [var.autoscaling]
+}

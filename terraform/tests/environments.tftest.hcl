@@ -118,3 +118,30 @@ run "an_environment_overrides_whole_keys_of_defaults" {
 
 # What a module refuses (a /8 VPC, a CPU size Fargate has not) is tested in that
 # module's own file: a root test cannot name a child module's variables.
+
+run "autoscaling_is_off_in_every_environment_of_the_project" {
+  command = plan
+
+  variables {
+    environment = "local"
+  }
+
+  assert {
+    condition     = length(module.ecs.autoscaling_policy_arns) == 0
+    error_message = "environments.yaml keeps autoscaling off by default"
+  }
+}
+
+run "autoscaling_on_passes_the_settings_and_the_resource_label" {
+  command = plan
+
+  variables {
+    environments_file = "tests/environments.yaml"
+    environment       = "scaled"
+  }
+
+  assert {
+    condition     = toset(keys(module.ecs.autoscaling_policy_arns)) == toset(["cpu", "requests"])
+    error_message = "a target of 0 (memory) leaves its policy out; cpu (default 70) and requests are in"
+  }
+}

@@ -36,6 +36,9 @@ class Stack:
                         SHIP_LOCAL_EXIT_WITH=str(os.getpid()))
         self.env.pop("AWS_PROFILE", None)
         self.runtime = self.env.setdefault("SHIP_LOCAL_RUNTIME", "process")
+        # Service Auto Scaling's datapoints every 2 s instead of CloudWatch's minute: AWS's 3 (scale-out)
+        # and 15 (scale-in) datapoints take seconds (tests/e2e/test_service_autoscaling.py)
+        self.env.setdefault("SHIP_LOCAL_METRIC_PERIOD", "2")
         self.env.pop("AWS_ENDPOINT_URL", None)
 
     def inv(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:

@@ -193,3 +193,152 @@ def test_ecr_put_image_retag(deployed):
     assert tag not in tags and tags
     # the service still runs that digest
     assert deployed.get("/")[0] == 200
+
+
+class Watch:
+    """What the load balancer URL serves meanwhile: every (status, version) seen, in the background."""
+
+    def __init__(self, stack):
+        import threading
+
+        self.stack, self.stop, self.seen = stack, threading.Event(), []
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            try:
+                status, body = self.stack.get("/", timeout=10)
+            except OSError as err:
+                self.seen.append((str(err), None))
+                continue
+            self.seen.append((status, body.get("version")))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def _spec(td: dict) -> dict:
+    """register-task-definition input from a describe-task-definition answer."""
+    return {k: td[k] for k in ("family", "containerDefinitions", "cpu", "memory", "networkMode",
+                               "requiresCompatibilities", "executionRoleArn", "taskRoleArn") if td.get(k)}
+
+
+def test_a_failing_health_check_revision_is_rolled_back_with_the_cli(deployed):
+    """A revision whose container healthCheck always fails, rolled out with the CLI: the deployment
+    circuit breaker fails it and rolls back, and the load balancer serves the running version only."""
+    original = service(deployed)["taskDefinition"]
+    version = {body.get("version") for _, body in served(deployed, 5)}
+    assert len(version) == 1
+    td = aws(deployed, "ecs", "describe-task-definition", "--task-definition", original)["taskDefinition"]
+    spec = _spec(td)
+    spec["containerDefinitions"][0]["healthCheck"] = {"command": ["CMD-SHELL", "exit 1"], "interval": 5,
+                                                      "timeout": 2, "retries": 1}
+    bad = aws(deployed, "ecs", "register-task-definition", "--cli-input-json",
+              json.dumps(spec))["taskDefinition"]["taskDefinitionArn"]
+    try:
+        with Watch(deployed) as watch:
+            aws(deployed, "ecs", "update-service", "--cluster", CLUSTER, "--service", SERVICE,
+                "--task-definition", bad)
+
+            def rolled_back():
+                s = service(deployed)
+                failed = any(d.get("rolloutState") == "FAILED" for d in s["deployments"])
+                return s if failed and s["taskDefinition"] == original else None
+
+            svc = until("the circuit breaker's rollback", rolled_back, timeout=300, every=2)
+            wait_stable(deployed)
+        failed = [d for d in svc["deployments"] if d.get("rolloutState") == "FAILED"]
+        assert failed[0]["taskDefinition"] == bad and failed[0]["failedTasks"] >= 3
+        events = " ".join(e["message"] for e in service(deployed)["events"])
+        assert "failed container health checks" in events and "rolling back to deployment" in events
+        stopped = aws(deployed, "ecs", "list-tasks", "--cluster", CLUSTER, "--service-name", SERVICE,
+                      "--desired-status", "STOPPED")["taskArns"]
+        tasks = aws(deployed, "ecs", "describe-tasks", "--cluster", CLUSTER, "--tasks", *stopped[:100])["tasks"]
+        unhealthy = [t for t in tasks if t["taskDefinitionArn"] == bad
+                     and t.get("stoppedReason") == "Task failed container health checks"]
+        assert len(unhealthy) >= 3 and {t["healthStatus"] for t in unhealthy} == {"UNHEALTHY"}
+        # the truth through the URL: the running version answered every request, before and after
+        assert len(watch.seen) > 20 and {s for s, _ in watch.seen} == {200}, set(watch.seen)
+        assert {v for _, v in watch.seen} == version
+        assert running_task_ids(deployed) == instances(served(deployed))
+    finally:
+        if service(deployed)["taskDefinition"] != original:
+            aws(deployed, "ecs", "update-service", "--cluster", CLUSTER, "--service", SERVICE,
+                "--task-definition", original)
+            wait_stable(deployed)
+        aws(deployed, "ecs", "deregister-task-definition", "--task-definition", bad)
+    svc = service(deployed)
+    assert (svc["taskDefinition"], svc["runningCount"]) == (original, 2)
+
+
+def test_run_task_and_wait_tasks_stopped_give_the_exit_code(deployed):
+    svc = service(deployed)
+    before = running_task_ids(deployed)
+    td = aws(deployed, "ecs", "describe-task-definition", "--task-definition",
+             svc["taskDefinition"])["taskDefinition"]
+    container = td["containerDefinitions"][0]["name"]
+    network = svc["networkConfiguration"]["awsvpcConfiguration"]
+    code = "import os, sys; print('one-off from the AWS CLI', os.environ.get('AWS_EXECUTION_ENV')); sys.exit(3)"
+    overrides = {"containerOverrides": [{"name": container, "command": ["python", "-c", code]}]}
+    started = aws(deployed, "ecs", "run-task", "--cluster", CLUSTER, "--task-definition", svc["taskDefinition"],
+                  "--launch-type", "FARGATE", "--started-by", "aws-cli-e2e",
+                  "--network-configuration", json.dumps({"awsvpcConfiguration": network}),
+                  "--overrides", json.dumps(overrides))
+    assert started["failures"] == [] and len(started["tasks"]) == 1
+    arn = started["tasks"][0]["taskArn"]
+    aws(deployed, "ecs", "wait", "tasks-stopped", "--cluster", CLUSTER, "--tasks", arn, timeout=300)
+    [task] = aws(deployed, "ecs", "describe-tasks", "--cluster", CLUSTER, "--tasks", arn)["tasks"]
+    assert (task["lastStatus"], task["stopCode"], task["startedBy"]) == ("STOPPED", "EssentialContainerExited",
+                                                                         "aws-cli-e2e")
+    assert task["containers"][0]["exitCode"] == 3
+    # its output went to the service's log group, under the awslogs stream prefix
+    options = td["containerDefinitions"][0]["logConfiguration"]["options"]
+    stream = f"{options['awslogs-stream-prefix']}/{container}/{arn.rsplit('/', 1)[1]}"
+    events = until("the one-off task's log line", lambda: aws(
+        deployed, "logs", "get-log-events", "--log-group-name", options["awslogs-group"],
+        "--log-stream-name", stream)["events"], timeout=30)
+    assert any("one-off from the AWS CLI AWS_ECS_FARGATE" in e["message"] for e in events), events
+    # the service is untouched, and only its own tasks answer through the load balancer
+    assert running_task_ids(deployed) == before == instances(served(deployed))
+
+
+def test_describe_scaling_activities_with_the_cli(deployed):
+    """A scalable target and a request-count policy registered with the CLI: with no traffic the
+    scale-in alarm fires, the minimum stops it, and describe-scaling-activities reports the
+    not-scaled activity (AlreadyAtMinCapacity) while the service keeps its two tasks."""
+    rid = f"service/{CLUSTER}/{SERVICE}"
+    dim = ["--service-namespace", "ecs", "--resource-id", rid, "--scalable-dimension", "ecs:service:DesiredCount"]
+    tg = service(deployed)["loadBalancers"][0]["targetGroupArn"]
+    [group] = aws(deployed, "elbv2", "describe-target-groups", "--target-group-arns", tg)["TargetGroups"]
+    label = group["LoadBalancerArns"][0].split(":loadbalancer/")[1] + "/" + tg.split(":")[-1]
+    aws(deployed, "application-autoscaling", "register-scalable-target", *dim, "--min-capacity", "2",
+        "--max-capacity", "2")
+    try:
+        aws(deployed, "application-autoscaling", "put-scaling-policy", *dim, "--policy-name", "cli-requests",
+            "--policy-type", "TargetTrackingScaling", "--target-tracking-scaling-policy-configuration", json.dumps({
+                "TargetValue": 1000.0, "ScaleInCooldown": 0, "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label}}))
+
+        def not_scaled():
+            found = aws(deployed, "application-autoscaling", "describe-scaling-activities", *dim,
+                        "--include-not-scaled-activities")["ScalingActivities"]
+            return [a for a in found if a.get("NotScaledReasons") and a["Cause"].endswith(" policy cli-requests")]
+
+        activity = until("a not-scaled scale-in", not_scaled, timeout=240, every=3)[-1]
+        assert activity["NotScaledReasons"][0]["Code"] == "AlreadyAtMinCapacity"
+        assert activity["NotScaledReasons"][0]["MinCapacity"] == 2
+        assert activity["Cause"].endswith(" in state ALARM triggered policy cli-requests")
+        assert activity["ResourceId"] == rid
+        without = aws(deployed, "application-autoscaling", "describe-scaling-activities", *dim)["ScalingActivities"]
+        # not-scaled activities only with --include-not-scaled-activities
+        assert not [a for a in without if a["Cause"].endswith(" policy cli-requests")]
+    finally:
+        aws(deployed, "application-autoscaling", "deregister-scalable-target", *dim)
+    svc = service(deployed)
+    assert (svc["desiredCount"], svc["runningCount"]) == (2, 2)
+    assert running_task_ids(deployed) == instances(served(deployed))

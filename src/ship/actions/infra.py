@@ -8,7 +8,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from ship import applied, oplock, paths, terraform
+from ship import applied, capacity, oplock, paths, terraform
 from ship.actions import Options, recover
 from ship.actions.rollout import target_of, task_definition
 from ship.aws import AwsError, Session
@@ -288,6 +288,7 @@ def apply(env: Environment, opts: Options, image: str | None = None, echo=print,
     tf.apply({"image": image}, targets=targets)
     record_emulator_identity(env, info)
     if not targets:
+        capacity.settle(env, session, echo)   # Terraform sets desired_count at creation only
         record_applied(env, session, info, image)
     echo(f"terraform apply for {env.name} took {time.monotonic() - started:.1f}s")
     return tf.outputs() if not targets else {}

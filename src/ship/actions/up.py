@@ -48,7 +48,7 @@ import urllib.request
 from typing import Any
 
 
-from ship import applied, paths, terraform
+from ship import applied, capacity, paths, terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
 from ship.actions.infra import (before_terraform, bootstrap, current_image, ensure_local_cloud, placeholder_image,
@@ -319,6 +319,9 @@ class Up:
             self.progress.finish(phase, "failed", failed=True)
             raise
         record_emulator_identity(self.env, self.info)
+        if not targets:
+            # Terraform sets desired_count at creation only; a session of its own (this may run in a thread)
+            capacity.settle(self.env, Session(self.env), self.say)
         self.progress.finish(phase, self._infrastructure_result(watch))
         if targets:
             return

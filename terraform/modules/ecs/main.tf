@@ -110,10 +110,65 @@ resource "aws_ecs_service" "this" {
 
   lifecycle {
     # Image rollouts register new task definition revisions outside Terraform.
-    ignore_changes = [task_definition]
+    # desired_count is set at creation only, as terraform-aws-modules/ecs does
+    # ("Always ignored"): with Service Auto Scaling on, the scaler owns the count
+    # and every plan would otherwise undo its last scale-out (hashicorp/aws 5.x
+    # has no computed desired_count). The deploy sets the count instead: the
+    # environment's desired_count when autoscaling is off, the current count
+    # clamped into min/max when it is on (ship.capacity; see README.md).
+    ignore_changes = [task_definition, desired_count]
   }
 
   # A target group can only be attached to a service once a listener joins it
   # to the load balancer.
   depends_on = [var.listener_arns]
+}
+
+# -- Service Auto Scaling (off when var.autoscaling is null) -------------------
+# A scalable target on the service's DesiredCount and one target tracking policy
+# per metric given: ECSServiceAverageCPUUtilization, ECSServiceAverageMemoryUtilization,
+# ALBRequestCountPerTarget (requests per target per minute; needs alb_resource_label).
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-autoscaling-targettracking.html
+
+locals {
+  scaling_metrics = var.autoscaling == null ? {} : {
+    for name, policy in {
+      cpu      = { type = "ECSServiceAverageCPUUtilization", target = var.autoscaling.cpu_target, label = null }
+      memory   = { type = "ECSServiceAverageMemoryUtilization", target = var.autoscaling.memory_target, label = null }
+      requests = { type = "ALBRequestCountPerTarget", target = var.autoscaling.requests_per_target, label = var.alb_resource_label }
+    } : name => policy if policy.target != null
+  }
+}
+
+resource "aws_appautoscaling_target" "this" {
+  count = var.autoscaling == null ? 0 : 1
+
+  service_namespace  = "ecs"
+  scalable_dimension = "ecs:service:DesiredCount"
+  resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.this.name}"
+  min_capacity       = var.autoscaling.min_capacity
+  max_capacity       = var.autoscaling.max_capacity
+
+  tags = var.tags
+}
+
+resource "aws_appautoscaling_policy" "this" {
+  for_each = local.scaling_metrics
+
+  name               = "${var.name}-${each.key}"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
+  resource_id        = aws_appautoscaling_target.this[0].resource_id
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = each.value.target
+    scale_in_cooldown  = var.autoscaling.scale_in_cooldown
+    scale_out_cooldown = var.autoscaling.scale_out_cooldown
+
+    predefined_metric_specification {
+      predefined_metric_type = each.value.type
+      resource_label         = each.value.label
+    }
+  }
 }

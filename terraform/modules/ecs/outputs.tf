@@ -42,3 +42,8 @@ output "log_group_name" {
   description = "Name of the CloudWatch log group of the containers."
   value       = aws_cloudwatch_log_group.this.name
 }
+
+output "autoscaling_policy_arns" {
+  description = "ARNs of the target tracking scaling policies by metric (cpu, memory, requests); empty when autoscaling is off."
+  value       = { for name, policy in aws_appautoscaling_policy.this : name => policy.arn }
+}

@@ -147,3 +147,48 @@ variable "tags" {
   description = "Tags added to every resource of the module."
   default     = {}
 }
+
+variable "autoscaling" {
+  type = object({
+    min_capacity        = number
+    max_capacity        = number
+    cpu_target          = optional(number) # average CPU utilization, percent
+    memory_target       = optional(number) # average memory utilization, percent
+    requests_per_target = optional(number) # ALB requests per target per minute
+    scale_in_cooldown   = optional(number, 300)
+    scale_out_cooldown  = optional(number, 300)
+  })
+  description = "Service Auto Scaling: min/max tasks and one target tracking policy per target given. null (the default): off, the service keeps desired_count."
+  default     = null
+
+  validation {
+    condition     = var.autoscaling == null || try(var.autoscaling.min_capacity >= 0 && var.autoscaling.min_capacity <= var.autoscaling.max_capacity && floor(var.autoscaling.min_capacity) == var.autoscaling.min_capacity && floor(var.autoscaling.max_capacity) == var.autoscaling.max_capacity, false)
+    error_message = "autoscaling.min_capacity and max_capacity must be integers with 0 <= min_capacity <= max_capacity."
+  }
+  validation {
+    condition     = var.autoscaling == null || try(var.autoscaling.min_capacity <= var.desired_count && var.desired_count <= var.autoscaling.max_capacity, false)
+    error_message = "desired_count must lie between autoscaling.min_capacity and autoscaling.max_capacity (min <= desired <= max)."
+  }
+  validation {
+    condition     = var.autoscaling == null || try(length(compact([for t in [var.autoscaling.cpu_target, var.autoscaling.memory_target, var.autoscaling.requests_per_target] : t == null ? "" : "x"])) > 0, false)
+    error_message = "autoscaling needs at least one of cpu_target, memory_target or requests_per_target."
+  }
+  validation {
+    condition     = var.autoscaling == null || try(alltrue([for t in [var.autoscaling.cpu_target, var.autoscaling.memory_target] : t == null ? true : t > 0 && t <= 100]) && (var.autoscaling.requests_per_target == null ? true : var.autoscaling.requests_per_target > 0), false)
+    error_message = "autoscaling targets must be positive; cpu_target and memory_target are percentages (at most 100)."
+  }
+  validation {
+    condition     = var.autoscaling == null || try(var.autoscaling.scale_in_cooldown >= 0 && var.autoscaling.scale_out_cooldown >= 0, false)
+    error_message = "autoscaling cooldowns must be zero or more seconds."
+  }
+  validation {
+    condition     = var.autoscaling == null || try(var.autoscaling.requests_per_target == null ? true : var.alb_resource_label != "", false)
+    error_message = "autoscaling.requests_per_target needs alb_resource_label (app/<alb name>/<id>/targetgroup/<target group name>/<id>)."
+  }
+}
+
+variable "alb_resource_label" {
+  type        = string
+  description = "The ResourceLabel of ALBRequestCountPerTarget: app/<alb name>/<id>/targetgroup/<target group name>/<id> (the load balancer's and target group's arn_suffix joined by /). Needed only with autoscaling.requests_per_target."
+  default     = ""
+}

@@ -32,3 +32,8 @@ output "url" {
   description = "Base URL of the service behind the load balancer."
   value       = "${local.https_enabled ? "https" : "http"}://${aws_lb.this.dns_name}"
 }
+
+output "resource_label" {
+  description = "app/<alb name>/<id>/targetgroup/<target group name>/<id>: the ResourceLabel of the ALBRequestCountPerTarget metric (Service Auto Scaling)."
+  value       = "${aws_lb.this.arn_suffix}/${aws_lb_target_group.this.arn_suffix}"
+}
