@@ -149,12 +149,12 @@ def test_a_killed_session_leaves_nothing_running(tmp_path, kill):
 @pytest.mark.parametrize("kill", ["SIGKILL", "SIGKILL of its parent"])
 def test_a_killed_session_leaves_no_container(tmp_path, kill):
     """The replica is a container (the engine's process, not the local cloud's child)."""
-    from ship import engine as engines
+    from ship import container_cli
 
-    engine = engines.detect()
+    engine = container_cli.detect()
     if engine is None:
-        pytest.skip(engines.unavailable_reason())
-    image = engines.LOCAL_BASE_IMAGE
+        pytest.skip(container_cli.unavailable_reason())
+    image = container_cli.LOCAL_BASE_IMAGE
     if not engine.image_exists(image):
         pytest.skip(f"no {image} here: make it with .ci/podman-setup.sh")
     archive = tmp_path / "image.tar"
