@@ -87,9 +87,9 @@ def _echo(line: str) -> None:
 def test(c, in_container=False, e2e=False, pytest_args=""):
     """Run flake8 and pytest on this machine (or inside the image with --in-container)."""
     if in_container:
-        from ship import containers
+        from ship import container_image
 
-        containers.test_in_container(echo=_echo)
+        container_image.test_in_container(echo=_echo)
         return
     c.run(f"{sys.executable} -m flake8", echo=True, pty=False)
     marker = "" if e2e else "-m 'not e2e and not container'"
@@ -107,9 +107,9 @@ def lint(c):
 @_errors
 def build(c, tag="", target="runtime"):
     """Build the container image and tag it with the git commit."""
-    from ship import containers
+    from ship import container_image
 
-    ref = containers.build_local(tag=tag or None, target=target, echo=_echo)
+    ref = container_image.build_local(tag=tag or None, target=target, echo=_echo)
     print(ref)
 
 

@@ -76,9 +76,9 @@ def build(env: Environment, session: Session | None, echo=print, root: Path | No
         if kind == "process":
             image = artifact.build_process_image(source, commit, tag=tag)
         else:
-            from ship import containers
+            from ship import container_image
 
-            image = containers.build_image(source, commit, tag=tag)
+            image = container_image.build_image(source, commit, tag=tag)
     seconds = time.monotonic() - started
     echo(f"built {kind} image {tag} ({image.digest[:19]}…) in {seconds:.1f}s")
     return Built(tag, kind, image=image, seconds=seconds)
@@ -97,9 +97,9 @@ def push(env: Environment, session: Session, built: Built, echo=print) -> ImageR
     if image.kind == "process":
         ref = registry.push_manifest(image.manifest, image.media_type, built.tag, image.blobs)
     else:
-        from ship import containers
+        from ship import container_image
 
-        ref = containers.push(image, registry, env, session)
+        ref = container_image.push(image, registry, env, session)
     echo(f"pushed {ref.uri} as {built.tag}")
     return ref
 

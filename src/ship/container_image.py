@@ -1,4 +1,4 @@
-"""Container images: build once per commit, test inside, push to ECR.
+"""Container images from the Dockerfile: build once per commit, test inside, push to ECR.
 
 Talks to "a Docker-compatible engine" through ``ship.container_cli`` (Docker where it
 answers, else Podman's CLI). Builds install offline from what the host puts in
