@@ -9,7 +9,7 @@ import pytest
 
 from ship import container_cli, oci
 from ship.errors import ShipError
-from ship.localcloud.runtime.container import ContainerRunner
+from ship.localcloud.runtime.container_runner import ContainerRunner
 from ship.localcloud.runtime.images import ResolvedImage
 from ship.localcloud.runtime.base import TaskSpec
 

@@ -102,7 +102,7 @@ class Session:
         left += [f"task process {pid}" for pid in _pids_under(state)]
         left += [f"port {port}" for port in self.report["ports"] if _open(port)]
         if engine is not None:
-            from ship.localcloud.runtime.container import STATE_LABEL
+            from ship.localcloud.runtime.container_runner import STATE_LABEL
             left += [f"container {c[:12]}" for c in engine.containers(label=f"{STATE_LABEL}={state.resolve()}")]
         return left
 
@@ -120,7 +120,7 @@ class Session:
         if self.report.get("state"):
             control.down(self.report["state"], timeout=30)
             if engine is not None:
-                from ship.localcloud.runtime.container import remove_leftovers
+                from ship.localcloud.runtime.container_runner import remove_leftovers
                 remove_leftovers(engine, self.report["state"])
 
 

@@ -44,7 +44,7 @@ from ship.localcloud.runtime.base import OutputCallback, TaskHandle, TaskSpec, p
 from ship.localcloud.runtime.images import ImageError, ResolvedImage
 from ship.localcloud.runtime.limits import OOM_REASON, engine_flags, task_limits
 
-log = logging.getLogger("ship.localcloud.runtime.container")
+log = logging.getLogger("ship.localcloud.runtime.container_runner")
 
 LABEL = "ship.localcloud"
 STATE_LABEL = "ship.localcloud.state"
