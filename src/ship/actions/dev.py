@@ -28,13 +28,13 @@ from ship import paths
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
 from ship.actions.release import build, push
-from ship.actions.rollout import current_service, target_of
 from ship.actions.up import prepare_image, up
 from ship.aws import Session
 from ship.config import Environment
 from ship.domain import family_revision
 from ship.errors import ShipError
 from ship.progress import Progress
+from ship.queries import current_service, target_of
 
 WATCHED = ("src", "pyproject.toml", "distributions", "uv.lock", "gunicorn.conf.py", "Dockerfile")
 POLL = 0.3          # seconds between looks at the tree

@@ -10,10 +10,10 @@ import botocore.exceptions
 
 from ship import oplock, paths, terraform
 from ship.actions import Options, recover
-from ship.actions.rollout import target_of, task_definition
 from ship.aws import AwsError, Session
 from ship.config import Environment
 from ship.errors import ShipError
+from ship.queries import target_of, task_definition
 
 
 def ensure_local_cloud(env: Environment, echo=print) -> dict | None:

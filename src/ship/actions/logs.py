@@ -6,10 +6,10 @@ import re
 import time
 from datetime import datetime, timezone
 
-from ship.actions.rollout import current_service, target_of, task_definition
 from ship.aws import Session
 from ship.config import Environment
 from ship.errors import ShipError
+from ship.queries import current_service, target_of, task_definition
 
 _SINCE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -52,13 +52,12 @@ from ship.actions.deploy import deploy_image
 from ship.actions.infra import (before_terraform, bootstrap, current_image, ensure_local_cloud, placeholder_image,
                                 record_emulator_identity, require_state_bucket, terraform_image)
 from ship.actions.release import Built, build, push
-from ship.actions.rollout import current_service, target_of, task_definition
-from ship.actions.status import service_url
 from ship.aws import Session
 from ship.config import Environment
 from ship.domain import Service, family_revision
 from ship.errors import ShipError
 from ship.progress import Progress, TerraformWatch, render_timeline, waits_text
+from ship.queries import current_service, service_url, target_of, task_definition
 from ship.registry import ImageRef
 
 # What a cold deploy creates before its image is built when the build is the slower: the load
