@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import threading
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlparse
@@ -125,10 +126,13 @@ def _aws_session(env: Environment) -> boto3.Session:
 
 
 class Session:
-    """boto3 clients for one environment."""
+    """boto3 clients for one environment: one per command, built where the command starts and
+    passed down. Its clients may be used from several threads (boto3's clients are thread-safe;
+    creating them from one boto3 session is not, so that happens under a lock)."""
 
     def __init__(self, env: Environment):
         self.env = env
+        self._lock = threading.Lock()
         if env.emulator:
             import localstack_client.session
 
@@ -143,7 +147,8 @@ class Session:
             self._session = _aws_session(env)
 
     def client(self, service: str):
-        return self._session.client(service, config=_BOTO_CONFIG)
+        with self._lock:
+            return self._session.client(service, config=_BOTO_CONFIG)
 
     @cached_property
     def ecs(self) -> "Ecs":

@@ -138,8 +138,8 @@ def dev(env: Environment, opts: Options, verbose: bool = False, stop: threading.
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)    # stopped like Ctrl-C
-    url = up(env, opts, verbose=verbose, progress=Progress(out) if out is not None else None)
-    session = Session(env)
+    session = Session(env)     # the command's one session: the deploy and every rollout after it
+    url = up(env, opts, verbose=verbose, progress=Progress(out) if out is not None else None, session=session)
     last = snapshot(root)
     _say(out, f"watching {', '.join(w for w in WATCHED if (root / w).exists())} for changes; "
               f"{url or env.name} serves each one after its rollout (Ctrl-C to stop)")

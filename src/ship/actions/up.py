@@ -136,11 +136,12 @@ class _Worker:
 class Up:
     """One ``inv deploy --env=E``: the phases, the order they run in, and the summary."""
 
-    def __init__(self, env: Environment, opts: Options, progress: Progress, verbose: bool = False):
+    def __init__(self, env: Environment, opts: Options, progress: Progress, verbose: bool = False,
+                 session: Session | None = None):
         if env.emulator:
             opts = dataclasses.replace(opts, poll=min(opts.poll, EMULATOR_POLL))
         self.env, self.opts, self.progress, self.verbose = env, opts, progress, verbose
-        self._session: Session | None = None
+        self._session: Session | None = session
         self.info: dict = {}
         self.watches: list[TerraformWatch] = []
         self.outputs: dict = {}
@@ -169,7 +170,7 @@ class Up:
         terraform.binary()  # before anything starts: a missing binary changes nothing
         try:
             self.local_cloud()
-            self._session = Session(self.env)
+            self._session = self._session or Session(self.env)   # the command's one session, shared by the phases
             # before anything else touches the stack: what a killed or cut-off run left (its
             # partial apply rebuilt, a lock its dead run kept) is settled, or named, here
             before_terraform(self.env, self.session, self.info, self.say, dry_run=self.opts.dry_run)
@@ -325,7 +326,7 @@ class Up:
 
     def _image_job(self) -> ImageRef:
         phase = self.progress.start("image", "building")
-        session = Session(self.env)          # clients of its own: boto3 sessions are not shared across threads
+        session = self.session
         try:
             self._built = build(self.env, session, self.say, allow_dirty=True)
         finally:
@@ -472,7 +473,9 @@ def write_record(env: Environment, record: dict) -> None:
         pass
 
 
-def up(env: Environment, opts: Options, verbose: bool = False, progress: Progress | None = None) -> str | None:
-    """``inv deploy --env=E``: returns the service's URL (None for a dry run)."""
+def up(env: Environment, opts: Options, verbose: bool = False, progress: Progress | None = None,
+       session: Session | None = None) -> str | None:
+    """``inv deploy --env=E``: returns the service's URL (None for a dry run). Without a ``session``,
+    one is built once the local cloud runs, and every phase shares it."""
     with (progress or Progress()) as prog:
-        return Up(env, opts, prog, verbose).run()
+        return Up(env, opts, prog, verbose, session).run()
