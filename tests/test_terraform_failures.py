@@ -252,7 +252,7 @@ def test_killed_by():
 
 
 def test_an_unfinished_apply_on_aws_says_what_to_do(tmp_path, monkeypatch):
-    from ship.actions import recover
+    from ship import recover
 
     monkeypatch.setenv("SHIP_STATE_DIR", str(tmp_path))
     data_dir = tmp_path / "terraform" / "staging"

@@ -8,8 +8,8 @@ from typing import Any
 
 import botocore.exceptions
 
-from ship import oplock, paths, terraform
-from ship.actions import Options, recover
+from ship import oplock, paths, recover, terraform
+from ship.actions import Options
 from ship.aws import AwsError, Session
 from ship.config import Environment
 from ship.errors import ShipError
