@@ -304,10 +304,9 @@ def images(c, env=""):
 @_errors
 def bootstrap(c, env="", dry=False):
     """Create the environment's Terraform state bucket if it is missing."""
-    from ship.actions.infra import bootstrap as run, ensure_local_cloud
+    from ship.actions.infra import bootstrap as run
 
     environment = _env(env, lock=True)
-    ensure_local_cloud(environment, _echo)
     if not run(environment, _opts(c, dry), echo=_echo):
         print(f"state bucket {environment.state_bucket} already exists")
 

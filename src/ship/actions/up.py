@@ -22,7 +22,7 @@ answers). They overlap wherever the dependency graph allows:
   fills the rollout's wait for health checks.
 * **AWS**: one step after the other, as a registry push and a real apply need.
 
-Before any of it, ``infra.before_terraform`` settles what a killed run left: an
+Before any of it, ``stack.before_terraform`` settles what a killed run left: an
 apply that did not finish (rebuilt on the emulator), a state lock no live run
 holds (cleared when its run ended with an earlier local cloud, named otherwise).
 Terraform's init keeps the committed provider lock (``-lockfile=readonly``), and
@@ -49,8 +49,6 @@ import botocore.exceptions
 from ship import paths, terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
-from ship.actions.infra import (before_terraform, bootstrap, current_image, ensure_local_cloud, placeholder_image,
-                                record_emulator_identity, require_state_bucket, terraform_image)
 from ship.actions.release import Built, build, push
 from ship.aws import Session
 from ship.config import Environment
@@ -59,6 +57,8 @@ from ship.errors import ShipError
 from ship.progress import Progress, TerraformWatch, render_timeline, waits_text
 from ship.queries import current_service, service_url, target_of, task_definition
 from ship.registry import ImageRef
+from ship.stack import (before_terraform, current_image, ensure_local_cloud, ensure_state_bucket, placeholder_image,
+                        record_emulator_identity, require_state_bucket, terraform_image)
 
 # What a cold deploy creates before its image is built when the build is the slower: the load
 # balancer (with the network it needs), the ECS cluster and the image repository, which hold all
@@ -260,7 +260,7 @@ class Up:
     def state(self) -> terraform.Runner:
         phase = self.progress.start("state", "state bucket")
         if self.env.emulator:
-            created = bootstrap(self.env, self.opts, self.say, self.session)
+            created = ensure_state_bucket(self.env, self.session, self.say, dry_run=self.opts.dry_run)
         else:
             require_state_bucket(self.env, self.session)
             created = False
