@@ -27,12 +27,12 @@ from typing import Callable
 from ship import paths
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
-from ship.actions.release import build, push
-from ship.actions.up import prepare_image, up
+from ship.actions.up import up
 from ship.aws import Session
 from ship.config import Environment
 from ship.domain import family_revision
 from ship.errors import ShipError
+from ship.images import build, prepare_image, push
 from ship.progress import Progress
 from ship.queries import current_service, target_of
 

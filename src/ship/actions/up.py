@@ -49,11 +49,11 @@ import botocore.exceptions
 from ship import paths, terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
-from ship.actions.release import Built, build, push
 from ship.aws import Session
 from ship.config import Environment
 from ship.domain import Service, family_revision
 from ship.errors import ShipError
+from ship.images import Built, build, prepare_image, push
 from ship.progress import Progress, TerraformWatch, render_timeline, waits_text
 from ship.queries import current_service, service_url, target_of, task_definition
 from ship.registry import ImageRef
@@ -91,20 +91,6 @@ def _image_of(session: Session, arn: str) -> str | None:
         return task_definition(session, arn).image()
     except ShipError:
         return None
-
-
-def prepare_image(ref: ImageRef, echo=print) -> None:
-    """Ask the local cloud to unpack an image now, not when its first task starts."""
-    from ship.config import local_port
-
-    req = urllib.request.Request(f"http://127.0.0.1:{local_port()}/_ship/images/prepare",
-                                 data=json.dumps({"image": ref.uri}).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=300) as resp:
-            resp.read()
-    except (OSError, urllib.error.URLError) as exc:   # only an optimisation: the task start does it too
-        echo(f"note: the local cloud did not prepare {ref.digest[:19]}… ahead ({exc})")
 
 
 class _Worker:
