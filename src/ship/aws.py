@@ -5,10 +5,11 @@ local endpoint, with dummy credentials, so nothing can reach a real account.
 AWS environments get boto3's normal session and credential chain, and no
 local endpoint leaks into them (the same holds for Terraform's environment,
 ``terraform_env``). Other modules branch on ``Environment.emulator`` for what
-differs beyond the API: starting the local cloud (actions.up, actions.infra,
-actions.dev, actions.recover), the kind of image to build (actions.release,
-containers), Terraform's backend and variables (terraform), what status shows
-(actions.status); none of them builds a client or picks credentials itself.
+differs beyond the API: starting the local cloud and its state (stack,
+recover, actions.up, actions.infra, actions.dev), the kind of image to build and
+how it is pushed (images, container_image), Terraform's backend and variables
+(terraform), the service's URL (queries); none of them builds a client or picks
+credentials itself.
 
 The wrappers below are thin: one method per AWS call, errors re-raised as
 ``AwsError`` carrying what was being done ("describe service hello-local: ...").
