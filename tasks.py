@@ -21,16 +21,18 @@ DRY_HELP = "show what would change and change nothing"
 TIMEOUT_HELP = "seconds to wait for the rollout (default: ship.rollout_timeout, 900)"
 
 # The collection's configuration (`ns.configure`): `c.config.ship.<key>`, overridable from invoke.yaml
-# (`ship: {rollout_timeout: 600}`) and the environment (`INVOKE_SHIP_ROLLOUT_TIMEOUT=600`).
+# (`ship: {rollout_timeout: 600}`) and the environment (`INVOKE_SHIP_ROLLOUT_TIMEOUT=600`). The numbers
+# are strings on purpose: Invoke casts an INVOKE_* value to its default's type, and int("abc") would be
+# a traceback; as strings they reach the task, whose check says in one line what is wrong.
 DEFAULTS = {
-    "rollout_timeout": 900,     # seconds a rollout may take: deploy, release, promote, rollback, redeploy
-    "dev_timeout": 300,         # seconds each rollout of `inv dev` may take
-    "run_timeout": 3600,        # seconds a one-off task of `inv run` may take before it is stopped
-    "smoke_requests": 10,       # good answers `inv smoke` needs from / and /health
-    "smoke_timeout": 60,        # seconds `inv smoke` waits for them
+    "rollout_timeout": "900",   # seconds a rollout may take: deploy, release, promote, rollback, redeploy
+    "dev_timeout": "300",       # seconds each rollout of `inv dev` may take
+    "run_timeout": "3600",      # seconds a one-off task of `inv run` may take before it is stopped
+    "smoke_requests": "10",     # good answers `inv smoke` needs from / and /health
+    "smoke_timeout": "60",      # seconds `inv smoke` waits for them
     "logs_since": "10m",        # how far back `inv logs` starts
-    "bench_seconds": 10,        # seconds per load-generator run of `inv bench`
-    "bench_connections": 16,    # its concurrent connections
+    "bench_seconds": "10",      # seconds per load-generator run of `inv bench`
+    "bench_connections": "16",  # its concurrent connections
 }
 
 
@@ -92,7 +94,7 @@ def _default(c, key: str):
 
 def _whole_default(c, key: str) -> int:
     """A configured whole-number default; a bad value is one line naming its key."""
-    return _whole(f"ship.{key}", _default(c, key), None)
+    return _whole(f"ship.{key}", _default(c, key), None, example=int(DEFAULTS[key]))
 
 
 def _opts(c, dry: bool = False, wait: bool = True, timeout=None, key: str = "rollout_timeout"):

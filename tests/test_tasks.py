@@ -119,6 +119,9 @@ def test_inv_reads_defaults_from_invoke_variables_and_config_files(tmp_path):
     result = run("run", "--env=local", "--", "true", env={**os.environ, "INVOKE_SHIP_RUN_TIMEOUT": "0"})
     assert result.returncode == 1 and result.stderr.strip() == "error: ship.run_timeout=0 must be at least 1", \
         result.stderr
+    result = run("release", "--env=local", env={**os.environ, "INVOKE_SHIP_ROLLOUT_TIMEOUT": "soon"})
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "error: ship.rollout_timeout='soon' is not a whole number: give e.g. ship.rollout_timeout=900"), result.stderr
     config = tmp_path / "invoke.yaml"
     config.write_text("ship:\n  logs_since: later\n")
     result = run("-f", str(config), "logs", "--env=local")
