@@ -102,7 +102,7 @@ def container(session: nox.Session) -> None:
     """Image build, pytest and flake8 inside it, /health, non-root user, compose; then the e2e suite
     with replicas as containers."""
     _sync(session, "test")
-    reason = session.run("python", "-c", "from ship import engine; print(engine.unavailable_reason())",
+    reason = session.run("python", "-c", "from ship import container_cli; print(container_cli.unavailable_reason())",
                          silent=True).strip()
     if reason:
         session.skip(reason)

@@ -2,6 +2,10 @@
 
 Each task parses its flags and calls into the `ship` package, where the
 logic lives. Errors meant for you end in one line saying what to do.
+
+Defaults (timeouts, bench, logs) live in the collection's configuration under
+``ship`` (``DEFAULTS``): a flag wins, then ``INVOKE_SHIP_<KEY>`` variables, then
+``invoke.yaml`` (beside this file, or ``-f FILE``), then these values.
 """
 
 from __future__ import annotations
@@ -14,7 +18,22 @@ from invoke import Collection, Exit, task
 
 ENV_HELP = "environment name from terraform/environments.yaml (local, local-prod, staging, production)"
 DRY_HELP = "show what would change and change nothing"
-TIMEOUT_HELP = "seconds to wait for the rollout (default 900)"
+TIMEOUT_HELP = "seconds to wait for the rollout (default: ship.rollout_timeout, 900)"
+
+# The collection's configuration (`ns.configure`): `c.config.ship.<key>`, overridable from invoke.yaml
+# (`ship: {rollout_timeout: 600}`) and the environment (`INVOKE_SHIP_ROLLOUT_TIMEOUT=600`). The numbers
+# are strings on purpose: Invoke casts an INVOKE_* value to its default's type, and int("abc") would be
+# a traceback; as strings they reach the task, whose check says in one line what is wrong.
+DEFAULTS = {
+    "rollout_timeout": "900",   # seconds a rollout may take: deploy, release, promote, rollback, redeploy
+    "dev_timeout": "300",       # seconds each rollout of `inv dev` may take
+    "run_timeout": "3600",      # seconds a one-off task of `inv run` may take before it is stopped
+    "smoke_requests": "10",     # good answers `inv smoke` needs from / and /health
+    "smoke_timeout": "60",      # seconds `inv smoke` waits for them
+    "logs_since": "10m",        # how far back `inv logs` starts
+    "bench_seconds": "10",      # seconds per load-generator run of `inv bench`
+    "bench_connections": "16",  # its concurrent connections
+}
 
 
 def _errors(fn):
@@ -68,10 +87,22 @@ def _whole(flag: str, value, default, low: int = 1, example: int = 5):
     return number
 
 
-def _opts(dry: bool = False, wait: bool = True, timeout=None):
+def _default(c, key: str):
+    """The configured default ``key`` (see DEFAULTS)."""
+    return c.config.ship[key]
+
+
+def _whole_default(c, key: str) -> int:
+    """A configured whole-number default; a bad value is one line naming its key."""
+    return _whole(f"ship.{key}", _default(c, key), None, example=int(DEFAULTS[key]))
+
+
+def _opts(c, dry: bool = False, wait: bool = True, timeout=None, key: str = "rollout_timeout"):
+    """The actions' options; ``--timeout`` falls back to the configured ``key``."""
     from ship.actions import Options
 
-    return Options(dry_run=dry, wait=wait, timeout=float(_whole("--timeout", timeout, 900, example=600)))
+    seconds = _whole("--timeout", timeout, None, example=600) or _whole_default(c, key)
+    return Options(dry_run=dry, wait=wait, timeout=float(seconds))
 
 
 def _echo(line: str) -> None:
@@ -87,9 +118,9 @@ def _echo(line: str) -> None:
 def test(c, in_container=False, e2e=False, pytest_args=""):
     """Run flake8 and pytest on this machine (or inside the image with --in-container)."""
     if in_container:
-        from ship import containers
+        from ship import container_image
 
-        containers.test_in_container(echo=_echo)
+        container_image.test_in_container(echo=_echo)
         return
     c.run(f"{sys.executable} -m flake8", echo=True, pty=False)
     marker = "" if e2e else "-m 'not e2e and not container'"
@@ -107,19 +138,21 @@ def lint(c):
 @_errors
 def build(c, tag="", target="runtime"):
     """Build the container image and tag it with the git commit."""
-    from ship import containers
+    from ship import container_image
 
-    ref = containers.build_local(tag=tag or None, target=target, echo=_echo)
+    ref = container_image.build_local(tag=tag or None, target=target, echo=_echo)
     print(ref)
 
 
-@task(help={"seconds": "seconds per load-generator run (default 10)",
-            "connections": "concurrent connections (default 16)"})
+@task(help={"seconds": "seconds per load-generator run (default: ship.bench_seconds, 10)",
+            "connections": "concurrent connections (default: ship.bench_connections, 16)"})
 @_errors
 def bench(c, seconds=None, connections=None):
     """Measure requests/s and p50/p99 of gunicorn serving / on 127.0.0.1 (writes benchmarks/results/)."""
-    c.run(f"{sys.executable} benchmarks/gunicorn_throughput.py --seconds {_whole('--seconds', seconds, 10)} "
-          f"--connections {_whole('--connections', connections, 16)}", echo=True)
+    seconds = _whole("--seconds", seconds, None) or _whole_default(c, "bench_seconds")
+    connections = _whole("--connections", connections, None) or _whole_default(c, "bench_connections")
+    c.run(f"{sys.executable} benchmarks/gunicorn_throughput.py --seconds {seconds} --connections {connections}",
+          echo=True)
 
 
 # -- shipping ------------------------------------------------------------------
@@ -131,7 +164,7 @@ def bench(c, seconds=None, connections=None):
 @_errors
 def deploy(c, env="", tag="", digest="", dry=False, timeout=None, verbose=False):
     """Bring an environment up and serving (local cloud, state, Terraform, image, rollout); or deploy --tag."""
-    opts = _opts(dry, timeout=timeout)
+    opts = _opts(c, dry, timeout=timeout)
     environment = _env(env, lock=True)
     if tag or digest:
         from ship.actions.deploy import deploy_image, resolve
@@ -146,14 +179,14 @@ def deploy(c, env="", tag="", digest="", dry=False, timeout=None, verbose=False)
     up(environment, opts, verbose=verbose)
 
 
-@task(help={"env": ENV_HELP, "timeout": "seconds to wait for each rollout (default 300)",
+@task(help={"env": ENV_HELP, "timeout": "seconds to wait for each rollout (default: ship.dev_timeout, 300)",
             "verbose": "print Terraform's full output too"})
 @_errors
 def dev(c, env="", timeout=None, verbose=False):
     """Deploy, then watch the source tree and roll out each saved change (build once, pinned by digest)."""
     from ship.actions.dev import dev as run
 
-    opts = _opts(timeout=300 if timeout is None or str(timeout).strip() == "" else timeout)
+    opts = _opts(c, timeout=timeout, key="dev_timeout")
     run(_env(env, lock=True), opts, verbose=verbose)
 
 
@@ -163,7 +196,7 @@ def release(c, env="", dry=False, timeout=None):
     """Build the current commit once, push it under its immutable tag, roll it out."""
     from ship.actions.release import release as run
 
-    opts = _opts(dry, timeout=timeout)
+    opts = _opts(c, dry, timeout=timeout)
     run(_env(env, lock=True), opts, echo=_echo)
 
 
@@ -176,32 +209,33 @@ def promote_(c, from_="", to="", dry=False, expect_digest="", timeout=None):
     """Retag the image running in --from into --to's registry (same digest, no rebuild) and deploy it."""
     from ship.actions.promote import promote
 
-    opts = _opts(dry, timeout=timeout)
+    opts = _opts(c, dry, timeout=timeout)
     source = _env(from_, "--from")
     promote(source, _env(to, "--to", lock=True), opts, echo=_echo, expect_digest=expect_digest or None)
 
 
 @task(name="run", help={"env": ENV_HELP,
-                        "timeout": "seconds to wait for the task to finish (then it is stopped; default 3600)"})
+                        "timeout": "seconds to wait for the task to finish (then it is stopped; "
+                                   "default: ship.run_timeout, 3600)"})
 @_errors
 def run_(c, env="", timeout=None):
     """Run a one-off command (after --) with the environment's task definition; exits with its exit code."""
     from ship.actions.run import command_line, run
 
-    limit = _whole("--timeout", timeout, 3600, example=600)
+    limit = _whole("--timeout", timeout, None, example=600) or _whole_default(c, "run_timeout")
     code = run(_env(env), command_line(c.remainder), echo=_echo, timeout=float(limit))
     if code:
         raise Exit(code=code)
 
 
-@task(help={"env": ENV_HELP, "requests": "good answers needed from / and /health (default 10)"})
+@task(help={"env": ENV_HELP, "requests": "good answers needed from / and /health (default: ship.smoke_requests, 10)"})
 @_errors
 def smoke(c, env="", requests=None):
     """Smoke-test the service through its load balancer URL."""
     from ship.actions.smoke import smoke as run
 
-    count = _whole("--requests", requests, 10)
-    run(_env(env), requests=count, echo=_echo)
+    count = _whole("--requests", requests, None) or _whole_default(c, "smoke_requests")
+    run(_env(env), requests=count, timeout=float(_whole_default(c, "smoke_timeout")), echo=_echo)
 
 
 @task(help={"env": ENV_HELP, "dry": DRY_HELP, "timeout": TIMEOUT_HELP})
@@ -210,7 +244,7 @@ def rollback(c, env="", dry=False, timeout=None):
     """Return to the last revision that reached a steady, completed deployment."""
     from ship.actions.rollback import rollback as run
 
-    opts = _opts(dry, timeout=timeout)
+    opts = _opts(c, dry, timeout=timeout)
     run(_env(env, lock=True), opts, echo=_echo)
 
 
@@ -220,7 +254,7 @@ def redeploy(c, env="", dry=False, timeout=None):
     """Force a new deployment of the revision the service runs now."""
     from ship.actions.rollback import redeploy as run
 
-    opts = _opts(dry, timeout=timeout)
+    opts = _opts(c, dry, timeout=timeout)
     run(_env(env, lock=True), opts, echo=_echo)
 
 
@@ -232,7 +266,7 @@ def prune(c, env="", keep=None, dry=False):
     from ship.actions.prune import prune as run
 
     count = _whole("--keep", keep, None)
-    run(_env(env, lock=True), _opts(dry), keep=count, echo=_echo)
+    run(_env(env, lock=True), _opts(c, dry), keep=count, echo=_echo)
 
 
 @task(help={"env": ENV_HELP, "json": "print JSON instead of tables"})
@@ -244,15 +278,16 @@ def status(c, env="", json=False):
     print(render(collect(_env(env)), as_json=json))
 
 
-@task(help={"env": ENV_HELP, "follow": "keep printing new events", "since": "how far back to start (30s, 10m, 2h)",
+@task(help={"env": ENV_HELP, "follow": "keep printing new events",
+            "since": "how far back to start (30s, 10m, 2h; default: ship.logs_since, 10m)",
             "filter": "only events matching this CloudWatch Logs filter pattern, e.g. "
                       "'{ $.status >= 500 }', '?ERROR ?WARN', '[ip, ..., status = 404, bytes]'"})
 @_errors
-def logs(c, env="", follow=False, since="10m", filter=""):
+def logs(c, env="", follow=False, since="", filter=""):
     """Print the service's logs from CloudWatch Logs (--filter PATTERN: only the matching events)."""
     from ship.actions.logs import tail
 
-    tail(_env(env), since=since, follow=follow, echo=_echo, pattern=filter)
+    tail(_env(env), since=since or str(_default(c, "logs_since")), follow=follow, echo=_echo, pattern=filter)
 
 
 @task(help={"env": ENV_HELP})
@@ -271,11 +306,10 @@ def images(c, env=""):
 @_errors
 def bootstrap(c, env="", dry=False):
     """Create the environment's Terraform state bucket if it is missing."""
-    from ship.actions.infra import bootstrap as run, ensure_local_cloud
+    from ship.actions.infra import bootstrap as run
 
     environment = _env(env, lock=True)
-    ensure_local_cloud(environment, _echo)
-    if not run(environment, _opts(dry), echo=_echo):
+    if not run(environment, _opts(c, dry), echo=_echo):
         print(f"state bucket {environment.state_bucket} already exists")
 
 
@@ -285,7 +319,7 @@ def destroy(c, env="", dry=False):
     """Destroy everything Terraform created for the environment."""
     from ship.actions.infra import destroy as run
 
-    run(_env(env, lock=True), _opts(dry), echo=_echo)
+    run(_env(env, lock=True), _opts(c, dry), echo=_echo)
 
 
 # -- infra.* -------------------------------------------------------------------
@@ -305,7 +339,7 @@ def infra_apply(c, env="", dry=False):
     """Apply Terraform (infrastructure only; images are rolled out by deploy/release)."""
     from ship.actions.infra import apply
 
-    outputs = apply(_env(env, lock=True), _opts(dry), echo=_echo)
+    outputs = apply(_env(env, lock=True), _opts(c, dry), echo=_echo)
     for key in sorted(outputs):
         print(f"{key} = {outputs[key]}")
 
@@ -331,7 +365,7 @@ def infra_unlock(c, env="", dry=False, yes=False):
             raise Exit("error: confirm with --yes (no terminal to ask on)", code=1)
         return input(question).strip().lower() in ("y", "yes")
 
-    unlock(_env(env, lock=True), _opts(dry), echo=_echo, confirm=confirm)
+    unlock(_env(env, lock=True), _opts(c, dry), echo=_echo, confirm=confirm)
 
 
 # -- local.* -------------------------------------------------------------------
@@ -418,7 +452,7 @@ ns = Collection(test, lint, build, bench, deploy, dev, release, promote_, rollba
                 smoke, images, bootstrap, destroy, run_)
 ns.add_collection(Collection("infra", infra_plan, infra_apply, infra_destroy, infra_unlock))
 ns.add_collection(Collection("local", local_up, local_down, local_reset, local_status))
-ns.configure({"run": {"echo": False}})
+ns.configure({"run": {"echo": False}, "ship": DEFAULTS})
 
 if "SHIP_PROJECT_DIR" not in os.environ:
     os.environ["SHIP_PROJECT_DIR"] = os.path.dirname(os.path.abspath(__file__))

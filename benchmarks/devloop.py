@@ -236,9 +236,9 @@ def main() -> int:
 
 def _engine_answers() -> bool:
     sys.path.insert(0, str(ROOT / "src"))
-    from ship import engine
+    from ship import container_cli
 
-    return engine.detect() is not None
+    return container_cli.detect() is not None
 
 
 if __name__ == "__main__":

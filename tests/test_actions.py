@@ -15,9 +15,10 @@ from ship.actions import Options
 from ship.actions.promote import promote
 from ship.actions.prune import plan_prune, prune
 from ship.actions.rollback import rollback
-from ship.actions.rollout import mark_steady, roll_to, target_of, watch
+from ship.actions.rollout import mark_steady, roll_to, watch
 from ship.aws import Session
 from ship.errors import ShipError
+from ship.queries import target_of
 from ship.localcloud import emulator
 from ship.localcloud.emulator.ecs.services import iter_services
 

@@ -86,7 +86,7 @@ def test_a_restart_keeps_the_stack_and_a_reset_is_detected(menu):
     assert menu("local.up").returncode == 0
     # What an apply records: the lineage of the local cloud's state the stack lives in.
     from ship import config, paths
-    from ship.actions.infra import record_emulator_identity
+    from ship.stack import record_emulator_identity
     from ship.localcloud import control
 
     info = control.status(menu.state / "localcloud", port=menu.port)

@@ -196,13 +196,13 @@ def test_a_stale_lock_on_the_emulator(tmp_path, monkeypatch, env, started_at, dr
     import json
     import types
 
-    from ship.actions import infra
+    from ship import stack
 
     monkeypatch.setenv("SHIP_STATE_DIR", str(tmp_path))
     s3 = _S3(json.dumps(LOCK).encode())
     said: list[str] = []
     try:
-        infra.settle_stale_lock(env, types.SimpleNamespace(s3=s3), {"started_at": started_at}, said.append,
+        stack.settle_stale_lock(env, types.SimpleNamespace(s3=s3), {"started_at": started_at}, said.append,
                                 dry_run=dry_run)
     except ShipError as err:
         said.append(f"error: {err}")
@@ -252,7 +252,7 @@ def test_killed_by():
 
 
 def test_an_unfinished_apply_on_aws_says_what_to_do(tmp_path, monkeypatch):
-    from ship.actions import recover
+    from ship import recover
 
     monkeypatch.setenv("SHIP_STATE_DIR", str(tmp_path))
     data_dir = tmp_path / "terraform" / "staging"

@@ -1,7 +1,7 @@
 """Building the application image once per commit.
 
 With a container engine the image is built from the Dockerfile (see
-``ship.containers``). Without one, ship builds a *process image* with the
+``ship.container_image``). Without one, ship builds a *process image* with the
 same shape as a container image (see ``ship.oci``): two layers, the wheels
 of the app's dependencies at the versions and hashes of uv.lock first (see
 ``ship.wheelhouse``; nothing of ship's own), then the app (its wheel and the

@@ -5,10 +5,11 @@ local endpoint, with dummy credentials, so nothing can reach a real account.
 AWS environments get boto3's normal session and credential chain, and no
 local endpoint leaks into them (the same holds for Terraform's environment,
 ``terraform_env``). Other modules branch on ``Environment.emulator`` for what
-differs beyond the API: starting the local cloud (actions.up, actions.infra,
-actions.dev, actions.recover), the kind of image to build (actions.release,
-containers), Terraform's backend and variables (terraform), what status shows
-(actions.status); none of them builds a client or picks credentials itself.
+differs beyond the API: starting the local cloud and its state (stack,
+recover, actions.up, actions.infra, actions.dev), the kind of image to build and
+how it is pushed (images, container_image), Terraform's backend and variables
+(terraform), the service's URL (queries); none of them builds a client or picks
+credentials itself.
 
 The wrappers below are thin: one method per AWS call, errors re-raised as
 ``AwsError`` carrying what was being done ("describe service hello-local: ...").
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import threading
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlparse
@@ -125,10 +127,13 @@ def _aws_session(env: Environment) -> boto3.Session:
 
 
 class Session:
-    """boto3 clients for one environment."""
+    """boto3 clients for one environment: one per command, built where the command starts and
+    passed down. Its clients may be used from several threads (boto3's clients are thread-safe;
+    creating them from one boto3 session is not, so that happens under a lock)."""
 
     def __init__(self, env: Environment):
         self.env = env
+        self._lock = threading.Lock()
         if env.emulator:
             import localstack_client.session
 
@@ -143,7 +148,8 @@ class Session:
             self._session = _aws_session(env)
 
     def client(self, service: str):
-        return self._session.client(service, config=_BOTO_CONFIG)
+        with self._lock:
+            return self._session.client(service, config=_BOTO_CONFIG)
 
     @cached_property
     def ecs(self) -> "Ecs":

@@ -16,7 +16,7 @@ import uuid
 import pytest
 from container_support import APP_VERSION, LABEL, METRICS, ROOT, SESSION
 
-from ship import engine as engines
+from ship import container_cli
 from ship import wheelhouse
 
 # What the build context must not carry (mirrors .dockerignore; keeps the copy small).
@@ -33,9 +33,9 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(scope="session")
 def engine():
-    found = engines.detect()
+    found = container_cli.detect()
     if found is None:
-        pytest.skip(engines.unavailable_reason())
+        pytest.skip(container_cli.unavailable_reason())
     yield found
     leftovers = found.remove_containers(LABEL)
     if leftovers:
@@ -47,8 +47,8 @@ def build_args(engine):
     """BASE_IMAGE: $SHIP_BASE_IMAGE, else the local base image when present, else the Dockerfile's."""
     args = {"APP_VERSION": APP_VERSION}
     base = os.environ.get("SHIP_BASE_IMAGE")
-    if not base and engine.image_exists(engines.LOCAL_BASE_IMAGE):
-        base = engines.LOCAL_BASE_IMAGE
+    if not base and engine.image_exists(container_cli.LOCAL_BASE_IMAGE):
+        base = container_cli.LOCAL_BASE_IMAGE
     if base:
         args["BASE_IMAGE"] = base
     return args

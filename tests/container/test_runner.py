@@ -9,7 +9,7 @@ from container_support import SESSION, wait_for
 from ship.net import free_port
 
 from ship import oci
-from ship.localcloud.runtime.container import ContainerRunner, container_name, remove_leftovers
+from ship.localcloud.runtime.container_runner import ContainerRunner, container_name, remove_leftovers
 from ship.localcloud.runtime.images import ResolvedImage
 from ship.localcloud.runtime.base import TaskSpec
 

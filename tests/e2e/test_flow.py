@@ -160,9 +160,9 @@ def test_killed_task_is_replaced(stack):
     if record.is_file():
         os.kill(json.loads(record.read_text())["pid"], signal.SIGKILL)
     else:
-        from ship import engine
+        from ship import container_cli
 
-        engine.require().call("kill", "--signal", "KILL", f"ship-{task_id}")
+        container_cli.require().call("kill", "--signal", "KILL", f"ship-{task_id}")
     started = time.monotonic()
     failures = 0
     while time.monotonic() - started < 60:

@@ -76,9 +76,9 @@ def test_replicas_listen_on_loopback_only(stack):
 def test_containers_publish_on_loopback_only(stack):
     if stack.runtime != "container":
         pytest.skip("container runtime only")
-    from ship import engine
+    from ship import container_cli
 
-    eng = engine.require()
+    eng = container_cli.require()
     ecs = stack.client("ecs")
     arns = ecs.list_tasks(cluster="hello-local", serviceName="hello-local")["taskArns"]
     assert len(arns) == 2

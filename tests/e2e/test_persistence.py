@@ -77,9 +77,9 @@ def _task_processes(stack) -> list[int]:
     pids = [json.loads(p.read_text())["pid"] for p in tasks.glob("*.pid")]
     if pids:
         return pids
-    from ship import engine
+    from ship import container_cli
 
-    return engine.require().containers(label=f"ship.localcloud.state={(stack.state / 'localcloud').resolve()}")
+    return container_cli.require().containers(label=f"ship.localcloud.state={(stack.state / 'localcloud').resolve()}")
 
 
 def _alive(stack, what) -> bool:
@@ -90,9 +90,9 @@ def _alive(stack, what) -> bool:
             return False
         stat = Path(f"/proc/{what}/stat")
         return stat.is_file() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    from ship import engine
+    from ship import container_cli
 
-    state = engine.require().container_state(what)
+    state = container_cli.require().container_state(what)
     return bool(state and state[0])
 
 

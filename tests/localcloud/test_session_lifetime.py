@@ -91,7 +91,7 @@ class Session:
         left += [f"task process {pid}" for pid in _pids_under(state)]
         left += [f"port {port}" for port in self.report["ports"] if _open(port)]
         if engine is not None:
-            from ship.localcloud.runtime.container import STATE_LABEL
+            from ship.localcloud.runtime.container_runner import STATE_LABEL
             left += [f"container {c[:12]}" for c in engine.containers(label=f"{STATE_LABEL}={state.resolve()}")]
         return left
 
@@ -109,7 +109,7 @@ class Session:
         if self.report.get("state"):
             control.down(self.report["state"], timeout=30)
             if engine is not None:
-                from ship.localcloud.runtime.container import remove_leftovers
+                from ship.localcloud.runtime.container_runner import remove_leftovers
                 remove_leftovers(engine, self.report["state"])
 
 
@@ -138,12 +138,12 @@ def test_a_killed_session_leaves_nothing_running(tmp_path, kill):
 @pytest.mark.parametrize("kill", ["SIGKILL", "SIGKILL of its parent"])
 def test_a_killed_session_leaves_no_container(tmp_path, kill):
     """The replica is a container (the engine's process, not the local cloud's child)."""
-    from ship import engine as engines
+    from ship import container_cli
 
-    engine = engines.detect()
+    engine = container_cli.detect()
     if engine is None:
-        pytest.skip(engines.unavailable_reason())
-    image = engines.LOCAL_BASE_IMAGE
+        pytest.skip(container_cli.unavailable_reason())
+    image = container_cli.LOCAL_BASE_IMAGE
     if not engine.image_exists(image):
         pytest.skip(f"no {image} here: make it with .ci/podman-setup.sh")
     archive = tmp_path / "image.tar"

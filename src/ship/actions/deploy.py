@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from ship.actions import Options
 from ship.actions.prune import prune
-from ship.actions.rollout import current_service, roll_to, target_of, task_definition
+from ship.actions.rollout import roll_to
 from ship.aws import Session
 from ship.config import Environment
 from ship.domain import family_revision
 from ship.errors import ShipError
+from ship.queries import current_service, target_of, task_definition
 from ship.registry import ImageRef, Registry
 
 

@@ -27,14 +27,14 @@ from typing import Callable
 from ship import paths
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
-from ship.actions.release import build, push
-from ship.actions.rollout import current_service, target_of
-from ship.actions.up import prepare_image, up
+from ship.actions.up import up
 from ship.aws import Session
 from ship.config import Environment
 from ship.domain import family_revision
 from ship.errors import ShipError
+from ship.images import build, prepare_image, push
 from ship.progress import Progress
+from ship.queries import current_service, target_of
 
 WATCHED = ("src", "pyproject.toml", "distributions", "uv.lock", "gunicorn.conf.py", "Dockerfile")
 POLL = 0.3          # seconds between looks at the tree
@@ -138,8 +138,8 @@ def dev(env: Environment, opts: Options, verbose: bool = False, stop: threading.
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)    # stopped like Ctrl-C
-    url = up(env, opts, verbose=verbose, progress=Progress(out) if out is not None else None)
-    session = Session(env)
+    session = Session(env)     # the command's one session: the deploy and every rollout after it
+    url = up(env, opts, verbose=verbose, progress=Progress(out) if out is not None else None, session=session)
     last = snapshot(root)
     _say(out, f"watching {', '.join(w for w in WATCHED if (root / w).exists())} for changes; "
               f"{url or env.name} serves each one after its rollout (Ctrl-C to stop)")

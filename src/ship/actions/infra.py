@@ -1,149 +1,27 @@
-"""The environment's infrastructure: state bucket, Terraform plan/apply/destroy."""
+"""``inv infra.plan|apply|destroy|unlock``, ``inv bootstrap`` and ``inv destroy``: Terraform on an
+environment's stack, on the groundwork ``ship.stack`` lays (local cloud, state bucket, locks)."""
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 import botocore.exceptions
 
-from ship import applied, capacity, oplock, paths, terraform
-from ship.actions import Options, recover
-from ship.actions.rollout import target_of, task_definition
-from ship.aws import AwsError, Session
+from ship import capacity, paths, recover, terraform
+from ship.actions import Options
+from ship.aws import Session
 from ship.config import Environment
 from ship.errors import ShipError
+from ship.stack import (before_terraform, current_image, ensure_local_cloud, ensure_state_bucket,
+                        forget_emulator_identity, placeholder_image, record_applied, record_emulator_identity,
+                        require_state_bucket, settle_stale_lock, terraform_image)
 
 
-def ensure_local_cloud(env: Environment, echo=print) -> dict | None:
-    """Start the local cloud for emulator environments; note an emulator that forgot its state."""
-    if not env.emulator:
-        return None
-    from ship.aws import check_local_endpoint
-    from ship.config import local_port
-    from ship.localcloud import control
-
-    check_local_endpoint(env)
-    info = control.up(paths.local_cloud_dir(), port=local_port())
-    _check_emulator_identity(env, info, echo)
-    return info
-
-
-def _marker(env: Environment):
-    return paths.state_dir() / "terraform" / env.name / "emulator.json"
-
-
-def identity(info: dict | None) -> str | None:
-    """What stays the same while the local cloud remembers: the lineage of its saved state
-    (kept across restarts), or the instance for a local cloud that saves nothing."""
-    return (info or {}).get("lineage") or (info or {}).get("instance")
-
-
-def _check_emulator_identity(env: Environment, info: dict, echo) -> None:
-    """A stack applied to a local cloud whose state was since wiped (or set aside) is gone."""
-    marker = _marker(env)
-    if not marker.is_file():
-        return
-    try:
-        previous = json.loads(marker.read_text())
-    except ValueError:
-        previous = {}
-    previous = previous.get("lineage") or previous.get("instance")
-    if previous and previous != identity(info):
-        echo(f"note: the local cloud's state was reset since {env.name} was applied, so it has forgotten it; "
-             f"the stack will be created again from scratch")
-        marker.unlink()
-
-
-def record_emulator_identity(env: Environment, info: dict | None) -> None:
-    if info:
-        marker = _marker(env)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"lineage": identity(info)}))
-
-
-def record_applied(env: Environment, session: Session, info: dict | None, image: str) -> None:
-    """After a successful full apply: its fingerprint, so that a deploy with nothing changed skips Terraform."""
-    state = applied.read_state(session, env)
-    applied.record(env, applied.fingerprint(env, {"image": image}, state, identity(info)))
-
-
-def skip_terraform(env: Environment, session: Session, info: dict | None, image: str | None,
-                   state: dict | None) -> applied.Decision:
-    """Whether a deploy on the local cloud may leave Terraform out (see ship.applied); never on AWS."""
-    if not env.emulator:
-        return applied.Decision(False, "deploys to AWS always run Terraform")
-    if not image:
-        return applied.Decision(False, "cannot tell the image of Terraform's task definition")
-    data_dir = paths.state_dir() / "terraform" / env.name
-    parts = applied.fingerprint(env, {"image": image}, state, identity(info))
-    return applied.decide(applied.recorded(env), parts, unfinished=terraform.unfinished_apply(data_dir) is not None)
-
-
-def bootstrap(env: Environment, opts: Options, echo=print, session: Session | None = None) -> bool:
-    """Create the state bucket (versioned, encrypted, no public access) if it is missing."""
-    session = session or Session(env)
-    s3 = session.s3
-    bucket = env.state_bucket
-    try:
-        s3.head_bucket(Bucket=bucket)
-        return False
-    except botocore.exceptions.ClientError as err:
-        code = err.response["Error"]["Code"]
-        if code not in ("404", "NoSuchBucket", "NotFound"):
-            raise AwsError(f"check state bucket {bucket}", err) from None
-    except botocore.exceptions.EndpointConnectionError:
-        raise ShipError(f"cannot reach the {env.name} endpoint to check bucket {bucket}; "
-                        "for local environments run `inv local.up`") from None
-    if opts.dry_run:
-        echo(f"dry run: would create state bucket {bucket}")
-        return True
-    try:
-        kwargs: dict[str, Any] = {"Bucket": bucket}
-        if env.region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": env.region}
-        try:
-            s3.create_bucket(**kwargs)
-        except botocore.exceptions.ClientError as err:
-            if err.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                raise
-            if _bucket_is_ours(s3, bucket):
-                return False  # created meanwhile by another command
-            raise ShipError(f"state bucket name {bucket} is taken by another AWS account: choose another "
-                            f"state_bucket for {env.name} in terraform/environments.yaml") from None
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
-        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True})
-    except botocore.exceptions.ClientError as err:
-        raise AwsError(f"create state bucket {bucket}", err) from None
-    echo(f"created state bucket {bucket} (versioned, encrypted, public access blocked)")
-    return True
-
-
-def _bucket_is_ours(s3, bucket: str) -> bool:
-    try:
-        s3.head_bucket(Bucket=bucket)
-        return True
-    except botocore.exceptions.ClientError:
-        return False
-
-
-def require_state_bucket(env: Environment, session: Session) -> None:
-    try:
-        session.s3.head_bucket(Bucket=env.state_bucket)
-    except botocore.exceptions.ClientError:
-        raise ShipError(f"state bucket {env.state_bucket} does not exist: run `inv bootstrap --env={env.name}`") \
-            from None
-
-
-def placeholder_image(env: Environment, session: Session) -> str:
-    """The image for Terraform's first task definition when nothing was pushed yet."""
-    account = session.account_id()
-    return f"{account}.dkr.ecr.{env.region}.amazonaws.com/{env.repository_name}:bootstrap"
+def bootstrap(env: Environment, opts: Options, echo=print) -> bool:
+    """``inv bootstrap``: the state bucket, on a running local cloud for emulator environments;
+    whether it was created."""
+    ensure_local_cloud(env, echo)
+    return ensure_state_bucket(env, Session(env), echo, dry_run=opts.dry_run)
 
 
 def plan(env: Environment, variables: dict | None = None, echo=print) -> int:
@@ -162,39 +40,6 @@ def plan(env: Environment, variables: dict | None = None, echo=print) -> int:
     return tf.plan(variables)
 
 
-def terraform_image(tf: terraform.Runner, session: Session) -> str | None:
-    """The image of the task definition Terraform manages, so that applies never replace it.
-
-    Terraform only creates the first task definition; rollouts register their
-    own revisions. Passing Terraform its own image back keeps its plan empty."""
-    arn = tf.outputs().get("task_definition_arn") if tf.state_resources() else None
-    if not arn:
-        return None
-    try:
-        return task_definition(session, arn).image()
-    except ShipError:
-        return None
-
-
-def current_image(env: Environment, session: Session) -> str | None:
-    """The image the service runs now (None when there is no service yet)."""
-    raw = session.ecs.describe_service(target_of(env).cluster, target_of(env).service) if _cluster_exists(
-        env, session) else None
-    if not raw:
-        return None
-    td = task_definition(session, raw["taskDefinition"])
-    container = next((lb.get("containerName") for lb in raw.get("loadBalancers", [])), None)
-    return td.image(container)
-
-
-def _cluster_exists(env: Environment, session: Session) -> bool:
-    try:
-        clusters = session.ecs.client.describe_clusters(clusters=[env.cluster_name]).get("clusters", [])
-    except botocore.exceptions.ClientError:
-        return False
-    return any(c.get("status") == "ACTIVE" for c in clusters)
-
-
 def prepare(env: Environment, opts: Options, echo=print) -> tuple[dict | None, Session]:
     """Everything Terraform needs before init: its binary, the local cloud (emulator
     environments) and the state bucket (created on the emulator, required on AWS)."""
@@ -202,50 +47,11 @@ def prepare(env: Environment, opts: Options, echo=print) -> tuple[dict | None, S
     info = ensure_local_cloud(env, echo)
     session = Session(env)
     if env.emulator:
-        bootstrap(env, opts, echo, session)
+        ensure_state_bucket(env, session, echo, dry_run=opts.dry_run)
     else:
         require_state_bucket(env, session)
     before_terraform(env, session, info, echo, dry_run=opts.dry_run)
     return info, session
-
-
-def before_terraform(env: Environment, session: Session, info: dict | None, echo=print,
-                     dry_run: bool = False) -> None:
-    """What must be settled before Terraform runs: an apply that did not finish (its leftovers
-    rebuilt on the emulator, a note on AWS) and a state lock that no live run holds."""
-    recover.after_unfinished_apply(env, session, echo, dry_run=dry_run)
-    settle_stale_lock(env, session, info, echo, dry_run=dry_run)
-
-
-def settle_stale_lock(env: Environment, session: Session, info: dict | None, echo=print,
-                      dry_run: bool = False) -> None:
-    """On the emulator, a state lock that no live command holds is stale. One taken before the
-    local cloud last started belongs to a run that ended with the local cloud that served it
-    (its saved state kept the lock): it is cleared, in one line. Any other is named now, with its
-    id, instead of letting Terraform wait a minute for it. (On AWS another machine may hold it.)"""
-    if not env.emulator:
-        return
-    lock = recover.state_lock(env, session)
-    data_dir = paths.state_dir() / "terraform" / env.name
-    if lock is None or oplock.held_elsewhere(env.name) or terraform.live_terraform(data_dir):
-        return
-    if taken_before_restart(lock, info):
-        if dry_run:
-            raise ShipError(f"the state of {env.name} is locked ({terraform.describe_lock(lock)}) by a run that "
-                            "ended when the local cloud stopped; a run without --dry clears it")
-        recover.clear_lock(env, session)
-        echo(f"cleared the state lock of {env.name} ({terraform.describe_lock(lock)}): its run ended when the local "
-             "cloud that served it stopped")
-        return
-    raise ShipError(f"the state of {env.name} is locked ({terraform.describe_lock(lock)}) but no command works on "
-                    f"{env.name} now: a killed run left it; clear it with `inv infra.unlock --env={env.name}`")
-
-
-def taken_before_restart(lock: dict, info: dict | None) -> bool:
-    """Whether ``lock`` was taken before the running local cloud started (so against an earlier one)."""
-    created = terraform.lock_created(lock)
-    started = (info or {}).get("started_at")
-    return created is not None and isinstance(started, (int, float)) and created < started
 
 
 def unlock(env: Environment, opts: Options, echo=print, confirm=None) -> bool:
@@ -303,7 +109,7 @@ def destroy(env: Environment, opts: Options, echo=print) -> None:
         if not persistence.snapshot_path(paths.local_cloud_dir()).is_file():
             echo(f"the local cloud is not running and holds no saved state, so nothing of {env.name} exists; "
                  "nothing to destroy")
-            _marker(env).unlink(missing_ok=True)
+            forget_emulator_identity(env)
             return
         info = ensure_local_cloud(env, echo)     # it remembers: what it holds is destroyed like anything else
     session = Session(env)
@@ -318,7 +124,7 @@ def destroy(env: Environment, opts: Options, echo=print) -> None:
             and not terraform.live_terraform(data_dir):
         removed = recover.sweep(env, session)  # the state misses what the unfinished apply made
         terraform.journal_end(data_dir)
-        _marker(env).unlink(missing_ok=True)
+        forget_emulator_identity(env)
         echo(f"destroyed {env.name} ({removed} resources; its last apply had not finished, so they were found "
              "by name and tag rather than from the state)")
         return
@@ -330,7 +136,7 @@ def destroy(env: Environment, opts: Options, echo=print) -> None:
         tf.plan({"image": image}, destroy=True)
         return
     tf.destroy({"image": image})
-    _marker(env).unlink(missing_ok=True)
+    forget_emulator_identity(env)
     echo(f"destroyed {env.name}")
 
 

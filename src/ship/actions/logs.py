@@ -6,10 +6,10 @@ import re
 import time
 from datetime import datetime, timezone
 
-from ship.actions.rollout import current_service, target_of, task_definition
 from ship.aws import Session
 from ship.config import Environment
 from ship.errors import ShipError
+from ship.queries import current_service, target_of, task_definition
 
 _SINCE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -37,9 +37,9 @@ def log_group(env: Environment, session: Session) -> tuple[str, str]:
 def tail(env: Environment, since: str = "10m", follow: bool = False, echo=print, poll: float = 2.0,
          session: Session | None = None, max_polls: int | None = None, pattern: str = "") -> int:
     """Print the service's log events (those matching ``pattern``, a CloudWatch Logs filter pattern)."""
+    start = parse_since(since)      # bad input is said before anything is asked of AWS
     session = session or Session(env)
     group, prefix = log_group(env, session)
-    start = parse_since(since)
     seen: set[str] = set()
     printed = polls = 0
     while True:

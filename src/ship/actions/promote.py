@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
-from ship.actions.rollout import current_service, target_of, task_definition
 from ship.aws import Session
 from ship.config import Environment
 from ship.errors import ShipError
+from ship.queries import current_service, target_of, task_definition
 from ship.registry import Registry, parse_image_uri
 
 

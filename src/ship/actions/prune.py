@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ship.actions import Options
-from ship.actions.rollout import current_service, target_of, task_definition
 from ship.aws import Session
 from ship.config import Environment
 from ship.domain import family_revision
+from ship.queries import current_service, rollback_target, target_of, task_definition
 
 
 def plan_prune(session: Session, env: Environment, keep: int) -> tuple[list[str], list[str]]:
@@ -22,18 +22,6 @@ def plan_prune(session: Session, env: Environment, keep: int) -> tuple[list[str]
     kept = [a for a in active if a in newest or a in protected]
     removed = [a for a in active if a not in kept]
     return kept, removed
-
-
-def rollback_target(session: Session, running: str, active: list[str]) -> str | None:
-    """The newest revision other than ``running`` that reached a steady deployment."""
-    best, best_at = None, ""
-    for arn in active:
-        if arn == running:
-            continue
-        steady_at = task_definition(session, arn).steady_at
-        if steady_at and steady_at > best_at:
-            best, best_at = arn, steady_at
-    return best
 
 
 def prune(env: Environment, opts: Options, keep: int | None = None, echo=print, session: Session | None = None,

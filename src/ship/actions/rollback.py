@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ship.actions import Options
-from ship.actions.prune import rollback_target
-from ship.actions.rollout import current_service, roll_to, target_of, task_definition
+from ship.actions.rollout import roll_to
 from ship.aws import Session
 from ship.config import Environment
 from ship.domain import family_revision
 from ship.errors import ShipError
+from ship.queries import current_service, rollback_target, target_of, task_definition
 
 
 def rollback(env: Environment, opts: Options, echo=print, session: Session | None = None):

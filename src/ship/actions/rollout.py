@@ -8,39 +8,16 @@ though the service ends up stable on the previous revision.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ship.actions import Options
 from ship.aws import Session
-from ship.config import Environment
-from ship.domain import STEADY_TAG, Service, TaskDefinition, family_revision
+from ship.domain import STEADY_TAG, Service, family_revision
 from ship.errors import ShipError
+from ship.queries import Target, current_service
 
 
 STALL_MIN = 180.0
-
-
-@dataclass
-class Target:
-    cluster: str
-    service: str
-
-
-def target_of(env: Environment) -> Target:
-    return Target(env.cluster_name, env.service_name)
-
-
-def current_service(session: Session, target: Target) -> Service:
-    raw = session.ecs.describe_service(target.cluster, target.service)
-    if raw is None:
-        raise ShipError(f"service {target.service} does not exist in cluster {target.cluster}: "
-                        f"run `inv deploy --env={session.env.name}` first")
-    return Service(raw)
-
-
-def task_definition(session: Session, arn: str) -> TaskDefinition:
-    return TaskDefinition.from_describe(session.ecs.describe_task_definition(arn))
 
 
 def mark_steady(session: Session, arn: str) -> None:

@@ -12,10 +12,10 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ship.actions.rollout import current_service, target_of, task_definition
 from ship.aws import Session
 from ship.config import Environment
 from ship.errors import ShipError
+from ship.queries import current_service, target_of, task_definition
 
 STARTED_BY = "ship-run"
 POLL = 1.0

@@ -7,11 +7,10 @@ import time
 import urllib.error
 import urllib.request
 
-from ship.actions.rollout import current_service, target_of
-from ship.actions.status import service_url
 from ship.aws import Session
 from ship.config import Environment
 from ship.errors import ShipError
+from ship.queries import current_service, service_url, target_of
 
 
 def smoke(env: Environment, requests: int = 10, timeout: float = 60.0, echo=print) -> dict:

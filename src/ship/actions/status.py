@@ -4,38 +4,10 @@ from __future__ import annotations
 
 import json
 
-from ship import paths
-from ship.actions.rollout import current_service, target_of, task_definition
 from ship.aws import Session
 from ship.config import Environment
 from ship.domain import family_revision
-
-
-def service_url(env: Environment, session: Session, target_group_arns: list[str]) -> str | None:
-    """The service's URL: the ALB listener in front of its target group.
-
-    On AWS, the ALB's DNS name; on the local cloud, the local port that the
-    listener is mapped to."""
-    for tg_arn in target_group_arns:
-        tg = session.elbv2.describe_target_group(tg_arn)
-        for lb_arn in tg.get("LoadBalancerArns", []):
-            lb = session.elbv2.describe_load_balancers([lb_arn])[0]
-            listeners = session.elbv2.describe_listeners(lb_arn)
-            listeners.sort(key=lambda x: (x.get("Protocol") != "HTTPS", x.get("Port")))
-            if env.emulator:
-                from ship.config import local_port
-                from ship.localcloud import control
-
-                for mapping in control.listeners(paths.local_cloud_dir(), port=local_port()):
-                    if mapping.get("load_balancer_arn") == lb_arn:
-                        return mapping["url"]
-                return None
-            for listener in listeners:
-                scheme = "https" if listener.get("Protocol") == "HTTPS" else "http"
-                default = 443 if scheme == "https" else 80
-                port = "" if listener["Port"] == default else f":{listener['Port']}"
-                return f"{scheme}://{lb['DNSName']}{port}"
-    return None
+from ship.queries import current_service, service_url, target_of, task_definition
 
 
 def collect(env: Environment, session: Session | None = None) -> dict:

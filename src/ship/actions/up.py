@@ -25,7 +25,7 @@ answers). They overlap wherever the dependency graph allows:
   lineage), Terraform is left out; ``inv infra.apply`` always runs it.
 * **AWS**: one step after the other, as a registry push and a real apply need.
 
-Before any of it, ``infra.before_terraform`` settles what a killed run left: an
+Before any of it, ``stack.before_terraform`` settles what a killed run left: an
 apply that did not finish (rebuilt on the emulator), a state lock no live run
 holds (cleared when its run ended with an earlier local cloud, named otherwise).
 Terraform's init keeps the committed provider lock (``-lockfile=readonly``), and
@@ -47,22 +47,20 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-
 from ship import applied, capacity, paths, terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
-from ship.actions.infra import (before_terraform, bootstrap, current_image, ensure_local_cloud, placeholder_image,
-                                record_applied, record_emulator_identity, require_state_bucket, skip_terraform,
-                                terraform_image)
-from ship.actions.release import Built, build, push
-from ship.actions.rollout import current_service, target_of, task_definition
-from ship.actions.status import service_url
 from ship.aws import Session
 from ship.config import Environment
 from ship.domain import Service, family_revision
 from ship.errors import ShipError
+from ship.images import Built, build, prepare_image, push
 from ship.progress import Progress, TerraformWatch, render_timeline, waits_text
+from ship.queries import current_service, service_url, target_of, task_definition
 from ship.registry import ImageRef
+from ship.stack import (before_terraform, current_image, ensure_local_cloud, ensure_state_bucket, placeholder_image,
+                        record_applied, record_emulator_identity, require_state_bucket, skip_terraform,
+                        terraform_image)
 
 # What a cold deploy creates before its image is built when the build is the slower: the load
 # balancer (with the network it needs), the ECS cluster and the image repository, which hold all
@@ -105,20 +103,6 @@ def _outputs_of(state: dict | None) -> dict:
         return {}
 
 
-def prepare_image(ref: ImageRef, echo=print) -> None:
-    """Ask the local cloud to unpack an image now, not when its first task starts."""
-    from ship.config import local_port
-
-    req = urllib.request.Request(f"http://127.0.0.1:{local_port()}/_ship/images/prepare",
-                                 data=json.dumps({"image": ref.uri}).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=300) as resp:
-            resp.read()
-    except (OSError, urllib.error.URLError) as exc:   # only an optimisation: the task start does it too
-        echo(f"note: the local cloud did not prepare {ref.digest[:19]}… ahead ({exc})")
-
-
 class _Worker:
     """A function on a thread of its own; ``result()`` returns its value or raises its error."""
 
@@ -148,11 +132,12 @@ class _Worker:
 class Up:
     """One ``inv deploy --env=E``: the phases, the order they run in, and the summary."""
 
-    def __init__(self, env: Environment, opts: Options, progress: Progress, verbose: bool = False):
+    def __init__(self, env: Environment, opts: Options, progress: Progress, verbose: bool = False,
+                 session: Session | None = None):
         if env.emulator:
             opts = dataclasses.replace(opts, poll=min(opts.poll, EMULATOR_POLL))
         self.env, self.opts, self.progress, self.verbose = env, opts, progress, verbose
-        self._session: Session | None = None
+        self._session: Session | None = session
         self.info: dict = {}
         self.watches: list[TerraformWatch] = []
         self.outputs: dict = {}
@@ -186,7 +171,7 @@ class Up:
                 # a local cloud about to start from nothing has no image to find: build beside its start
                 early = _Worker("image", self._image_job, True)
             self.local_cloud(running)
-            self._session = Session(self.env)
+            self._session = self._session or Session(self.env)   # the command's one session, shared by the phases
             # before anything else touches the stack: what a killed or cut-off run left (its
             # partial apply rebuilt, a lock its dead run kept) is settled, or named, here
             before_terraform(self.env, self.session, self.info, self.say, dry_run=self.opts.dry_run)
@@ -286,7 +271,7 @@ class Up:
     def state(self) -> terraform.Runner:
         phase = self.progress.start("state", "state bucket")
         if self.env.emulator:
-            created = bootstrap(self.env, self.opts, self.say, self.session)
+            created = ensure_state_bucket(self.env, self.session, self.say, dry_run=self.opts.dry_run)
         else:
             require_state_bucket(self.env, self.session)
             created = False
@@ -320,8 +305,8 @@ class Up:
             raise
         record_emulator_identity(self.env, self.info)
         if not targets:
-            # Terraform sets desired_count at creation only; a session of its own (this may run in a thread)
-            capacity.settle(self.env, Session(self.env), self.say)
+            # Terraform sets desired_count at creation only (the shared session: clients are made under a lock)
+            capacity.settle(self.env, self.session, self.say)
         self.progress.finish(phase, self._infrastructure_result(watch))
         if targets:
             return
@@ -359,12 +344,12 @@ class Up:
         nothing does not have yet), then push once the repository exists."""
         phase = self.progress.start("image", "building")
         try:
-            session = None if fresh else Session(self.env)   # boto3 sessions are not shared across threads
+            session = None if fresh else self.session
             self._built = build(self.env, session, self.say, allow_dirty=True)
         finally:
             self._image_built.set()
         self._mode_known.wait()
-        session = session or Session(self.env)
+        session = session or self._session or Session(self.env)
         if self.mode == "cold":
             self.progress.wait(phase, "waiting for Terraform to create the repository")
             self._wait_for_repository(session)
@@ -513,7 +498,9 @@ def write_record(env: Environment, record: dict) -> None:
         pass
 
 
-def up(env: Environment, opts: Options, verbose: bool = False, progress: Progress | None = None) -> str | None:
-    """``inv deploy --env=E``: returns the service's URL (None for a dry run)."""
+def up(env: Environment, opts: Options, verbose: bool = False, progress: Progress | None = None,
+       session: Session | None = None) -> str | None:
+    """``inv deploy --env=E``: returns the service's URL (None for a dry run). Without a ``session``,
+    one is built once the local cloud runs, and every phase shares it."""
     with (progress or Progress()) as prog:
-        return Up(env, opts, prog, verbose).run()
+        return Up(env, opts, prog, verbose, session).run()

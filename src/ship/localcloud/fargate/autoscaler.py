@@ -79,7 +79,7 @@ class Plan:
 
 
 def _probe(run) -> TaskProbe | None:
-    from ship.localcloud.runtime.container import ContainerRunner, container_name
+    from ship.localcloud.runtime.container_runner import ContainerRunner, container_name
 
     t = run.task
     if run.done or run.handle is None or t.last_status != "RUNNING" or t.desired_status != "RUNNING":

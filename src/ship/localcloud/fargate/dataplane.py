@@ -60,7 +60,7 @@ class DataPlane:
     def _default_runners(self, blobs: oci.BlobStore, instance: str) -> list[Runner]:
         runners: list[Runner] = [ProcessRunner(RootfsCache(self.state / "rootfs", blobs), self.tasks_dir)]
         # Container images run as containers when an engine (Docker or Podman) answers.
-        from ship.localcloud.runtime.container import container_runner
+        from ship.localcloud.runtime.container_runner import container_runner
 
         containers = container_runner(self.state, instance or "unknown", self.host)
         if containers is not None:

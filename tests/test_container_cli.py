@@ -1,4 +1,4 @@
-"""ship.engine: command lines, engine choice, error lines; and a real probe."""
+"""ship.container_cli: command lines, engine choice, error lines; and a real probe."""
 
 import os
 import stat
@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from ship import engine, oci
+from ship import container_cli, oci
 from ship.errors import ShipError
-from ship.localcloud.runtime.container import ContainerRunner
+from ship.localcloud.runtime.container_runner import ContainerRunner
 from ship.localcloud.runtime.images import ResolvedImage
 from ship.localcloud.runtime.base import TaskSpec
 
 
 @pytest.fixture(autouse=True)
 def fresh_probe(monkeypatch):
-    monkeypatch.delenv(engine.ENV_VAR, raising=False)
-    engine.reset()
+    monkeypatch.delenv(container_cli.ENV_VAR, raising=False)
+    container_cli.reset()
     yield
-    engine.reset()
+    container_cli.reset()
 
 
 def fake_cli(directory: Path, name: str, info_ok: bool, message: str = "") -> Path:
@@ -47,7 +47,7 @@ def fake_path(tmp_path, monkeypatch):
 
 
 def test_build_args_cover_every_option():
-    e = engine.Engine("podman", exe="podman")
+    e = container_cli.Engine("podman", exe="podman")
     argv = e.build_args("/ctx", "hello:abc", target="test", build_args={"BASE_IMAGE": "b:1", "APP_VERSION": "abc"},
                         dockerfile="/ctx/Dockerfile", secrets={"ca": "/etc/ca.pem"}, labels={"k": "v"},
                         iidfile="/tmp/iid")
@@ -57,11 +57,11 @@ def test_build_args_cover_every_option():
 
 
 def test_build_args_minimal_is_just_the_context():
-    assert engine.Engine("docker", exe="docker").build_args(Path(".")) == ["docker", "build", "."]
+    assert container_cli.Engine("docker", exe="docker").build_args(Path(".")) == ["docker", "build", "."]
 
 
 def test_run_args_publish_env_labels_entrypoint_and_command():
-    e = engine.Engine("docker", exe="docker")
+    e = container_cli.Engine("docker", exe="docker")
     argv = e.run_args("img:1", ["-c", "true"], name="ship-1", detach=True, remove=True,
                       ports=[("127.0.0.1", 18000, 5000)], env={"B": "2", "A": "1"}, labels={"ship.localcloud": "i"},
                       entrypoint="sh", user="10001")
@@ -71,25 +71,25 @@ def test_run_args_publish_env_labels_entrypoint_and_command():
 
 
 def test_empty_entrypoint_is_passed_on():
-    argv = engine.Engine("podman", exe="podman").run_args("img", entrypoint="")
+    argv = container_cli.Engine("podman", exe="podman").run_args("img", entrypoint="")
     assert argv == ["podman", "run", "--entrypoint", "", "img"]
 
 
 def test_argv_flattens_and_drops_none():
-    e = engine.Engine("podman", exe="/usr/bin/podman")
+    e = container_cli.Engine("podman", exe="/usr/bin/podman")
     assert e.argv("ps", None, ("--filter", "label=a"), ["x", ["y"]], 3) == [
         "/usr/bin/podman", "ps", "--filter", "label=a", "x", "y", "3"]
 
 
 def test_unknown_engine_name_is_refused():
     with pytest.raises(ShipError, match="unknown container engine 'rkt'"):
-        engine.Engine("rkt")
+        container_cli.Engine("rkt")
 
 
 def test_ids_are_normalised():
     hexid = "ab" * 32
-    assert engine.normalize_id(hexid) == "sha256:" + hexid
-    assert engine.normalize_id("sha256:" + hexid + "\n") == "sha256:" + hexid
+    assert container_cli.normalize_id(hexid) == "sha256:" + hexid
+    assert container_cli.normalize_id("sha256:" + hexid + "\n") == "sha256:" + hexid
 
 
 def test_container_runner_run_line_follows_the_task_definition(tmp_path):
@@ -100,7 +100,7 @@ def test_container_runner_run_line_follows_the_task_definition(tmp_path):
                                      "entryPoint": ["python", "-m"], "command": ["hello"]},
                     image, 41000, {"AWS_REGION": "eu-west-1",
                                    "ECS_CONTAINER_METADATA_URI_V4": "http://127.0.0.1:4566/_ship/metadata/t1"})
-    runner = ContainerRunner(engine.Engine("podman", exe="podman"), "inst", tmp_path)
+    runner = ContainerRunner(container_cli.Engine("podman", exe="podman"), "inst", tmp_path)
     argv = runner.run_args(spec, "sha256:" + "2" * 64)
     assert argv == ["podman", "run", "--detach", "--name", "ship-t1", "--publish", "127.0.0.1:41000:8080",
                     "--env", "AWS_REGION=eu-west-1", "--env", "GREETING=hi",
@@ -134,33 +134,33 @@ ERROR: failed to solve: process "/bin/sh -c {PIP}" did not complete successfully
 
 
 def test_failing_step_names_the_step_and_its_last_words():
-    line = engine.failing_step(PODMAN_FAILURE.splitlines())
+    line = container_cli.failing_step(PODMAN_FAILURE.splitlines())
     assert line.startswith('Error: error building at STEP "RUN pip install')
     assert "(last output: ERROR: No matching distribution found for hello-ship)" in line
     assert "\n" not in line
 
 
 def test_failing_step_buildkit():
-    line = engine.failing_step(BUILDKIT_FAILURE.splitlines())
+    line = container_cli.failing_step(BUILDKIT_FAILURE.splitlines())
     assert line.startswith("ERROR: failed to solve: process")
     assert "last output" not in line
 
 
 def test_failing_step_without_output():
-    assert engine.failing_step([]) == "no output"
+    assert container_cli.failing_step([]) == "no output"
 
 
 def test_dockerfile_default_base_image(tmp_path):
     (tmp_path / "Dockerfile").write_text("# x\nARG BASE_IMAGE=python:3.11-slim\nFROM ${BASE_IMAGE}\n")
-    assert engine.dockerfile_arg(tmp_path / "Dockerfile", "BASE_IMAGE") == "python:3.11-slim"
-    assert engine.dockerfile_arg(tmp_path / "missing", "BASE_IMAGE") is None
+    assert container_cli.dockerfile_arg(tmp_path / "Dockerfile", "BASE_IMAGE") == "python:3.11-slim"
+    assert container_cli.dockerfile_arg(tmp_path / "missing", "BASE_IMAGE") is None
 
 
 def test_project_dockerfile_defaults_to_the_official_image():
     dockerfile = Path(__file__).resolve().parent.parent / "Dockerfile"
     if not dockerfile.is_file():
         pytest.skip("no Dockerfile here (inside the test image)")
-    assert engine.dockerfile_arg(dockerfile, "BASE_IMAGE") == "python:3.11-slim"
+    assert container_cli.dockerfile_arg(dockerfile, "BASE_IMAGE") == "python:3.11-slim"
 
 
 def test_build_failure_is_one_line_naming_the_step(fake_path, tmp_path):
@@ -169,7 +169,7 @@ def test_build_failure_is_one_line_naming_the_step(fake_path, tmp_path):
     script.chmod(0o755)
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     with pytest.raises(ShipError) as err:
-        engine.Engine("podman").build(tmp_path, "hello:abc")
+        container_cli.Engine("podman").build(tmp_path, "hello:abc")
     assert str(err.value).startswith('podman build of hello:abc failed: Error: error building at STEP "RUN pip')
     assert "\n" not in str(err.value)
 
@@ -186,7 +186,7 @@ def test_missing_base_image_says_how_to_get_one(fake_path, tmp_path):
     script.chmod(0o755)
     (tmp_path / "Dockerfile").write_text("ARG BASE_IMAGE=python:3.11-slim\nFROM ${BASE_IMAGE}\n")
     with pytest.raises(ShipError) as err:
-        engine.Engine("podman").build(tmp_path, "hello:abc")
+        container_cli.Engine("podman").build(tmp_path, "hello:abc")
     message = str(err.value)
     assert "base image python:3.11-slim is neither here nor pullable" in message
     assert ".ci/podman-setup.sh" in message and "BASE_IMAGE=localhost/ship-python-base:bookworm" in message
@@ -198,41 +198,41 @@ def test_missing_base_image_says_how_to_get_one(fake_path, tmp_path):
 def test_docker_is_preferred_when_it_answers(fake_path):
     fake_cli(fake_path, "docker", True)
     fake_cli(fake_path, "podman", True)
-    assert engine.require().name == "docker"
+    assert container_cli.require().name == "docker"
 
 
 def test_podman_when_docker_has_no_daemon(fake_path):
     fake_cli(fake_path, "docker", False, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.")
     fake_cli(fake_path, "podman", True)
-    found = engine.detect()
+    found = container_cli.detect()
     assert found.name == "podman" and found.exe == str(fake_path / "podman")
 
 
 def test_override_forces_an_engine(fake_path, monkeypatch):
     fake_cli(fake_path, "docker", True)
     fake_cli(fake_path, "podman", True)
-    monkeypatch.setenv(engine.ENV_VAR, "podman")
-    assert engine.require().name == "podman"
+    monkeypatch.setenv(container_cli.ENV_VAR, "podman")
+    assert container_cli.require().name == "podman"
 
 
 def test_override_to_an_engine_that_does_not_answer(fake_path, monkeypatch):
     fake_cli(fake_path, "docker", True)
     fake_cli(fake_path, "podman", False, "cannot find runtime")
-    monkeypatch.setenv(engine.ENV_VAR, "podman")
+    monkeypatch.setenv(container_cli.ENV_VAR, "podman")
     with pytest.raises(ShipError, match=r"SHIP_CONTAINER_ENGINE=podman but `podman info` failed: cannot find runtime"):
-        engine.require()
+        container_cli.require()
 
 
 def test_bad_override_is_refused(fake_path, monkeypatch):
-    monkeypatch.setenv(engine.ENV_VAR, "containerd")
+    monkeypatch.setenv(container_cli.ENV_VAR, "containerd")
     with pytest.raises(ShipError, match="SHIP_CONTAINER_ENGINE='containerd' is not one of docker, podman"):
-        engine.detect()
+        container_cli.detect()
 
 
 def test_no_engine_says_what_to_do(fake_path):
     fake_cli(fake_path, "docker", False, "Cannot connect to the Docker daemon. Is the docker daemon running?")
     with pytest.raises(ShipError) as err:
-        engine.require()
+        container_cli.require()
     assert str(err.value) == (
         "no container engine answers: start Docker, or install Podman (.ci/podman-setup.sh); "
         "`docker info` failed: Cannot connect to the Docker daemon. Is the docker daemon running?; "
@@ -241,11 +241,11 @@ def test_no_engine_says_what_to_do(fake_path):
 
 def test_probe_is_cached(fake_path):
     fake_cli(fake_path, "docker", True)
-    first = engine.detect()
+    first = container_cli.detect()
     (fake_path / "docker").unlink()
-    assert engine.detect() is first
-    engine.reset()
-    assert engine.detect() is None
+    assert container_cli.detect() is first
+    container_cli.reset()
+    assert container_cli.detect() is None
 
 
 # ---------------------------------------------------------------- the real thing
@@ -256,16 +256,16 @@ def test_real_probe_and_a_container():
 
     Skipped only when neither docker nor podman answers, with their reasons.
     """
-    found = engine.detect()
+    found = container_cli.detect()
     if found is None:
-        pytest.skip(engine.unavailable_reason())
-    assert found.name in engine.ENGINES
-    base = os.environ.get("SHIP_BASE_IMAGE", engine.LOCAL_BASE_IMAGE)
+        pytest.skip(container_cli.unavailable_reason())
+    assert found.name in container_cli.ENGINES
+    base = os.environ.get("SHIP_BASE_IMAGE", container_cli.LOCAL_BASE_IMAGE)
     if not found.image_exists(base):
-        base = engine.dockerfile_arg(Path(__file__).resolve().parent.parent / "Dockerfile", "BASE_IMAGE")
+        base = container_cli.dockerfile_arg(Path(__file__).resolve().parent.parent / "Dockerfile", "BASE_IMAGE")
         proc = found.call("pull", base, check=False, timeout=600)
-        assert proc.returncode == 0, (f"{found.name} has neither {engine.LOCAL_BASE_IMAGE} (run "
-                                      f"{engine.SETUP_SCRIPT}) nor {base}: {proc.stderr.strip()[-300:]}")
+        assert proc.returncode == 0, (f"{found.name} has neither {container_cli.LOCAL_BASE_IMAGE} (run "
+                                      f"{container_cli.SETUP_SCRIPT}) nor {base}: {proc.stderr.strip()[-300:]}")
     image_id = found.image_id(base)
     assert image_id.startswith("sha256:") and len(image_id) == 71
     proc = found.run(image_id, ["python3", "-c", "print(6 * 7)"], remove=True)
@@ -279,9 +279,9 @@ def test_real_probe_and_a_container():
 
 def test_cli_composition_matches_the_real_cli():
     """The flags used here exist in the engine's CLI (catches a renamed option)."""
-    found = engine.detect()
+    found = container_cli.detect()
     if found is None:
-        pytest.skip(engine.unavailable_reason())
+        pytest.skip(container_cli.unavailable_reason())
     for sub, flags in {"build": ["--iidfile", "--secret", "--target", "--build-arg", "--label", "--file"],
                        "run": ["--publish", "--label", "--entrypoint", "--pull", "--detach"],
                        "stop": ["--time"], "ps": ["--filter", "--no-trunc"]}.items():

@@ -1,6 +1,6 @@
-"""Container images: build once per commit, test inside, push to ECR.
+"""Container images from the Dockerfile: build once per commit, test inside, push to ECR.
 
-Talks to "a Docker-compatible engine" through ``ship.engine`` (Docker where it
+Talks to "a Docker-compatible engine" through ``ship.container_cli`` (Docker where it
 answers, else Podman's CLI). Builds install offline from what the host puts in
 ``build/`` (``ship.wheelhouse``: the wheels uv.lock pins, checked against its
 hashes inside the build, and this repository's own wheels); BASE_IMAGE picks the base (default: the
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ship import artifact, engine, git, oci, paths, wheelhouse
+from ship import artifact, container_cli, git, oci, paths, wheelhouse
 from ship.errors import ShipError
 
 IMAGE_NAME = "hello"
@@ -28,9 +28,9 @@ def _build_args(tag: str) -> dict:
     args = {"APP_VERSION": tag}
     base = os.environ.get("SHIP_BASE_IMAGE")
     if not base:
-        eng = engine.detect()
-        if eng is not None and eng.image_exists(engine.LOCAL_BASE_IMAGE):
-            base = engine.LOCAL_BASE_IMAGE
+        eng = container_cli.detect()
+        if eng is not None and eng.image_exists(container_cli.LOCAL_BASE_IMAGE):
+            base = container_cli.LOCAL_BASE_IMAGE
     if base:
         args["BASE_IMAGE"] = base
     return args
@@ -48,7 +48,7 @@ def wheelhouses(source: Path, test: bool = False) -> None:
 
 def build_local(tag: str | None = None, target: str = "runtime", echo=print) -> str:
     """``inv build``: build the working tree, tagged hello:<commit tag>."""
-    eng = engine.require()
+    eng = container_cli.require()
     root = paths.project_root()
     commit = git.head(root)
     tag = tag or commit.tag
@@ -63,7 +63,7 @@ def build_local(tag: str | None = None, target: str = "runtime", echo=print) -> 
 
 def test_in_container(echo=print) -> None:
     """Build the test target and run pytest and flake8 inside it (entrypoint overrides)."""
-    eng = engine.require()
+    eng = container_cli.require()
     ref = build_local(target="test", echo=echo)
     pytest_args = ["-m", "not e2e and not container", "-q", "-p", "no:cacheprovider"]
     for entrypoint, args in (("flake8", []), ("pytest", pytest_args)):
@@ -75,7 +75,7 @@ def test_in_container(echo=print) -> None:
 
 def build_image(source: Path, commit: git.Commit, tag: str | None = None) -> artifact.Image:
     """Build the runtime image of an exported tree and read it back as registry blobs."""
-    eng = engine.require()
+    eng = container_cli.require()
     wheelhouses(source)
     tag = tag or commit.tag
     ref = f"{IMAGE_NAME}:{tag}"
@@ -117,7 +117,7 @@ def push(image: artifact.Image, registry, env, session):
     """On the emulator: the registry API (layer uploads + PutImage). On AWS: docker push after an ECR login."""
     if env.emulator:
         return registry.push_manifest(image.manifest, image.media_type, image.tag, image.blobs)
-    eng = engine.require()
+    eng = container_cli.require()
     auth = session.ecr.authorization()
     user, _, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
     endpoint = auth["proxyEndpoint"]

@@ -1,6 +1,6 @@
 """The container runner: a task's essential container as a real container.
 
-It implements ``ship.localcloud.runtime.base.Runner`` with the engine ``ship.engine``
+It implements ``ship.localcloud.runtime.base.Runner`` with the engine ``ship.container_cli``
 found (Docker or Podman), the way Fargate would run it:
 
 * the image is the one the ECR manifest names: its config digest is the image
@@ -37,14 +37,14 @@ import threading
 from pathlib import Path
 
 from ship import oci
-from ship.engine import Engine, normalize_id
+from ship.container_cli import Engine, normalize_id
 from ship.errors import ShipError
 from ship.localcloud.runtime import cgroups
 from ship.localcloud.runtime.base import OutputCallback, TaskHandle, TaskSpec, pump_output
 from ship.localcloud.runtime.images import ImageError, ResolvedImage
 from ship.localcloud.runtime.limits import OOM_REASON, engine_flags, task_limits
 
-log = logging.getLogger("ship.localcloud.runtime.container")
+log = logging.getLogger("ship.localcloud.runtime.container_runner")
 
 LABEL = "ship.localcloud"
 STATE_LABEL = "ship.localcloud.state"
@@ -323,9 +323,9 @@ def remove_leftovers(engine: Engine, state_dir: str | Path | None = None, keep_i
 def container_runner(state_dir: str | Path, instance: str, host: str = "127.0.0.1") -> ContainerRunner | None:
     """A runner with the engine that answers (None without one), after removing the containers
     an earlier local cloud on ``state_dir`` left behind."""
-    from ship import engine as engines
+    from ship import container_cli
 
-    found = engines.detect()
+    found = container_cli.detect()
     if found is None:
         return None
     removed = remove_leftovers(found, state_dir, keep_instance=instance)
