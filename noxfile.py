@@ -59,8 +59,9 @@ def tests(session: nox.Session) -> None:
     """pytest: app, ship and the local cloud, without the end-to-end suite, on 4 workers."""
     _sync(session, "test")
     # The tests mostly wait (processes starting, health checks, one-second metric datapoints): on
-    # 2 cores, 4 workers pay (README; more made the CPU-bound tests miss their start limits). loadgroup hands out one test at a time, except that the
-    # tests of one xdist_group (a module's own local cloud) stay on one worker.
+    # 2 cores, 4 workers pay (README; more made the CPU-bound tests miss their start limits).
+    # loadgroup hands out one test at a time, except that the tests of one xdist_group (a
+    # module's own local cloud) stay on one worker.
     args = session.posargs or ["-m", "not e2e and not container", "--numprocesses=4", "--dist=loadgroup"]
     session.run("pytest", *args)
 
