@@ -46,7 +46,9 @@ def test_a_changed_tf_file_runs_terraform(recorded):
     try:
         result = stack.inv("deploy", "--env=local")
         assert "terraform runs: the Terraform configuration changed" in result.stdout, result.stdout
-        assert "0 added, 0 changed, 0 destroyed" in result.stdout
+        # the edit itself changes no resource, but the tree it dirtied may give the image a new digest,
+        # and with it Terraform's own task definition: the apply is what counts, not its size
+        assert "Apply complete!" in result.stdout, result.stdout
         assert SKIPPED in stack.inv("deploy", "--env=local").stdout     # the new apply was recorded
     finally:
         (stack.repo / "terraform/outputs.tf").write_text(original)
