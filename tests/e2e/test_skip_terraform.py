@@ -60,7 +60,9 @@ def test_a_changed_environment_setting_is_applied(recorded):
     logs = stack.client("logs")
 
     def retention() -> int | None:
-        [group] = logs.describe_log_groups(logGroupNamePrefix="/ecs/hello-local")["logGroups"]
+        # the prefix also matches other environments' groups (/ecs/hello-local-prod): pick by name
+        groups = logs.describe_log_groups(logGroupNamePrefix="/ecs/hello-local")["logGroups"]
+        [group] = [g for g in groups if g["logGroupName"] == "/ecs/hello-local"]
         return group.get("retentionInDays")
 
     assert retention() == 1
