@@ -51,6 +51,14 @@ def _open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C and a hang-up reach the session as they would from a terminal or a CI step, even when
+    this run was started in the background or under nohup (which leave SIGINT or SIGHUP ignored,
+    and ignored signals are inherited)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 class Session:
     """A pytest session running session_child.py under a parent process, in its own process group."""
 
@@ -64,7 +72,8 @@ class Session:
             self.parent = subprocess.Popen(
                 [sys.executable, "-c", PARENT, sys.executable, "-m", "pytest", str(HERE / "session_child.py"),
                  "-q", "-p", "no:cacheprovider", f"--basetemp={tmp / 'inner'}"],
-                cwd=HERE.parents[1], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                cwd=HERE.parents[1], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_as_from_a_terminal)
         self.report: dict = {}
 
     def started(self, timeout: float = 180) -> dict:
