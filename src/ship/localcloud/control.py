@@ -182,8 +182,12 @@ def exit_with_from_env() -> int | None:
 
 
 def up(state_dir: str | os.PathLike, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-       timeout: float = 30, python: str | None = None, exit_with: int | None = None) -> dict:
+       timeout: float = 90, python: str | None = None, exit_with: int | None = None) -> dict:
     """Start the local cloud detached (or find it running); returns its health info.
+
+    It answers within a few seconds on an idle machine (restoring a saved state included); the
+    ``timeout`` bounds a start that hangs, and is generous because a loaded machine (several test
+    sessions at once) stretches a start many times over.
 
     Safe to call from many processes at once: they take turns (``statelock.control``),
     and whoever comes second finds the first one's local cloud.
