@@ -8,6 +8,7 @@ import time
 import pytest
 
 from conftest import Cloud, _pids_under, build_process_image, push_image
+from helpers import wait_until
 from ship.net import free_port
 
 # one worker runs this module when the suite runs on several (pytest-xdist, --dist loadgroup): its
@@ -97,14 +98,23 @@ def test_stop_task_stops_a_running_task_with_sigterm(jobs):
     task = _run(ecs, td, ["python", "-c", code])
     running, seen = _wait_status(ecs, task["taskArn"], "RUNNING")
     assert seen[0] in ("PROVISIONING", "PENDING") and running["startedAt"]
+    stream = f"job/app/{task['taskArn'].rsplit('/', 1)[1]}"
+
+    def said(*lines: str) -> bool:
+        try:
+            events = logs.get_log_events(logGroupName="/ecs/jobs", logStreamName=stream, startFromHead=True)
+        except logs.exceptions.ResourceNotFoundException:
+            return False
+        return [e["message"] for e in events["events"]] == list(lines)
+
+    # RUNNING is the process started; "up" is its SIGTERM handler installed (SIGTERM before it: exit 143)
+    wait_until(lambda: said("up"), 60, "the task's first log line")
     stopped = ecs.stop_task(cluster="jobs", task=task["taskArn"], reason="no longer needed")["task"]
     assert stopped["desiredStatus"] == "STOPPED" and stopped["lastStatus"] == "RUNNING"
     done, _ = _wait_status(ecs, task["taskArn"], "STOPPED")
     assert done["stopCode"] == "UserInitiated" and done["stoppedReason"] == "no longer needed"
     assert done["containers"][0]["exitCode"] == 0
-    stream = f"job/app/{task['taskArn'].rsplit('/', 1)[1]}"
-    events = logs.get_log_events(logGroupName="/ecs/jobs", logStreamName=stream, startFromHead=True)["events"]
-    assert [e["message"] for e in events] == ["up", "bye"]
+    assert said("up", "bye")
 
 
 def test_container_health_checks_run_inside_the_task(jobs):
