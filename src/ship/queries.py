@@ -32,6 +32,15 @@ def current_service(session: Session, target: Target) -> Service:
     return Service(raw)
 
 
+def service_active(session: Session, env: Environment) -> bool:
+    """Whether the environment's service exists (in an ACTIVE cluster) and is ACTIVE."""
+    clusters = session.ecs.client.describe_clusters(clusters=[env.cluster_name]).get("clusters", [])
+    if not any(c.get("status") == "ACTIVE" for c in clusters):
+        return False
+    raw = session.ecs.describe_service(env.cluster_name, env.service_name)
+    return raw is not None and raw.get("status") == "ACTIVE"
+
+
 def task_definition(session: Session, arn: str) -> TaskDefinition:
     return TaskDefinition.from_describe(session.ecs.describe_task_definition(arn))
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from ship import applied, oplock, paths, recover, terraform
+from ship import applied, capacity, oplock, paths, recover, terraform
 from ship.aws import AwsError, Session
 from ship.config import Environment
 from ship.errors import ShipError
@@ -67,6 +67,17 @@ def record_emulator_identity(env: Environment, info: dict | None) -> None:
         marker = _marker(env)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"lineage": identity(info)}))
+
+
+def after_apply(env: Environment, session: Session, info: dict | None, image: str, echo=print,
+                full: bool = True) -> None:
+    """What follows every successful apply: the local cloud it was made on is recorded; after a
+    full one (not ``-target``), the service's count is set (Terraform sets desired_count at
+    creation only: ship.capacity) and the apply's fingerprint recorded (ship.applied)."""
+    record_emulator_identity(env, info)
+    if full:
+        capacity.settle(env, session, echo)
+        record_applied(env, session, info, image)
 
 
 def record_applied(env: Environment, session: Session, info: dict | None, image: str) -> None:

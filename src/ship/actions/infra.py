@@ -7,14 +7,14 @@ import time
 
 import botocore.exceptions
 
-from ship import capacity, paths, recover, terraform
+from ship import paths, recover, terraform
 from ship.actions import Options
 from ship.aws import Session
 from ship.config import Environment
 from ship.errors import ShipError
-from ship.stack import (before_terraform, current_image, ensure_local_cloud, ensure_state_bucket,
-                        forget_emulator_identity, placeholder_image, record_applied, record_emulator_identity,
-                        require_state_bucket, settle_stale_lock, terraform_image)
+from ship.stack import (after_apply, before_terraform, current_image, ensure_local_cloud, ensure_state_bucket,
+                        forget_emulator_identity, placeholder_image, require_state_bucket, settle_stale_lock,
+                        terraform_image)
 
 
 def bootstrap(env: Environment, opts: Options, echo=print) -> bool:
@@ -92,10 +92,7 @@ def apply(env: Environment, opts: Options, image: str | None = None, echo=print,
         tf.plan({"image": image})
         return {}
     tf.apply({"image": image}, targets=targets)
-    record_emulator_identity(env, info)
-    if not targets:
-        capacity.settle(env, session, echo)   # Terraform sets desired_count at creation only
-        record_applied(env, session, info, image)
+    after_apply(env, session, info, image, echo, full=not targets)
     echo(f"terraform apply for {env.name} took {time.monotonic() - started:.1f}s")
     return tf.outputs() if not targets else {}
 

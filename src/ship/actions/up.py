@@ -47,7 +47,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from ship import applied, capacity, paths, terraform
+from ship import applied, paths, terraform
 from ship.actions import Options
 from ship.actions.deploy import deploy_image
 from ship.aws import Session
@@ -56,11 +56,10 @@ from ship.domain import Service, family_revision
 from ship.errors import ShipError
 from ship.images import Built, build, prepare_image, push
 from ship.progress import Progress, TerraformWatch, render_timeline, waits_text
-from ship.queries import current_service, service_url, target_of, task_definition
+from ship.queries import current_service, service_active, service_url, target_of, task_definition
 from ship.registry import ImageRef
-from ship.stack import (before_terraform, current_image, ensure_local_cloud, ensure_state_bucket, placeholder_image,
-                        record_applied, record_emulator_identity, require_state_bucket, skip_terraform,
-                        terraform_image)
+from ship.stack import (after_apply, before_terraform, current_image, ensure_local_cloud, ensure_state_bucket,
+                        placeholder_image, require_state_bucket, skip_terraform, terraform_image)
 
 # What a cold deploy creates before its image is built when the build is the slower: the load
 # balancer (with the network it needs), the ECS cluster and the image repository, which hold all
@@ -101,6 +100,20 @@ def _outputs_of(state: dict | None) -> dict:
         return {k: v["value"] for k, v in (state or {}).get("outputs", {}).items()}
     except (KeyError, TypeError, AttributeError):
         return {}
+
+
+def _image_result(built: Built, ref: ImageRef) -> str:
+    how = "found in the registry" if built.image is None else f"{built.kind} image built in {built.seconds:.1f}s"
+    return f"{built.tag} {ref.digest[:19]}… ({how})"
+
+
+def _infrastructure_result(watch: TerraformWatch) -> str:
+    events = watch.events
+    parts = [events.verdict or "applied"]
+    waits = events.provider_waits()
+    if waits:
+        parts.append(f"provider waits {waits_text(waits)}")
+    return "; ".join(parts)
 
 
 class _Worker:
@@ -183,7 +196,7 @@ class Up:
                 self.in_order()
             else:
                 image = early or _Worker("image", self._image_job)   # built at once, pushed when it can be
-                self.mode = "warm" if self._service_exists() else "cold"
+                self.mode = "warm" if service_active(self.session, self.env) else "cold"
                 self._mode_known.set()
                 if self.mode == "warm":
                     self.warm(image)
@@ -288,7 +301,7 @@ class Up:
         self.progress.wait(phase, "pushing")
         ref = push(self.env, self.session, built, self.say)
         self._prepare(phase, ref)
-        self.progress.finish(phase, self._image_result(built, ref))
+        self.progress.finish(phase, _image_result(built, ref))
         return ref
 
     def infrastructure(self, tf: terraform.Runner, image: str, outputs_later: bool = False,
@@ -303,14 +316,11 @@ class Up:
         except ShipError:
             self.progress.finish(phase, "failed", failed=True)
             raise
-        record_emulator_identity(self.env, self.info)
-        if not targets:
-            # Terraform sets desired_count at creation only (the shared session: clients are made under a lock)
-            capacity.settle(self.env, self.session, self.say)
-        self.progress.finish(phase, self._infrastructure_result(watch))
+        # (the shared session: clients are made under a lock)
+        after_apply(self.env, self.session, self.info, image, self.say, full=not targets)
+        self.progress.finish(phase, _infrastructure_result(watch))
         if targets:
             return
-        record_applied(self.env, self.session, self.info, image)
         if outputs_later:
             self._outputs = _Worker("outputs", self._read_outputs, tf)
         else:
@@ -359,7 +369,7 @@ class Up:
             raise ShipError(f"the registry stored {ref.digest} for image {self._built.tag} "
                             f"({self._built.digest} was built): the service would run another image")
         self._prepare(phase, ref)
-        self.progress.finish(phase, self._image_result(self._built, ref))
+        self.progress.finish(phase, _image_result(self._built, ref))
         return ref
 
     def _wait_for_repository(self, session: Session) -> None:
@@ -398,47 +408,21 @@ class Up:
         image = image or current_image(self.env, self.session) or placeholder_image(self.env, self.session)
         self.infrastructure(tf, image)
 
-    def _state_outputs(self) -> dict | None:
+    def _read_outputs(self, tf: terraform.Runner) -> dict:
         """Terraform's outputs read from its state object in the bucket (the state format's
         ``outputs.<name>.value``): one S3 call instead of starting Terraform twice."""
-        return _outputs_of(applied.read_state(self.session, self.env)) or None
-
-    def _read_outputs(self, tf: terraform.Runner) -> dict:
-        outputs = self._state_outputs()
-        return outputs if outputs else tf.outputs()
+        return _outputs_of(applied.read_state(self.session, self.env)) or tf.outputs()
 
     # ---- helpers
-
-    def _service_exists(self) -> bool:
-        raw = self.session.ecs.describe_service(self.env.cluster_name, self.env.service_name) \
-            if self._cluster_active() else None
-        return raw is not None and raw.get("status") == "ACTIVE"
-
-    def _cluster_active(self) -> bool:
-        clusters = self.session.ecs.client.describe_clusters(clusters=[self.env.cluster_name]).get("clusters", [])
-        return any(c.get("status") == "ACTIVE" for c in clusters)
 
     def _prepare(self, phase, ref: ImageRef) -> None:
         if self.env.emulator:
             self.progress.wait(phase, "unpacking on the local cloud")
             prepare_image(ref, self.say)
 
-    @staticmethod
-    def _image_result(built: Built, ref: ImageRef) -> str:
-        how = "found in the registry" if built.image is None else f"{built.kind} image built in {built.seconds:.1f}s"
-        return f"{built.tag} {ref.digest[:19]}… ({how})"
-
     def floor(self) -> list:
         """The provider's fixed waits on the critical path of each apply (one after the other)."""
         return [r for watch in self.watches for r in watch.events.provider_waits()]
-
-    def _infrastructure_result(self, watch: TerraformWatch) -> str:
-        events = watch.events
-        parts = [events.verdict or "applied"]
-        waits = events.provider_waits()
-        if waits:
-            parts.append(f"provider waits {waits_text(waits)}")
-        return "; ".join(parts)
 
     def _quiet(self, line: str) -> None:
         if self.verbose and line.strip():
