@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 import pytest
-from helpers import processes_mentioning
+from helpers import Traffic, processes_mentioning
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("deployed")]
 
@@ -181,35 +179,6 @@ def test_killed_task_is_replaced(stack):
     print(f"replacement healthy after {elapsed:.1f}s; {failures} failed requests meanwhile")
 
 
-class Load:
-    """Steady traffic in a thread; counts failures and versions seen."""
-
-    def __init__(self, stack):
-        self.stack, self.stop, self.failures, self.versions = stack, threading.Event(), [], Counter()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                status, body = self.stack.get("/", timeout=10)
-            except OSError as err:
-                self.failures.append(str(err))
-                continue
-            if status != 200:
-                self.failures.append(status)
-            else:
-                self.versions[body["version"]] += 1
-            time.sleep(0.02)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=30)
-
-
 @dataclass
 class Release:
     """One `inv release` of a new commit under load, and what it left."""
@@ -217,7 +186,7 @@ class Release:
     tag: str
     image: str
     stdout: str
-    load: Load
+    load: Traffic
     served_after: list
 
 
@@ -227,7 +196,7 @@ def released(stack) -> Release:
     before = running_image(stack)
     tag = stack.commit("v2")
     started = time.monotonic()
-    with Load(stack) as load:
+    with Traffic(lambda: stack.get("/", timeout=10)) as load:
         result = stack.inv("release", "--env=local")
     print(f"rollout of {tag}: {time.monotonic() - started:.1f}s, {sum(load.versions.values())} requests, "
           f"versions {dict(load.versions)}")
@@ -246,7 +215,7 @@ def test_release_with_failing_health_check_rolls_back(stack):
     td_before, version_before = service(stack)["taskDefinition"], _served_version(stack)
     stack.commit("bad health", edit=("src/hello/views.py", 'return jsonify(status="ok")',
                                      'return jsonify(status="broken"), 500'))
-    with Load(stack) as load:
+    with Traffic(lambda: stack.get("/", timeout=10)) as load:
         result = stack.inv("release", "--env=local", check=False)
     assert result.returncode == 1
     err = result.stderr.strip().splitlines()

@@ -11,11 +11,10 @@ Both pass in the process runtime and (SHIP_LOCAL_RUNTIME=container) in Podman.
 from __future__ import annotations
 
 import re
-import threading
 import time
-from collections import Counter
 
 import pytest
+from helpers import Traffic
 
 from ship.domain import TaskDefinition
 
@@ -28,35 +27,6 @@ def _service(stack) -> dict:
     return stack.client("ecs").describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
 
 
-class Load:
-    """Steady requests through the load balancer; every answer that is not a 200 is kept."""
-
-    def __init__(self, stack):
-        self.stack, self.stop, self.failures, self.versions = stack, threading.Event(), [], Counter()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                status, body = self.stack.get("/", timeout=10)
-            except OSError as err:
-                self.failures.append(str(err))
-                continue
-            if status != 200:
-                self.failures.append(status)
-            else:
-                self.versions[body["version"]] += 1
-            time.sleep(0.02)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=30)
-
-
 def test_a_failing_container_health_check_is_rolled_back_by_the_circuit_breaker(stack):
     ecs = stack.client("ecs")
     before = _service(stack)
@@ -67,7 +37,7 @@ def test_a_failing_container_health_check_is_rolled_back_by_the_circuit_breaker(
         c["healthCheck"] = {"command": ["CMD-SHELL", "exit 1"], "interval": 5, "timeout": 2, "retries": 1}
     bad = ecs.register_task_definition(**kwargs)["taskDefinition"]["taskDefinitionArn"]
     try:
-        with Load(stack) as load:
+        with Traffic(lambda: stack.get("/", timeout=10)) as load:
             ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=bad)
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import Traffic
 
 pytestmark = [pytest.mark.e2e]
 
@@ -195,33 +196,6 @@ def test_ecr_put_image_retag(deployed):
     assert deployed.get("/")[0] == 200
 
 
-class Watch:
-    """What the load balancer URL serves meanwhile: every (status, version) seen, in the background."""
-
-    def __init__(self, stack):
-        import threading
-
-        self.stack, self.stop, self.seen = stack, threading.Event(), []
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        while not self.stop.wait(0.05):
-            try:
-                status, body = self.stack.get("/", timeout=10)
-            except OSError as err:
-                self.seen.append((str(err), None))
-                continue
-            self.seen.append((status, body.get("version")))
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=30)
-
-
 def _spec(td: dict) -> dict:
     """register-task-definition input from a describe-task-definition answer."""
     return {k: td[k] for k in ("family", "containerDefinitions", "cpu", "memory", "networkMode",
@@ -241,7 +215,7 @@ def test_a_failing_health_check_revision_is_rolled_back_with_the_cli(deployed):
     bad = aws(deployed, "ecs", "register-task-definition", "--cli-input-json",
               json.dumps(spec))["taskDefinition"]["taskDefinitionArn"]
     try:
-        with Watch(deployed) as watch:
+        with Traffic(lambda: deployed.get("/", timeout=10), pause=0.05) as watch:
             aws(deployed, "ecs", "update-service", "--cluster", CLUSTER, "--service", SERVICE,
                 "--task-definition", bad)
 
