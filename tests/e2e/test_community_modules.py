@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 pytestmark = [pytest.mark.e2e]
 
@@ -46,17 +47,6 @@ class Root:
                      f"exit {result.returncode})\n{result.stdout}{result.stderr}")
         assert result.returncode in ok, f"terraform {args[0]} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
         return result
-
-
-def _wait(what: str, check, timeout: float = 300, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def _listener_url(stack, lb_arn: str) -> str | None:
@@ -101,12 +91,12 @@ def test_community_modules_apply_serve_plan_clean_and_destroy(deployed, tmp_path
                            and svc["deployments"][0]["rolloutState"] == "COMPLETED") else None
 
         # the target group's health checks are the provider's defaults (30 s interval, 3 healthy)
-        _wait("the community service to be steady", steady, timeout=420, every=2)
+        wait_until(steady, 420, "the community service to be steady", step=2)
         task_arns = ecs.list_tasks(cluster=NAME, serviceName=NAME)["taskArns"]
         assert len(task_arns) == 2
 
-        url = _wait("the community load balancer's listener", lambda: _listener_url(
-            deployed, outputs["load_balancer_arn"]["value"]))
+        url = wait_until(lambda: _listener_url(deployed, outputs["load_balancer_arn"]["value"]), 300,
+                         "the community load balancer's listener", step=1.0)
         answers = [_get(url) for _ in range(20)]
         assert all(status == 200 for status, _ in answers), answers
         instances = {body["instance"].split(":")[0] for _, body in answers}
@@ -126,11 +116,10 @@ def test_community_modules_apply_serve_plan_clean_and_destroy(deployed, tmp_path
 
         root.run("destroy", "-auto-approve", "-input=false", "-no-color", *root.vars, timeout=900)
         destroyed = True
-        stopped = _wait("the community tasks to stop", lambda: all(
-            t["lastStatus"] == "STOPPED" for t in ecs.describe_tasks(cluster=NAME, tasks=task_arns)["tasks"]),
-            timeout=120)
-        assert stopped
-        _wait("the community listener to close", lambda: _get(url)[0] == 0, timeout=60)
+        wait_until(lambda: all(t["lastStatus"] == "STOPPED"
+                               for t in ecs.describe_tasks(cluster=NAME, tasks=task_arns)["tasks"]), 120,
+                   "the community tasks to stop", step=1.0)
+        wait_until(lambda: _get(url)[0] == 0, 60, "the community listener to close", step=1.0)
         assert not [lb for lb in deployed.client("elbv2").describe_load_balancers()["LoadBalancers"]
                     if lb["LoadBalancerName"] == NAME]
         assert root.run("state", "list", ok=(0,)).stdout.strip() == ""

@@ -16,28 +16,17 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 
 import pytest
+from helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
 CLUSTER = SERVICE = "hello-local"
 RID = f"service/{CLUSTER}/{SERVICE}"
 DIM = "ecs:service:DesiredCount"
-
-
-def _wait(what: str, check, timeout: float, every: float = 2.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def _answer(url: str) -> tuple[int, str]:
@@ -64,6 +53,25 @@ class Load(threading.Thread):
         while not self.halt.wait(0.2):
             status, _ = _answer(self.url)
             self.statuses[status] = self.statuses.get(status, 0) + 1
+
+
+def _healthy(elbv2, tg_arn: str) -> int:
+    states = elbv2.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+    return sum(1 for h in states if h["TargetHealth"]["State"] == "healthy")
+
+
+def _three_answer(deployed, ecs, elbv2, tg_arn: str) -> set[str]:
+    """The truth after a scale-out to 3: three healthy targets, and the running tasks are exactly
+    the ones answering through the listener (their ids)."""
+    wait_until(lambda: _healthy(elbv2, tg_arn) == 3, 180, "3 healthy targets", step=2.0)
+    running = {a.rsplit("/", 1)[1] for a in ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE)["taskArns"]}
+
+    def three_answering() -> set[str] | None:
+        ids = {i for s, i in (_answer(deployed.url) for _ in range(30)) if s == 200}
+        return ids if len(ids) == 3 else None
+
+    assert wait_until(three_answering, 60, "3 tasks answering through the listener", step=2.0) == running
+    return running
 
 
 def _resource_label(elbv2, tg_arn: str) -> str:
@@ -96,23 +104,14 @@ def test_requests_through_the_listener_scale_the_service_out(deployed):
                 "PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget",
                                                   "ResourceLabel": _resource_label(elbv2, tg)}})
         load.start()
-        _wait("a scale-out to 3", lambda: service()["desiredCount"] == 3, timeout=600, every=5)
+        wait_until(lambda: service()["desiredCount"] == 3, 600, "a scale-out to 3", step=5)
         (activity,) = aas.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=RID,
                                                       ScalableDimension=DIM)["ScalingActivities"]
         assert (activity["Description"], activity["StatusCode"]) == ("Setting desired count to 3.", "Successful")
         assert activity["Cause"].endswith(" in state ALARM triggered policy requests")
 
         # the truth: a third task runs, is a healthy target, and answers through the listener
-        def healthy() -> int:
-            states = elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
-            return sum(1 for h in states if h["TargetHealth"]["State"] == "healthy")
-
-        _wait("3 healthy targets", lambda: healthy() == 3, timeout=180)
-        running = {a.rsplit("/", 1)[1] for a in ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE)["taskArns"]}
-        answering = _wait("3 tasks answering through the listener",
-                          lambda: (lambda ids: ids if len(ids) == 3 else None)(
-                              {i for s, i in (_answer(deployed.url) for _ in range(30)) if s == 200}), timeout=60)
-        assert answering == running
+        _three_answer(deployed, ecs, elbv2, tg)
         events = " ".join(e["message"] for e in service()["events"])
         assert "has started 1 tasks" in events
     finally:
@@ -121,10 +120,10 @@ def test_requests_through_the_listener_scale_the_service_out(deployed):
         # leave the shared stack as it was: no scaling, two healthy replicas
         aas.deregister_scalable_target(ServiceNamespace="ecs", ResourceId=RID, ScalableDimension=DIM)
         ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=2)
-        _wait("the service back at 2 tasks", lambda: (lambda s: s["runningCount"] == 2 and len(s["deployments"]) == 1)(
-            service()), timeout=180)
-        _wait("2 registered targets", lambda: len(
-            elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]) == 2, timeout=120)
+        wait_until(lambda: (lambda s: s["runningCount"] == 2 and len(s["deployments"]) == 1)(service()), 180,
+                   "the service back at 2 tasks", step=2.0)
+        wait_until(lambda: len(elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]) == 2,
+                   120, "2 registered targets", step=2.0)
     assert load.statuses.get(200, 0) > 0 and set(load.statuses) == {200}, load.statuses
 
 
@@ -153,10 +152,6 @@ def test_terraform_made_scaling_scales_the_service_out_and_back_in(deployed):
     def service() -> dict:
         return ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
 
-    def healthy() -> int:
-        states = elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
-        return sum(1 for h in states if h["TargetHealth"]["State"] == "healthy")
-
     def activities() -> list[str]:
         found = aas.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=RID,
                                                 ScalableDimension=DIM)["ScalingActivities"]
@@ -176,23 +171,18 @@ def test_terraform_made_scaling_scales_the_service_out_and_back_in(deployed):
         assert config["PredefinedMetricSpecification"]["ResourceLabel"] == _resource_label(elbv2, tg)
 
         load.start()
-        _wait("a scale-out to 3", lambda: service()["desiredCount"] == 3, timeout=300)
+        wait_until(lambda: service()["desiredCount"] == 3, 300, "a scale-out to 3", step=2.0)
         assert activities() == ["Setting desired count to 3."]
-        _wait("3 healthy targets", lambda: healthy() == 3, timeout=180)
-        running = {a.rsplit("/", 1)[1] for a in ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE)["taskArns"]}
-        answering = _wait("3 tasks answering through the listener",
-                          lambda: (lambda ids: ids if len(ids) == 3 else None)(
-                              {i for s, i in (_answer(deployed.url) for _ in range(30)) if s == 200}), timeout=60)
-        assert answering == running
+        running = _three_answer(deployed, ecs, elbv2, tg)
         # desired_count (2) is not Terraform's to restore: the plan at 3 tasks is empty
         plan = deployed.inv("infra.plan", "--env=local")
         assert "No changes." in plan.stdout, plan.stdout[-3000:]
 
         load.halt.set()
-        _wait("a scale-in to 2", lambda: service()["desiredCount"] == 2, timeout=300)
+        wait_until(lambda: service()["desiredCount"] == 2, 300, "a scale-in to 2", step=2.0)
         assert activities() == ["Setting desired count to 2.", "Setting desired count to 3."]
-        _wait("2 running tasks", lambda: (lambda s: s["runningCount"] == 2 and s["pendingCount"] == 0)(service()),
-              timeout=120)
+        wait_until(lambda: (lambda s: s["runningCount"] == 2 and s["pendingCount"] == 0)(service()), 120,
+                   "2 running tasks", step=2.0)
         events = " ".join(e["message"] for e in service()["events"])
         assert "has started 1 tasks" in events and "has stopped 1 running tasks" in events, events
         assert {i for s, i in (_answer(deployed.url) for _ in range(20)) if s == 200} <= running
@@ -209,7 +199,8 @@ def test_terraform_made_scaling_scales_the_service_out_and_back_in(deployed):
     ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=3)
     applied = deployed.inv("infra.apply", "--env=local")
     assert "hello-local: desired count 3 -> 2 (desired_count in environments.yaml)" in applied.stdout + applied.stderr
-    _wait("the service back at 2 tasks", lambda: (lambda s: s["desiredCount"] == s["runningCount"] == 2 and len(
-        s["deployments"]) == 1)(service()), timeout=180)
-    _wait("2 healthy targets", lambda: healthy() == 2 and len(
-        elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]) == 2, timeout=120)
+    wait_until(lambda: (lambda s: s["desiredCount"] == s["runningCount"] == 2 and len(s["deployments"]) == 1)(
+        service()), 180, "the service back at 2 tasks", step=2.0)
+    wait_until(lambda: _healthy(elbv2, tg) == 2 and len(
+        elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]) == 2, 120, "2 healthy targets",
+        step=2.0)
