@@ -127,8 +127,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PORT=5000
-# The image carries the version it was built from (the commit tag).
+# The image carries the version it was built from (the commit tag). Buildah (Podman 4)
+# keys its layer cache for ENV and LABEL by the line as written, so a new APP_VERSION alone
+# would get the cached layers of an earlier version (two commits of one tree, one version);
+# a RUN's key includes the build arguments it sees, so this check gives each version its own.
 ARG APP_VERSION=dev
+RUN test -n "${APP_VERSION}"
 ENV APP_VERSION=${APP_VERSION}
 LABEL org.opencontainers.image.title="hello-ship" \
       org.opencontainers.image.version="${APP_VERSION}"

@@ -39,6 +39,22 @@ def test_runtime_image_config(engine, runtime_image):
     assert env["PATH"].startswith("/opt/venv/bin:")
 
 
+def test_the_same_tree_built_for_another_version_carries_that_version(engine, context, build_args, runtime_image):
+    """Two commits with one tree (an empty commit) build two images, each with its own version: the
+    layer cache must not hand the second the first one's APP_VERSION."""
+    other = f"{runtime_image}-other"
+    engine.build(context, other, target="runtime", build_args=dict(build_args, APP_VERSION=APP_VERSION + "-other"))
+    try:
+        config = engine.image_inspect(other)["Config"]
+        env = dict(item.split("=", 1) for item in config["Env"])
+        assert env["APP_VERSION"] == APP_VERSION + "-other"
+        assert config["Labels"]["org.opencontainers.image.version"] == APP_VERSION + "-other"
+        first = engine.image_inspect(runtime_image)["Config"]
+        assert dict(item.split("=", 1) for item in first["Env"])["APP_VERSION"] == APP_VERSION
+    finally:
+        engine.rm_image(other, force=True)
+
+
 def test_runtime_image_holds_only_the_app(engine, runtime_image):
     listing = engine.run(runtime_image, ["-c", "import os; print(sorted(os.listdir('/app')));"
                                                "print(os.path.exists('/opt/venv/bin/pip'))"],
