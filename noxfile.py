@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import time
+from pathlib import Path
 
 import nox
 
@@ -90,28 +93,134 @@ def actionlint(session: nox.Session) -> None:
     session.run("actionlint", "-shellcheck=", *session.posargs)
 
 
+# The end-to-end suite in shards: each shard is a pytest session of its own, with its own local
+# cloud and its own shared stack (one cold deploy each), so that their stacks apply at the same
+# time. Most of an e2e run is the AWS provider's fixed sleeps (~70 s per cold apply with an ALB)
+# and waits on health checks, datapoints and restarts: the machine is idle meanwhile. A shard is
+# a list of test files; the last shard of each runtime takes every file the others do not name,
+# so a new test file runs without a change here. Longest first: the pool starts them in order.
+E2E_SHARDS: dict[str, tuple[str, ...]] = {
+    "autoscaling": ("test_service_autoscaling.py",),
+    "flow": ("test_flow.py",),
+    "community": ("test_community_modules.py",),
+    "faults": ("test_faults_terraform.py",),
+    "persistence": ("test_persistence.py",),
+    "rest": (),
+}
+# Shards that run nothing in a runtime (every test in them skips there) are left out of it.
+E2E_SKIP = {"container": {"autoscaling"}}
+
+
+def _e2e_runs(runtime: str, logs: Path) -> list[tuple[str, list[str], dict]]:
+    """(name, argv, environment) of each shard of the e2e suite in ``runtime``."""
+    named = [f for files in E2E_SHARDS.values() for f in files]
+    runs = []
+    for shard, files in E2E_SHARDS.items():
+        if shard in E2E_SKIP.get(runtime, ()):
+            continue
+        name = f"e2e-{runtime}-{shard}"
+        where = [f"tests/e2e/{f}" for f in files] or ["tests/e2e", *(f"--ignore=tests/e2e/{f}" for f in named)]
+        argv = ["pytest", "-m", "e2e", "-x", "-p", "no:cacheprovider", f"--basetemp={logs / name}", *where]
+        runs.append((name, argv, {"SHIP_LOCAL_RUNTIME": runtime, "SHIP_E2E_LOG": str(logs / f"{name}.inv.log")}))
+    return runs
+
+
+def _run_at_once(session: nox.Session, runs: list[tuple[str, list[str], dict]], logs: Path) -> None:
+    """Start every run at once, each writing to its own log; print each log whole when its run
+    ends (readable, not interleaved); fail the session, naming them, if any run failed."""
+    env = dict(os.environ, **{k: v for k, v in session.env.items() if v is not None})
+    env["PATH"] = os.pathsep.join([*session.bin_paths, env.get("PATH", "")])
+    env["VIRTUAL_ENV"] = session.virtualenv.location
+    started = time.monotonic()
+    running: dict[str, tuple[subprocess.Popen, Path, float]] = {}
+    failed: list[str] = []
+    try:
+        for name, argv, extra in runs:
+            log = logs / f"{name}.log"
+            with open(log, "w") as out:
+                proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env, **extra))
+            running[name] = (proc, log, time.monotonic())
+            session.log(f"[{name}] started: {' '.join(argv)} (log: {log})")
+        while running:
+            time.sleep(1)
+            for name, (proc, log, begun) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[name]
+                verdict = "passed" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+                print(f"\n{'=' * 30} [{name}] {log} {'=' * 30}\n{log.read_text()}", flush=True)
+                session.log(f"[{name}] {verdict} after {time.monotonic() - begun:.0f}s; "
+                            f"{len(running)} still running")
+                if proc.returncode != 0:
+                    failed.append(name)
+    finally:
+        for proc, _log, _begun in running.values():  # interrupted: stop the rest (each stops its local cloud)
+            proc.terminate()
+        for proc, _log, _begun in running.values():
+            proc.wait()
+    session.log(f"{len(runs)} runs in {time.monotonic() - started:.0f}s")
+    if failed:
+        session.error(f"failed: {', '.join(failed)} (their logs are printed above and kept in {logs})")
+
+
+def _logs(session: nox.Session) -> Path:
+    logs = Path(session.create_tmp()).resolve() / "runs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    return logs
+
+
+def _engine_missing(session: nox.Session) -> str:
+    """Why no container engine answers ("" when one does)."""
+    return session.run("python", "-c", "from ship import container_cli; print(container_cli.unavailable_reason())",
+                       silent=True).strip()
+
+
+def _container_runs(logs: Path) -> list[tuple[str, list[str], dict]]:
+    images = ["pytest", "-m", "container", "-p", "no:cacheprovider", f"--basetemp={logs / 'images'}"]
+    return [("images", images, {}), *_e2e_runs("container", logs)]
+
+
 @nox.session(python=PYTHON, default=False)
 def e2e(session: nox.Session) -> None:
-    """End to end on the local cloud: Terraform apply, replicas, rollouts, promote, rollback, destroy."""
+    """End to end on private local clouds: Terraform apply, replicas, rollouts, promote, rollback, destroy
+    (shards at once, replicas as processes)."""
     _sync(session, "test")
-    args = session.posargs or ["-m", "e2e", "-x"]
-    session.run("pytest", *args)
+    if session.posargs:
+        session.run("pytest", *session.posargs)
+        return
+    logs = _logs(session)
+    _run_at_once(session, _e2e_runs("process", logs), logs)
 
 
 @nox.session(python=PYTHON, default=False)
 def container(session: nox.Session) -> None:
-    """Image build, pytest and flake8 inside it, /health, non-root user, compose; then the e2e suite
-    with replicas as containers."""
+    """Image build, pytest and flake8 inside it, /health, non-root user, compose; the e2e suite
+    with replicas as containers (at once)."""
     _sync(session, "test")
-    reason = session.run("python", "-c", "from ship import container_cli; print(container_cli.unavailable_reason())",
-                         silent=True).strip()
+    reason = _engine_missing(session)
     if reason:
         session.skip(reason)
     if session.posargs:
         session.run("pytest", *session.posargs)
         return
-    session.run("pytest", "-m", "container")
-    session.run("pytest", "-m", "e2e", "-x", "tests/e2e", env={"SHIP_LOCAL_RUNTIME": "container"})
+    logs = _logs(session)
+    _run_at_once(session, _container_runs(logs), logs)
+
+
+@nox.session(python=PYTHON, default=False)
+def integration(session: nox.Session) -> None:
+    """CI's e2e and container sessions at once: the e2e suite with replicas as processes and as
+    containers, and the image tests (without a container engine: the process runtime alone)."""
+    _sync(session, "test")
+    logs = _logs(session)
+    runs = _e2e_runs("process", logs)
+    reason = _engine_missing(session)
+    if reason:
+        session.warn(f"no container engine ({reason}): the image tests and the container runtime do not run")
+    else:
+        runs += _container_runs(logs)
+    _run_at_once(session, runs, logs)
 
 
 @nox.session(python=PYTHON, default=False)
