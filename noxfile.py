@@ -109,6 +109,10 @@ E2E_SHARDS: dict[str, tuple[str, ...]] = {
 }
 # Shards that run nothing in a runtime (every test in them skips there) are left out of it.
 E2E_SKIP = {"container": {"autoscaling"}}
+# Seconds between two runs' starts: each begins with its busiest part (a local cloud starting,
+# an image built, Terraform planning) before it waits on the provider; spread out, those do not
+# all contend for the machine's cores at once.
+STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "10"))
 
 
 def _e2e_runs(runtime: str, logs: Path) -> list[tuple[str, list[str], dict]]:
@@ -135,14 +139,18 @@ def _run_at_once(session: nox.Session, runs: list[tuple[str, list[str], dict]], 
     running: dict[str, tuple[subprocess.Popen, Path, float]] = {}
     failed: list[str] = []
     try:
-        for name, argv, extra in runs:
-            log = logs / f"{name}.log"
-            with open(log, "w") as out:
-                proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env, **extra))
-            running[name] = (proc, log, time.monotonic())
-            session.log(f"[{name}] started: {' '.join(argv)} (log: {log})")
-        while running:
-            time.sleep(1)
+        pending = list(runs)
+        next_start = time.monotonic()
+        while pending or running:
+            if pending and time.monotonic() >= next_start:
+                name, argv, extra = pending.pop(0)
+                log = logs / f"{name}.log"
+                with open(log, "w") as out:
+                    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env, **extra))
+                running[name] = (proc, log, time.monotonic())
+                next_start = time.monotonic() + STAGGER
+                session.log(f"[{name}] started: {' '.join(argv[:4])} ... {' '.join(argv[6:])}")
+            time.sleep(0.5)
             for name, (proc, log, begun) in list(running.items()):
                 if proc.poll() is None:
                     continue
@@ -218,8 +226,10 @@ def integration(session: nox.Session) -> None:
     reason = _engine_missing(session)
     if reason:
         session.warn(f"no container engine ({reason}): the image tests and the container runtime do not run")
-    else:
-        runs += _container_runs(logs)
+    else:  # the runtimes interleaved, each shard's pair together, in E2E_SHARDS's order (longest first)
+        others = _container_runs(logs)
+        order = [*E2E_SHARDS][:4] + ["images"] + [*E2E_SHARDS][4:]
+        runs = sorted(runs + others, key=lambda run: (order.index(run[0].rsplit("-", 1)[-1]), run[0]))
     _run_at_once(session, runs, logs)
 
 
