@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -97,15 +98,15 @@ def actionlint(session: nox.Session) -> None:
 # cloud and its own shared stack (one cold deploy each), so that their stacks apply at the same
 # time. Most of an e2e run is the AWS provider's fixed sleeps (~70 s per cold apply with an ALB)
 # and waits on health checks, datapoints and restarts: the machine is idle meanwhile. A shard is
-# a list of test files; the last shard of each runtime takes every file the others do not name,
-# so a new test file runs without a change here. Longest first: the pool starts them in order.
+# a list of test files; the shard with none takes every file the others do not name, so a new
+# test file runs without a change here. Longest first: they start in this order.
 E2E_SHARDS: dict[str, tuple[str, ...]] = {
-    "autoscaling": ("test_service_autoscaling.py",),
     "flow": ("test_flow.py",),
+    "rest": (),
+    "autoscaling": ("test_service_autoscaling.py",),
     "community": ("test_community_modules.py",),
     "faults": ("test_faults_terraform.py",),
     "persistence": ("test_persistence.py",),
-    "rest": (),
 }
 # Shards that run nothing in a runtime (every test in them skips there) are left out of it.
 E2E_SKIP = {"container": {"autoscaling"}}
@@ -113,6 +114,9 @@ E2E_SKIP = {"container": {"autoscaling"}}
 # an image built, Terraform planning) before it waits on the provider; spread out, those do not
 # all contend for the machine's cores at once.
 STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "10"))
+# At most this many runs at once (the next starts when one ends): each holds a local cloud, its
+# replicas and Terraform, and a machine shared with other work answers slower with every one more.
+JOBS = int(os.environ.get("SHIP_E2E_JOBS", "8"))
 
 
 def _e2e_runs(runtime: str, logs: Path) -> list[tuple[str, list[str], dict]]:
@@ -130,8 +134,9 @@ def _e2e_runs(runtime: str, logs: Path) -> list[tuple[str, list[str], dict]]:
 
 
 def _run_at_once(session: nox.Session, runs: list[tuple[str, list[str], dict]], logs: Path) -> None:
-    """Start every run at once, each writing to its own log; print each log whole when its run
-    ends (readable, not interleaved); fail the session, naming them, if any run failed."""
+    """Start the runs in their order (JOBS at most at once, STAGGER seconds apart), each writing to
+    its own log; print each log whole when its run ends (readable, not interleaved); fail the
+    session, naming them, if any run failed."""
     env = dict(os.environ, **{k: v for k, v in session.env.items() if v is not None})
     env["PATH"] = os.pathsep.join([*session.bin_paths, env.get("PATH", "")])
     env["VIRTUAL_ENV"] = session.virtualenv.location
@@ -142,11 +147,12 @@ def _run_at_once(session: nox.Session, runs: list[tuple[str, list[str], dict]], 
         pending = list(runs)
         next_start = time.monotonic()
         while pending or running:
-            if pending and time.monotonic() >= next_start:
+            if pending and len(running) < JOBS and time.monotonic() >= next_start:
                 name, argv, extra = pending.pop(0)
                 log = logs / f"{name}.log"
                 with open(log, "w") as out:
-                    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env, **extra))
+                    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env, **extra),
+                                            start_new_session=True)  # a group of its own: stopped whole below
                 running[name] = (proc, log, time.monotonic())
                 next_start = time.monotonic() + STAGGER
                 session.log(f"[{name}] started: {' '.join(argv[:4])} ... {' '.join(argv[6:])}")
@@ -162,13 +168,28 @@ def _run_at_once(session: nox.Session, runs: list[tuple[str, list[str], dict]], 
                 if proc.returncode != 0:
                     failed.append(name)
     finally:
-        for proc, _log, _begun in running.values():  # interrupted: stop the rest (each stops its local cloud)
-            proc.terminate()
-        for proc, _log, _begun in running.values():
-            proc.wait()
+        _stop([proc for proc, _log, _begun in running.values()])
     session.log(f"{len(runs)} runs in {time.monotonic() - started:.0f}s")
     if failed:
         session.error(f"failed: {', '.join(failed)} (their logs are printed above and kept in {logs})")
+
+
+def _stop(procs: list[subprocess.Popen], grace: float = 120) -> None:
+    """Interrupted: SIGTERM each run (pytest's finalizers stop its local cloud and destroy what it
+    made), then SIGKILL what is left of its process group (Terraform, its provider plugins)."""
+    for proc in procs:
+        proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
 
 
 def _logs(session: nox.Session) -> Path:
@@ -228,7 +249,7 @@ def integration(session: nox.Session) -> None:
         session.warn(f"no container engine ({reason}): the image tests and the container runtime do not run")
     else:  # the runtimes interleaved, each shard's pair together, in E2E_SHARDS's order (longest first)
         others = _container_runs(logs)
-        order = [*E2E_SHARDS][:4] + ["images"] + [*E2E_SHARDS][4:]
+        order = [*E2E_SHARDS][:5] + ["images"] + [*E2E_SHARDS][5:]
         runs = sorted(runs + others, key=lambda run: (order.index(run[0].rsplit("-", 1)[-1]), run[0]))
     _run_at_once(session, runs, logs)
 
