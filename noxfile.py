@@ -1,7 +1,8 @@
 """The project's menu for CI: `nox -l`; `nox` runs the default sessions.
 
-Slow or machine-heavy sessions (e2e, container, bench) are not in the default
-run; CI runs them by name (`nox -s e2e`).
+Slow or machine-heavy sessions (e2e, container, integration, bench) are not in
+the default run; CI runs them by name (`nox -s integration`: e2e and container
+at once).
 
 Every session installs exactly its dependency groups (pyproject.toml) at the
 versions in uv.lock, with `uv sync --locked`: nothing is resolved at test time,
@@ -212,8 +213,9 @@ def _container_runs(logs: Path) -> list[tuple[str, list[str], dict]]:
 
 @nox.session(python=PYTHON, default=False)
 def e2e(session: nox.Session) -> None:
-    """End to end on private local clouds: Terraform apply, replicas, rollouts, promote, rollback, destroy
-    (shards at once, replicas as processes)."""
+    """The e2e suite, replicas as processes: its shards at once, each on a private local cloud (-- ARGS: one pytest).
+
+    Terraform apply, replicas, rollouts, promote, rollback, destroy."""
     _sync(session, "test")
     if session.posargs:
         session.run("pytest", *session.posargs)
@@ -224,8 +226,9 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def container(session: nox.Session) -> None:
-    """Image build, pytest and flake8 inside it, /health, non-root user, compose; the e2e suite
-    with replicas as containers (at once)."""
+    """The image tests, and at the same time the e2e suite's shards with replicas as containers.
+
+    Image build, pytest and flake8 inside it, /health, non-root user, compose."""
     _sync(session, "test")
     reason = _engine_missing(session)
     if reason:
@@ -239,8 +242,9 @@ def container(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def integration(session: nox.Session) -> None:
-    """CI's e2e and container sessions at once: the e2e suite with replicas as processes and as
-    containers, and the image tests (without a container engine: the process runtime alone)."""
+    """What CI runs of e2e and container, all at once: both runtimes' e2e shards and the image tests.
+
+    Without a container engine, the process runtime alone (it says why)."""
     _sync(session, "test")
     logs = _logs(session)
     runs = _e2e_runs("process", logs)
