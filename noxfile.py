@@ -114,10 +114,10 @@ E2E_SKIP = {"container": {"autoscaling"}}
 # Seconds between two runs' starts: each begins with its busiest part (a local cloud starting,
 # an image built, Terraform planning) before it waits on the provider; spread out, those do not
 # all contend for the machine's cores at once.
-STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "10"))
+STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "15"))
 # At most this many runs at once (the next starts when one ends): each holds a local cloud, its
 # replicas and Terraform, and a machine shared with other work answers slower with every one more.
-JOBS = int(os.environ.get("SHIP_E2E_JOBS", "8"))
+JOBS = int(os.environ.get("SHIP_E2E_JOBS", "6"))
 
 
 def _e2e_runs(runtime: str, logs: Path) -> list[tuple[str, list[str], dict]]:
