@@ -102,15 +102,14 @@ def actionlint(session: nox.Session) -> None:
 # a list of test files; the shard with none takes every file the others do not name, so a new
 # test file runs without a change here. Longest first: they start in this order.
 E2E_SHARDS: dict[str, tuple[str, ...]] = {
-    "flow": ("test_flow.py",),
     "rest": (),
+    "clients": ("test_third_party_clients.py",),
+    "flow": ("test_flow.py",),
     "autoscaling": ("test_service_autoscaling.py",),
     "community": ("test_community_modules.py",),
     "faults": ("test_faults_terraform.py",),
     "persistence": ("test_persistence.py",),
 }
-# Shards that run nothing in a runtime (every test in them skips there) are left out of it.
-E2E_SKIP = {"container": {"autoscaling"}}
 # Seconds between two runs' starts: each begins with its busiest part (a local cloud starting,
 # an image built, Terraform planning) before it waits on the provider; spread out, those do not
 # all contend for the machine's cores at once.
@@ -118,7 +117,7 @@ STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "15"))
 # At most this many runs at once (the next starts when one ends): each holds a local cloud, its
 # replicas (gunicorn with a few workers each) and Terraform. On a 2-core machine that other work
 # also loaded, 6 and 8 at once made replicas miss the local stack's 2 s health check timeout
-# while they booted, and local clouds their 30 s start limit.
+# while they booted.
 JOBS = int(os.environ.get("SHIP_E2E_JOBS", "4"))
 
 
@@ -127,11 +126,10 @@ def _e2e_runs(runtime: str, logs: Path) -> list[tuple[str, list[str], dict]]:
     named = [f for files in E2E_SHARDS.values() for f in files]
     runs = []
     for shard, files in E2E_SHARDS.items():
-        if shard in E2E_SKIP.get(runtime, ()):
-            continue
         name = f"e2e-{runtime}-{shard}"
         where = [f"tests/e2e/{f}" for f in files] or ["tests/e2e", *(f"--ignore=tests/e2e/{f}" for f in named)]
-        argv = ["pytest", "-m", "e2e", "-x", "-p", "no:cacheprovider", f"--basetemp={logs / name}", *where]
+        argv = ["pytest", "-m", "e2e", "-x", "-p", "no:cacheprovider", "--durations=10", f"--basetemp={logs / name}",
+                *where]
         runs.append((name, argv, {"SHIP_LOCAL_RUNTIME": runtime, "SHIP_E2E_LOG": str(logs / f"{name}.inv.log")}))
     return runs
 
@@ -158,7 +156,7 @@ def _run_at_once(session: nox.Session, runs: list[tuple[str, list[str], dict]], 
                                             start_new_session=True)  # a group of its own: stopped whole below
                 running[name] = (proc, log, time.monotonic())
                 next_start = time.monotonic() + STAGGER
-                session.log(f"[{name}] started: {' '.join(argv[:4])} ... {' '.join(argv[6:])}")
+                session.log(f"[{name}] started: {' '.join(argv)}")
             time.sleep(0.5)
             for name, (proc, log, begun) in list(running.items()):
                 if proc.poll() is None:
