@@ -115,9 +115,10 @@ E2E_SHARDS: dict[str, tuple[str, ...]] = {
 # all contend for the machine's cores at once.
 STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "15"))
 # At most this many runs at once (the next starts when one ends): each holds a local cloud, its
-# replicas (gunicorn with a few workers each) and Terraform. On a 2-core machine that other work
-# also loaded, 6 and 8 at once made replicas miss the local stack's 2 s health check timeout
-# while they booted.
+# replicas (gunicorn with a few workers each) and Terraform. On a 2-core machine 4 at once keep
+# the cores ~85 % busy (the 15 runs of `integration` took 22 min, against ~39 min one after the
+# other); more gain little there, and at 6 and 8 on a machine that other work also loaded,
+# booting replicas missed the local stack's 2 s health check timeout.
 JOBS = int(os.environ.get("SHIP_E2E_JOBS", "4"))
 
 
