@@ -316,7 +316,7 @@ class Up:
         except ShipError:
             self.progress.finish(phase, "failed", failed=True)
             raise
-        # (the shared session: clients are made under a lock)
+        # on the command's one session, which the image thread shares (its clients are made under a lock)
         after_apply(self.env, self.session, self.info, image, self.say, full=not targets)
         self.progress.finish(phase, _infrastructure_result(watch))
         if targets:
