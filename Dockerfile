@@ -49,7 +49,11 @@ COPY pyproject.toml uv.lock /src/
 COPY distributions/ /src/distributions/
 COPY uv.lock build/wheelhous[e] /wheels/
 # The runtime's virtualenv has no installer at all (--without-pip); uv installs
-# into it from outside.
+# into it from outside. Its modules are compiled here (hash-based .pyc: the same
+# bytes for the same sources), as the runtime never writes bytecode
+# (PYTHONDONTWRITEBYTECODE): each gunicorn worker would otherwise compile Flask
+# and its dependencies at start, 5.9 s to the first /health 200 in a 0.25-vCPU
+# container instead of 1.5 s.
 RUN --mount=type=secret,id=ca \
     set -eu; \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi; \
@@ -65,7 +69,8 @@ RUN --mount=type=secret,id=ca \
     uv export --frozen --project /src --package hello --no-dev --no-emit-workspace --no-header \
         --output-file /src/requirements.txt; \
     if ls /wheels/*.whl >/dev/null 2>&1; then set -- --no-index --find-links /wheels; else set --; fi; \
-    uv pip install --python /opt/venv/bin/python --require-hashes --no-deps "$@" -r /src/requirements.txt
+    uv pip install --python /opt/venv/bin/python --require-hashes --no-deps "$@" -r /src/requirements.txt; \
+    /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode checked-hash /opt/venv/lib
 # The app itself, last: a code change rebuilds from here on.
 COPY src/hello/ /src/src/hello/
 COPY uv.lock build/dis[t] /dist/
@@ -75,7 +80,8 @@ RUN --mount=type=secret,id=ca \
     if ! ls /dist/hello-*.whl >/dev/null 2>&1; then \
         uv build --wheel --project /src --package hello --out-dir /dist; \
     fi; \
-    uv pip install --python /opt/venv/bin/python --no-deps --no-index /dist/hello-*.whl
+    uv pip install --python /opt/venv/bin/python --no-deps --no-index /dist/hello-*.whl; \
+    /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode checked-hash /opt/venv/lib
 
 
 # Both distributions and the test group (pytest, flake8, moto, boto3, ...) in a

@@ -65,6 +65,20 @@ def test_runtime_image_holds_only_the_app(engine, runtime_image):
                       entrypoint="gunicorn", remove=True, check=False).returncode == 0
 
 
+def test_runtime_image_carries_compiled_modules(engine, runtime_image):
+    """Every module of the app and its dependencies has its .pyc (hash-based): workers start
+    without compiling (the runtime never writes bytecode)."""
+    code = ("import importlib.util, pathlib, sys\n"
+            "site = pathlib.Path(sys.prefix, 'lib')\n"
+            "missing = [str(p) for p in site.rglob('*.py')\n"
+            "           if not pathlib.Path(importlib.util.cache_from_source(p)).is_file()]\n"
+            "import hello.wsgi, flask\n"
+            "print(len(missing), hello.wsgi.__cached__, flask.__cached__)\n"
+            "print(missing[:5])")
+    out = engine.run(runtime_image, ["-c", code], entrypoint="python", remove=True).stdout.splitlines()
+    assert out[0].split()[0] == "0", out
+
+
 def test_runtime_image_holds_the_app_and_its_locked_dependencies_only(engine, runtime_image):
     listing = engine.run(runtime_image, ["-c", "import importlib.metadata as m; "
                                                "print('\\n'.join(f\"{d.metadata['Name']}=={d.version}\" "
