@@ -1,7 +1,8 @@
 """The project's menu for CI: `nox -l`; `nox` runs the default sessions.
 
-Slow or machine-heavy sessions (e2e, container, bench) are not in the default
-run; CI runs them by name (`nox -s e2e`).
+Slow or machine-heavy sessions (e2e, container, integration, bench) are not in
+the default run; CI runs them by name (`nox -s integration`: e2e and container
+at once).
 
 Every session installs exactly its dependency groups (pyproject.toml) at the
 versions in uv.lock, with `uv sync --locked`: nothing is resolved at test time,
@@ -13,6 +14,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import nox
 
@@ -90,28 +95,168 @@ def actionlint(session: nox.Session) -> None:
     session.run("actionlint", "-shellcheck=", *session.posargs)
 
 
+# The end-to-end suite in shards: each shard is a pytest session of its own, with its own local
+# cloud and its own shared stack (one cold deploy each), so that their stacks apply at the same
+# time. Most of an e2e run is the AWS provider's fixed sleeps (~70 s per cold apply with an ALB)
+# and waits on health checks, datapoints and restarts: the machine is idle meanwhile. A shard is
+# a list of test files; the shard with none takes every file the others do not name, so a new
+# test file runs without a change here. Longest first: they start in this order.
+E2E_SHARDS: dict[str, tuple[str, ...]] = {
+    "rest": (),
+    "clients": ("test_third_party_clients.py",),
+    "flow": ("test_flow.py",),
+    "autoscaling": ("test_service_autoscaling.py",),
+    "community": ("test_community_modules.py",),
+    "faults": ("test_faults_terraform.py",),
+    "persistence": ("test_persistence.py",),
+}
+# Seconds between two runs' starts: each begins with its busiest part (a local cloud starting,
+# an image built, Terraform planning) before it waits on the provider; spread out, those do not
+# all contend for the machine's cores at once.
+STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "15"))
+# At most this many runs at once (the next starts when one ends): each holds a local cloud, its
+# replicas (gunicorn with a few workers each) and Terraform. On a 2-core machine 4 at once keep
+# the cores ~85 % busy (the 15 runs of `integration` took 22 min, against ~39 min one after the
+# other); more gain little there, and at 6 and 8 on a machine that other work also loaded,
+# booting replicas missed the local stack's 2 s health check timeout.
+JOBS = int(os.environ.get("SHIP_E2E_JOBS", "4"))
+
+
+def _e2e_runs(runtime: str, logs: Path) -> list[tuple[str, list[str], dict]]:
+    """(name, argv, environment) of each shard of the e2e suite in ``runtime``."""
+    named = [f for files in E2E_SHARDS.values() for f in files]
+    runs = []
+    for shard, files in E2E_SHARDS.items():
+        name = f"e2e-{runtime}-{shard}"
+        where = [f"tests/e2e/{f}" for f in files] or ["tests/e2e", *(f"--ignore=tests/e2e/{f}" for f in named)]
+        argv = ["pytest", "-m", "e2e", "-x", "-p", "no:cacheprovider", "--durations=10", f"--basetemp={logs / name}",
+                *where]
+        runs.append((name, argv, {"SHIP_LOCAL_RUNTIME": runtime, "SHIP_E2E_LOG": str(logs / f"{name}.inv.log")}))
+    return runs
+
+
+def _run_at_once(session: nox.Session, runs: list[tuple[str, list[str], dict]], logs: Path) -> None:
+    """Start the runs in their order (JOBS at most at once, STAGGER seconds apart), each writing to
+    its own log; print each log whole when its run ends (readable, not interleaved); fail the
+    session, naming them, if any run failed."""
+    env = dict(os.environ, **{k: v for k, v in session.env.items() if v is not None})
+    env["PATH"] = os.pathsep.join([*session.bin_paths, env.get("PATH", "")])
+    env["VIRTUAL_ENV"] = session.virtualenv.location
+    started = time.monotonic()
+    running: dict[str, tuple[subprocess.Popen, Path, float]] = {}
+    failed: list[str] = []
+    try:
+        pending = list(runs)
+        next_start = time.monotonic()
+        while pending or running:
+            if pending and len(running) < JOBS and time.monotonic() >= next_start:
+                name, argv, extra = pending.pop(0)
+                log = logs / f"{name}.log"
+                with open(log, "w") as out:
+                    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env, **extra),
+                                            start_new_session=True)  # a group of its own: stopped whole below
+                running[name] = (proc, log, time.monotonic())
+                next_start = time.monotonic() + STAGGER
+                session.log(f"[{name}] started: {' '.join(argv)}")
+            time.sleep(0.5)
+            for name, (proc, log, begun) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[name]
+                verdict = "passed" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+                print(f"\n{'=' * 30} [{name}] {log} {'=' * 30}\n{log.read_text()}", flush=True)
+                session.log(f"[{name}] {verdict} after {time.monotonic() - begun:.0f}s; "
+                            f"{len(running)} still running")
+                if proc.returncode != 0:
+                    failed.append(name)
+    finally:
+        _stop([proc for proc, _log, _begun in running.values()])
+    session.log(f"{len(runs)} runs in {time.monotonic() - started:.0f}s")
+    if failed:
+        session.error(f"failed: {', '.join(failed)} (their logs are printed above and kept in {logs})")
+
+
+def _stop(procs: list[subprocess.Popen], grace: float = 120) -> None:
+    """Interrupted: SIGTERM each run (pytest's finalizers stop its local cloud and destroy what it
+    made), then SIGKILL what is left of its process group (Terraform, its provider plugins)."""
+    for proc in procs:
+        proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def _logs(session: nox.Session) -> Path:
+    logs = Path(session.create_tmp()).resolve() / "runs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    return logs
+
+
+def _engine_missing(session: nox.Session) -> str:
+    """Why no container engine answers ("" when one does)."""
+    return session.run("python", "-c", "from ship import container_cli; print(container_cli.unavailable_reason())",
+                       silent=True).strip()
+
+
+def _container_runs(logs: Path) -> list[tuple[str, list[str], dict]]:
+    images = ["pytest", "-m", "container", "-p", "no:cacheprovider", f"--basetemp={logs / 'images'}"]
+    return [("images", images, {}), *_e2e_runs("container", logs)]
+
+
 @nox.session(python=PYTHON, default=False)
 def e2e(session: nox.Session) -> None:
-    """End to end on the local cloud: Terraform apply, replicas, rollouts, promote, rollback, destroy."""
+    """The e2e suite, replicas as processes: its shards at once, each on a private local cloud (-- ARGS: one pytest).
+
+    Terraform apply, replicas, rollouts, promote, rollback, destroy."""
     _sync(session, "test")
-    args = session.posargs or ["-m", "e2e", "-x"]
-    session.run("pytest", *args)
+    if session.posargs:
+        session.run("pytest", *session.posargs)
+        return
+    logs = _logs(session)
+    _run_at_once(session, _e2e_runs("process", logs), logs)
 
 
 @nox.session(python=PYTHON, default=False)
 def container(session: nox.Session) -> None:
-    """Image build, pytest and flake8 inside it, /health, non-root user, compose; then the e2e suite
-    with replicas as containers."""
+    """The image tests, and at the same time the e2e suite's shards with replicas as containers.
+
+    Image build, pytest and flake8 inside it, /health, non-root user, compose."""
     _sync(session, "test")
-    reason = session.run("python", "-c", "from ship import container_cli; print(container_cli.unavailable_reason())",
-                         silent=True).strip()
+    reason = _engine_missing(session)
     if reason:
         session.skip(reason)
     if session.posargs:
         session.run("pytest", *session.posargs)
         return
-    session.run("pytest", "-m", "container")
-    session.run("pytest", "-m", "e2e", "-x", "tests/e2e", env={"SHIP_LOCAL_RUNTIME": "container"})
+    logs = _logs(session)
+    _run_at_once(session, _container_runs(logs), logs)
+
+
+@nox.session(python=PYTHON, default=False)
+def integration(session: nox.Session) -> None:
+    """What CI runs of e2e and container, all at once: both runtimes' e2e shards and the image tests.
+
+    Without a container engine, the process runtime alone (it says why)."""
+    _sync(session, "test")
+    logs = _logs(session)
+    runs = _e2e_runs("process", logs)
+    reason = _engine_missing(session)
+    if reason:
+        session.warn(f"no container engine ({reason}): the image tests and the container runtime do not run")
+    else:  # the runtimes interleaved, each shard's pair together, in E2E_SHARDS's order (longest first)
+        others = _container_runs(logs)
+        order = [*E2E_SHARDS][:5] + ["images"] + [*E2E_SHARDS][5:]
+        runs = sorted(runs + others, key=lambda run: (order.index(run[0].rsplit("-", 1)[-1]), run[0]))
+    _run_at_once(session, runs, logs)
 
 
 @nox.session(python=PYTHON, default=False)
