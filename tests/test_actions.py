@@ -18,7 +18,7 @@ from ship.actions.rollback import rollback
 from ship.actions.rollout import mark_steady, roll_to, watch
 from ship.aws import Session
 from ship.errors import ShipError
-from ship.queries import target_of
+from ship.queries import current_image, image_of, target_of
 from ship.localcloud import emulator
 from ship.localcloud.emulator.ecs.services import iter_services
 
@@ -184,3 +184,14 @@ def test_promote_refuses_one_environment_and_an_empty_source_and_changes_nothing
         promote(production, env, FAST, lambda line: None)
     assert str(empty.value) == "nothing runs in production: deploy there first (inv release --env=production)"
     assert _service(session, env) == before
+
+
+def test_current_image_and_image_of_answer_from_the_api_and_none_before_there_is_a_service(env):
+    session = Session(env)
+    assert current_image(env, session) is None                  # no cluster yet
+    session.ecs.client.create_cluster(clusterName=env.cluster_name)
+    assert current_image(env, session) is None                  # a cluster, no service
+    session, arns = _world(env, images=("repo:v1", "repo:v2"))
+    assert current_image(env, session) == "repo:v1"
+    assert image_of(session, arns[1]) == "repo:v2"
+    assert image_of(session, arns[1].rsplit(":", 1)[0] + ":99") is None   # no such revision

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import botocore.exceptions
+
 from ship import paths
 from ship.aws import Session
 from ship.config import Environment
@@ -43,6 +45,34 @@ def service_active(session: Session, env: Environment) -> bool:
 
 def task_definition(session: Session, arn: str) -> TaskDefinition:
     return TaskDefinition.from_describe(session.ecs.describe_task_definition(arn))
+
+
+def image_of(session: Session, arn: str) -> str | None:
+    """The image of a task definition's essential container (None if it cannot be described)."""
+    try:
+        return task_definition(session, arn).image()
+    except ShipError:
+        return None
+
+
+def current_image(env: Environment, session: Session) -> str | None:
+    """The image the service runs now (None when there is no service yet)."""
+    if not _cluster_active(session, env):
+        return None
+    raw = session.ecs.describe_service(env.cluster_name, env.service_name)
+    if not raw:
+        return None
+    td = task_definition(session, raw["taskDefinition"])
+    container = next((lb.get("containerName") for lb in raw.get("loadBalancers", [])), None)
+    return td.image(container)
+
+
+def _cluster_active(session: Session, env: Environment) -> bool:
+    try:
+        clusters = session.ecs.client.describe_clusters(clusters=[env.cluster_name]).get("clusters", [])
+    except botocore.exceptions.ClientError:
+        return False
+    return any(c.get("status") == "ACTIVE" for c in clusters)
 
 
 def rollback_target(session: Session, running: str, active: list[str]) -> str | None:

@@ -14,7 +14,7 @@ from ship import applied, capacity, oplock, paths, recover, terraform
 from ship.aws import AwsError, Session
 from ship.config import Environment
 from ship.errors import ShipError
-from ship.queries import target_of, task_definition
+from ship.queries import current_image, image_of
 
 
 def ensure_local_cloud(env: Environment, echo=print) -> dict | None:
@@ -168,31 +168,13 @@ def terraform_image(tf: terraform.Runner, session: Session) -> str | None:
     Terraform only creates the first task definition; rollouts register their
     own revisions. Passing Terraform its own image back keeps its plan empty."""
     arn = tf.outputs().get("task_definition_arn") if tf.state_resources() else None
-    if not arn:
-        return None
-    try:
-        return task_definition(session, arn).image()
-    except ShipError:
-        return None
+    return image_of(session, arn) if arn else None
 
 
-def current_image(env: Environment, session: Session) -> str | None:
-    """The image the service runs now (None when there is no service yet)."""
-    raw = session.ecs.describe_service(target_of(env).cluster, target_of(env).service) if _cluster_exists(
-        env, session) else None
-    if not raw:
-        return None
-    td = task_definition(session, raw["taskDefinition"])
-    container = next((lb.get("containerName") for lb in raw.get("loadBalancers", [])), None)
-    return td.image(container)
-
-
-def _cluster_exists(env: Environment, session: Session) -> bool:
-    try:
-        clusters = session.ecs.client.describe_clusters(clusters=[env.cluster_name]).get("clusters", [])
-    except botocore.exceptions.ClientError:
-        return False
-    return any(c.get("status") == "ACTIVE" for c in clusters)
+def image_for_terraform(tf: terraform.Runner, env: Environment, session: Session) -> str:
+    """The ``image`` variable of a plan or apply: the image of Terraform's own task
+    definition, else the one the service runs, else the placeholder of a first apply."""
+    return terraform_image(tf, session) or current_image(env, session) or placeholder_image(env, session)
 
 
 def before_terraform(env: Environment, session: Session, info: dict | None, echo=print,

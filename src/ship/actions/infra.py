@@ -12,9 +12,9 @@ from ship.actions import Options
 from ship.aws import Session
 from ship.config import Environment
 from ship.errors import ShipError
-from ship.stack import (after_apply, before_terraform, current_image, ensure_local_cloud, ensure_state_bucket,
-                        forget_emulator_identity, placeholder_image, require_state_bucket, settle_stale_lock,
-                        terraform_image)
+from ship.stack import (after_apply, before_terraform, ensure_local_cloud, ensure_state_bucket,
+                        forget_emulator_identity, image_for_terraform, placeholder_image, require_state_bucket,
+                        settle_stale_lock, terraform_image)
 
 
 def bootstrap(env: Environment, opts: Options, echo=print) -> bool:
@@ -35,8 +35,7 @@ def plan(env: Environment, variables: dict | None = None, echo=print) -> int:
     settle_stale_lock(env, session, info, echo)
     tf = terraform.Runner(env, echo)
     tf.init()
-    variables = variables or {"image": terraform_image(tf, session) or current_image(env, session)
-                              or placeholder_image(env, session)}
+    variables = variables or {"image": image_for_terraform(tf, env, session)}
     return tf.plan(variables)
 
 
@@ -87,7 +86,7 @@ def apply(env: Environment, opts: Options, image: str | None = None, echo=print,
     tf = terraform.Runner(env, echo)
     started = time.monotonic()
     tf.init()
-    image = image or terraform_image(tf, session) or current_image(env, session) or placeholder_image(env, session)
+    image = image or image_for_terraform(tf, env, session)
     if opts.dry_run:
         tf.plan({"image": image})
         return {}

@@ -56,10 +56,10 @@ from ship.domain import Service, family_revision
 from ship.errors import ShipError
 from ship.images import Built, build, prepare_image, push
 from ship.progress import Progress, TerraformWatch, render_timeline, waits_text
-from ship.queries import current_service, service_active, service_url, target_of, task_definition
+from ship.queries import current_image, current_service, image_of, service_active, service_url, target_of
 from ship.registry import ImageRef
-from ship.stack import (after_apply, before_terraform, current_image, ensure_local_cloud, ensure_state_bucket,
-                        placeholder_image, require_state_bucket, skip_terraform, terraform_image)
+from ship.stack import (after_apply, before_terraform, ensure_local_cloud, ensure_state_bucket, image_for_terraform,
+                        require_state_bucket, skip_terraform, terraform_image)
 
 # What a cold deploy creates before its image is built when the build is the slower: the load
 # balancer (with the network it needs), the ECS cluster and the image repository, which hold all
@@ -85,13 +85,6 @@ def wait_for_url(url: str, timeout: float = 60.0) -> dict:
             last = str(err)
         time.sleep(0.25)
     raise ShipError(f"{url} did not answer 200 within {timeout:.0f}s (last: {last})")
-
-
-def _image_of(session: Session, arn: str) -> str | None:
-    try:
-        return task_definition(session, arn).image()
-    except ShipError:
-        return None
 
 
 def _outputs_of(state: dict | None) -> dict:
@@ -394,7 +387,7 @@ class Up:
         state = applied.read_state(self.session, self.env)
         outputs = _outputs_of(state)
         arn = outputs.get("task_definition_arn")
-        image = _image_of(self.session, arn) if arn else None
+        image = image_of(self.session, arn) if arn else None
         decision = skip_terraform(self.env, self.session, self.info, image, state)
         if decision.skip:
             phase = self.progress.start("infrastructure", "comparing with the last apply")
@@ -404,9 +397,7 @@ class Up:
             return
         self.say(f"terraform runs: {decision.reason}")
         tf = self.state()
-        image = image or terraform_image(tf, self.session)
-        image = image or current_image(self.env, self.session) or placeholder_image(self.env, self.session)
-        self.infrastructure(tf, image)
+        self.infrastructure(tf, image or image_for_terraform(tf, self.env, self.session))
 
     def _read_outputs(self, tf: terraform.Runner) -> dict:
         """Terraform's outputs read from its state object in the bucket (the state format's

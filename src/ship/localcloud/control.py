@@ -359,7 +359,7 @@ def down(state_dir: str | os.PathLike, timeout: float = 45) -> bool:
 
 
 def _down(state: Path, timeout: float) -> bool:
-    from ship.localcloud.runtime.process import kill_leftover_tasks
+    from ship.localcloud.runtime.process_runner import kill_leftover_tasks
 
     owner = statelock.holder(state)
     if owner is not None and owner > 0:

@@ -196,7 +196,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
     from ship.localcloud.emulator import compat, unimplemented
     from ship.localcloud.fargate.autoscaler import AutoScaler
     from ship.localcloud.fargate.dataplane import DataPlane
-    from ship.localcloud.runtime.process import kill_leftover_tasks
+    from ship.localcloud.runtime.process_runner import kill_leftover_tasks
     from ship.oci import BlobStore
 
     compat.check_version()

@@ -26,7 +26,7 @@ from ship.localcloud.fargate.lifecycle import SHUTDOWN_STOP_CAP, Context, TaskRu
 from ship.localcloud.fargate.ports import PortAllocator
 from ship.localcloud.runtime.base import Runner
 from ship.localcloud.runtime.images import RootfsCache
-from ship.localcloud.runtime.process import ProcessRunner
+from ship.localcloud.runtime.process_runner import ProcessRunner
 
 log = logging.getLogger("ship.localcloud.fargate.dataplane")
 

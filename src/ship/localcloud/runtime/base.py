@@ -1,6 +1,6 @@
 """What the data plane asks of a runner: the task to run (``TaskSpec``), the handle
 it gets back (``TaskHandle``) and the calls of ``Runner``. ``ProcessRunner``
-(runtime.process) and ``ContainerRunner`` (runtime.container_runner) implement it; the
+(runtime.process_runner) and ``ContainerRunner`` (runtime.container_runner) implement it; the
 data plane picks one with ``Runner.can_run``.
 
 * ``start`` runs the task's essential container and streams its output, one

@@ -29,7 +29,7 @@ from ship.localcloud.runtime.base import OutputCallback, TaskHandle, TaskSpec, p
 from ship.localcloud.runtime.images import ImageError, ResolvedImage, RootfsCache
 from ship.localcloud.runtime.limits import OOM_REASON, task_limits
 
-log = logging.getLogger("ship.localcloud.runtime.process")
+log = logging.getLogger("ship.localcloud.runtime.process_runner")
 
 
 _PR_SET_PDEATHSIG = 1
