@@ -166,13 +166,13 @@ class Engine:
     # ---- running the CLI
 
     def call(self, *args, timeout: float | None = DEFAULT_TIMEOUT, check: bool = True,
-             what: str | None = None) -> subprocess.CompletedProcess:
+             what: str | None = None, cwd: str | Path | None = None) -> subprocess.CompletedProcess:
         """Run ``<engine> *args`` with captured text output; ShipError when it fails and ``check``."""
         cmd = self.argv(*args)
         what = what or f"{self.name} {cmd[1] if len(cmd) > 1 else ''}".strip()
         try:
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=timeout)
+                                  timeout=timeout, cwd=cwd)
         except subprocess.TimeoutExpired:
             raise ShipError(f"{what}: no answer within {timeout:.0f}s") from None
         except OSError as exc:

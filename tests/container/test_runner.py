@@ -119,6 +119,32 @@ def test_a_container_past_its_memory_is_oom_killed_and_says_so(engine, runtime_i
         engine.remove_container(container_name(spec.task_id))
 
 
+def test_an_oom_kill_is_the_engine_s_own_verdict_and_leaves_no_file_where_the_runner_runs(
+        engine, runtime_image, tmp_path, monkeypatch):
+    """Podman 4's container monitor writes its OOM mark (a file named `oom`) in the directory it
+    was started from, and Podman reads it from the container's own: the engine must say OOMKilled
+    itself, and the local cloud's working directory must stay clean."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    runner = ContainerRunner(engine, f"inst-{SESSION}", tmp_path / "state")
+    code = "held = []\nwhile True:\n    held.append(b'x' * (4 << 20))"
+    spec = _spec(engine, runtime_image, f"oomk{SESSION}", task_cpu="256", task_memory="512", memory=64,
+                 entryPoint=["python"], command=["-c", code])
+    handle = runner.start(spec, lambda line: None)
+    try:
+        deadline = time.monotonic() + 60
+        while runner.poll(handle) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert runner.poll(handle) == 137
+        info = engine.container_inspect(container_name(spec.task_id)) or {}
+        assert info["State"]["OOMKilled"] is True, info.get("State")
+        assert sorted(p.name for p in work.iterdir()) == []
+    finally:
+        runner.stop(handle, 5)
+        engine.remove_container(container_name(spec.task_id))
+
+
 def test_a_container_stopped_by_the_runner_is_no_oom_kill(engine, runtime_image, tmp_path):
     runner = ContainerRunner(engine, f"inst-{SESSION}", tmp_path)
     spec = _spec(engine, runtime_image, f"ok{SESSION}", task_cpu="256", task_memory="512",

@@ -15,9 +15,11 @@ found (Docker or Podman), the way Fargate would run it:
   ``--cpus``, ``--memory`` with ``--memory-swap`` at the same value, so an
   excess is an OOM kill and never swap, ``--cpu-shares``,
   ``--memory-reservation``); an OOM kill is the engine's ``State.OOMKilled``,
-  or, on cgroup v1 hosts where Podman misses it, the kernel's OOM notice for
-  the container's memory group (``cgroups.OomListener``), listened to from
-  before the command starts (Podman: ``create``, ``init``, listen, ``start``);
+  or, on cgroup v1 hosts, the kernel's OOM notice for the container's memory
+  group (``cgroups.OomListener``), listened to from before the command starts.
+  Podman runs as ``create``, ``init`` (in the container's StaticDir, where
+  Podman 4 looks for the OOM mark its monitor writes in its working
+  directory), listen, ``start``;
 * every container carries ``ship.localcloud=<instance id>`` and
   ``ship.localcloud.state=<state dir>``, so what a crashed local cloud left
   behind is found and removed by label (``remove_leftovers``).
@@ -106,6 +108,7 @@ class ContainerRunner:
         self.listen_for_oom = cgroups.host_uses_v1_memory()
         self._ids: dict[str, str] = {}           # config digest -> engine image id
         self._oom: dict[str, cgroups.OomListener] = {}
+        self._dirs: dict[str, str | None] = {}   # task id -> the container's StaticDir (Podman)
         self._mu = threading.Lock()
 
     @property
@@ -149,16 +152,23 @@ class ContainerRunner:
         name = container_name(spec.task_id)
         self.engine.remove_container(name)        # a leftover of the same task id
         cmd = self.run_args(spec, image_id)
-        watch = (self.listen_for_oom and self.engine.name == "podman"
-                 and bool(task_limits(spec.cpu, spec.memory, spec.container).memory_mib))
-        if watch:
+        podman = self.engine.name == "podman"
+        if podman:
             # create, init (the container's cgroup and first process exist, the command has not
             # started), listen for OOM kills, then start: one that dies at once is not missed.
             cmd = [cmd[0], "create", *[a for i, a in enumerate(cmd[2:]) if not (i == 0 and a == "--detach")]]
         container_id = self._engine_step(spec, cmd[1:], "run")
-        if watch:
-            self._engine_step(spec, ["init", name], "init")
-            self._listen_for_oom(spec.task_id, self.engine.container_inspect(name) or {})
+        if podman:
+            # Podman starts the container's monitor (conmon) at `init`, in the working directory
+            # of that command, and conmon marks an OOM kill with a file named `oom` there, while
+            # Podman looks for it in the container's own directory (StaticDir): initialised from
+            # anywhere else, an OOM kill reads as a plain exit 137 and leaves a stray `oom` file.
+            static_dir = (self.engine.container_inspect(name) or {}).get("StaticDir") or None
+            with self._mu:
+                self._dirs[spec.task_id] = static_dir
+            self._engine_step(spec, ["init", name], "init", cwd=static_dir)
+            if self.listen_for_oom and task_limits(spec.cpu, spec.memory, spec.container).memory_mib:
+                self._listen_for_oom(spec.task_id, self.engine.container_inspect(name) or {})
             self._engine_step(spec, ["start", name], "start")
         info = self.engine.container_inspect(container_id) or {}
         pid = (info.get("State") or {}).get("Pid") or None
@@ -172,14 +182,15 @@ class ContainerRunner:
                  image_id[:19])
         return handle
 
-    def _engine_step(self, spec: TaskSpec, args: list[str], what: str) -> str:
+    def _engine_step(self, spec: TaskSpec, args: list[str], what: str, cwd: str | None = None) -> str:
         """One engine command of a task's start: its last output line (an id), or ImageError after
         removing what it left."""
         name = container_name(spec.task_id)
-        proc = self.engine.call(args, check=False, timeout=300, what=f"{self.engine.name} {what}")
+        proc = self.engine.call(args, check=False, timeout=300, what=f"{self.engine.name} {what}", cwd=cwd)
         if proc.returncode != 0:
             self._quiet_remove(name)
             with self._mu:
+                self._dirs.pop(spec.task_id, None)
                 listener = self._oom.pop(spec.task_id, None)
             if listener is not None:
                 listener.close()
@@ -228,9 +239,11 @@ class ContainerRunner:
     def exec(self, handle: TaskHandle, argv: list[str], timeout: float) -> int | None:
         """``exec`` in the task's container: its exit code, None when it outlived ``timeout``."""
         cmd = self.engine.argv("exec", container_name(handle.task_id), list(argv))
+        with self._mu:
+            cwd = self._dirs.get(handle.task_id)    # where an exec session's monitor writes, as at init
         try:
             return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, timeout=timeout).returncode
+                                  stderr=subprocess.DEVNULL, timeout=timeout, cwd=cwd).returncode
         except subprocess.TimeoutExpired:
             return None
         except OSError:
@@ -249,6 +262,7 @@ class ContainerRunner:
         if state is not None and not state[0]:
             handle.exit_code = state[1]
         with self._mu:
+            self._dirs.pop(handle.task_id, None)
             listener = self._oom.pop(handle.task_id, None)
         if listener is not None:
             listener.close()
