@@ -68,8 +68,9 @@ def _env(name: str, flag: str = "--env", lock: bool = False):
         raise Exit(f"error: say which environment: {flag}=NAME ({', '.join(config.environment_names())})", code=2)
     environment = config.load(name)
     if lock:
-        from ship import oplock
+        from ship import aws, oplock
 
+        aws.check_credentials(environment)   # a command that cannot start leaves no lock file behind
         oplock.hold(environment.name, echo=_echo)
     return environment
 

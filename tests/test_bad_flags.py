@@ -30,6 +30,7 @@ def menu(tmp_path):
         return subprocess.run([INV, *args], cwd=ROOT, env={**base, **extra}, capture_output=True, text=True,
                               timeout=120)
 
+    run.state = state
     yield run
     assert processes_mentioning(str(state)) == []
 
@@ -83,6 +84,7 @@ def test_promote_without_to_asks_for_to(menu):
 def test_missing_aws_credentials_are_one_line(menu, args):
     line = one_line(menu(*args))
     assert "no AWS credentials found for" in line and "aws configure" in line, line
+    assert not (menu.state / "locks").exists(), "a command that could not start left its lock file"
 
 
 def test_a_missing_profile_is_one_line(menu):

@@ -126,6 +126,12 @@ def _aws_session(env: Environment) -> boto3.Session:
     return session
 
 
+def check_credentials(env: Environment) -> None:
+    """For an AWS environment: ShipError (one line) when boto3's credential chain finds nothing."""
+    if not env.emulator:
+        _aws_session(env)
+
+
 class Session:
     """boto3 clients for one environment: one per command, built where the command starts and
     passed down. Its clients may be used from several threads (boto3's clients are thread-safe;
