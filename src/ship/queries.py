@@ -1,5 +1,5 @@
 """Read-only questions several actions ask the AWS APIs: which service, which task
-definition, which revision to roll back to, which URL serves. Nothing here changes
+definition and image, which revision to roll back to, which URL serves. Nothing here changes
 anything; the actions (``ship.actions``) build on these and never on each other's helpers.
 """
 
