@@ -34,10 +34,14 @@ def current_service(session: Session, target: Target) -> Service:
     return Service(raw)
 
 
+def _cluster_active(session: Session, env: Environment) -> bool:
+    clusters = session.ecs.client.describe_clusters(clusters=[env.cluster_name]).get("clusters", [])
+    return any(c.get("status") == "ACTIVE" for c in clusters)
+
+
 def service_active(session: Session, env: Environment) -> bool:
     """Whether the environment's service exists (in an ACTIVE cluster) and is ACTIVE."""
-    clusters = session.ecs.client.describe_clusters(clusters=[env.cluster_name]).get("clusters", [])
-    if not any(c.get("status") == "ACTIVE" for c in clusters):
+    if not _cluster_active(session, env):
         return False
     raw = session.ecs.describe_service(env.cluster_name, env.service_name)
     return raw is not None and raw.get("status") == "ACTIVE"
@@ -57,22 +61,16 @@ def image_of(session: Session, arn: str) -> str | None:
 
 def current_image(env: Environment, session: Session) -> str | None:
     """The image the service runs now (None when there is no service yet)."""
-    if not _cluster_active(session, env):
-        return None
-    raw = session.ecs.describe_service(env.cluster_name, env.service_name)
+    try:
+        active = _cluster_active(session, env)
+    except botocore.exceptions.ClientError:
+        active = False
+    raw = session.ecs.describe_service(env.cluster_name, env.service_name) if active else None
     if not raw:
         return None
     td = task_definition(session, raw["taskDefinition"])
     container = next((lb.get("containerName") for lb in raw.get("loadBalancers", [])), None)
     return td.image(container)
-
-
-def _cluster_active(session: Session, env: Environment) -> bool:
-    try:
-        clusters = session.ecs.client.describe_clusters(clusters=[env.cluster_name]).get("clusters", [])
-    except botocore.exceptions.ClientError:
-        return False
-    return any(c.get("status") == "ACTIVE" for c in clusters)
 
 
 def rollback_target(session: Session, running: str, active: list[str]) -> str | None:
