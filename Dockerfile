@@ -81,7 +81,7 @@ RUN --mount=type=secret,id=ca \
         uv build --wheel --project /src --package hello --out-dir /dist; \
     fi; \
     uv pip install --python /opt/venv/bin/python --no-deps --no-index /dist/hello-*.whl; \
-    /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode checked-hash /opt/venv/lib
+    /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode checked-hash /opt/venv/lib/python3*/site-packages/hello
 
 
 # Both distributions and the test group (pytest, flake8, moto, boto3, ...) in a
