@@ -288,3 +288,32 @@ def test_cli_composition_matches_the_real_cli():
         text = subprocess.run(found.argv(sub, "--help"), capture_output=True, text=True).stdout
         for flag in flags:
             assert flag in text, f"{found.name} {sub} has no {flag}"
+
+
+def test_a_build_that_meets_buildah_s_cache_lookup_race_is_run_again(fake_path, tmp_path):
+    """containers/buildah#5674: an image removed by another process during the cache lookup."""
+    script = fake_path / "podman"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"if [ ! -e {tmp_path}/raced ]; then : > {tmp_path}/raced; echo 'STEP 2/9: RUN true'; "
+        "echo 'Error: checking if cached image exists from a previous build: getting top layer info: "
+        "layer not known'; exit 125; fi\n"
+        'while [ $# -gt 0 ]; do case "$1" in --iidfile) echo sha256:' + "a" * 64 + ' > "$2";; '
+        '--iidfile=*) echo sha256:' + "a" * 64 + ' > "${1#--iidfile=}";; esac; shift; done\n')
+    script.chmod(0o755)
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    lines: list[str] = []
+    assert container_cli.Engine("podman").build(tmp_path, "hello:abc", on_output=lines.append) == "sha256:" + "a" * 64
+    assert "podman build: an image vanished during the cache lookup; building again" in lines
+
+
+def test_a_build_that_meets_the_race_twice_fails_in_one_line(fake_path, tmp_path):
+    script = fake_path / "podman"
+    script.write_text("#!/bin/sh\necho 'Error: checking if cached image exists from a previous build: getting top "
+                      "layer info: layer not known'\nexit 125\n")
+    script.chmod(0o755)
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(ShipError) as err:
+        container_cli.Engine("podman").build(tmp_path, "hello:abc")
+    assert str(err.value) == ("podman build of hello:abc failed: Error: checking if cached image exists from a "
+                              "previous build: getting top layer info: layer not known")

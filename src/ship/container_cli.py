@@ -59,6 +59,10 @@ def _shorten(text: str, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _cache_lookup_race(lines: list[str]) -> bool:
+    return any("checking if cached image exists" in line and "layer not known" in line for line in lines[-5:])
+
+
 def normalize_id(image_id: str) -> str:
     """``sha256:<hex>`` for an id printed with or without its algorithm."""
     image_id = image_id.strip()
@@ -202,29 +206,16 @@ class Engine:
             iidfile = Path(tmp) / "iid"
             cmd = self.build_args(context, tag, target=target, build_args=build_args, dockerfile=dockerfile,
                                   secrets=secrets, labels=labels, iidfile=iidfile)
-            tail: collections.deque[str] = collections.deque(maxlen=200)
-            try:
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
-            except OSError as exc:
-                raise ShipError(f"{self.name} build: cannot run {self.exe}: {exc.strerror or exc}") from None
-            assert proc.stdout is not None  # stdout=PIPE
-            timer = threading.Timer(timeout, proc.kill) if timeout else None
-            if timer:
-                timer.start()
-            try:
-                for line in proc.stdout:
-                    line = line.rstrip("\n")
-                    tail.append(line)
-                    if on_output is not None:
-                        on_output(line)
-                code = proc.wait()
-            finally:
-                if timer:
-                    timer.cancel()
-                proc.stdout.close()
+            code, tail = self._run_build(cmd, on_output, timeout)
+            if code != 0 and _cache_lookup_race(tail):
+                # Buildah before 1.43: a cache lookup fails when another process removes an image
+                # between the lookup's listing and its check (containers/buildah#5674); Buildah's
+                # own fix ignores the vanished layer and goes on, which a second run does here.
+                if on_output is not None:
+                    on_output(f"{self.name} build: an image vanished during the cache lookup; building again")
+                code, tail = self._run_build(cmd, on_output, timeout)
             if code != 0:
-                self._build_failed(list(tail), context, tag, build_args, dockerfile)
+                self._build_failed(tail, context, tag, build_args, dockerfile)
             try:
                 image_id = iidfile.read_text().strip()
             except FileNotFoundError:
@@ -234,6 +225,32 @@ class Engine:
         if not image_id:
             raise ShipError(f"{self.name} build of {tag or context} reported success but named no image")
         return normalize_id(image_id)
+
+    def _run_build(self, cmd: list[str], on_output: OutputCallback | None,
+                   timeout: float | None) -> tuple[int, list[str]]:
+        """Run one build command: its exit code and its last 200 lines."""
+        tail: collections.deque[str] = collections.deque(maxlen=200)
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+        except OSError as exc:
+            raise ShipError(f"{self.name} build: cannot run {self.exe}: {exc.strerror or exc}") from None
+        assert proc.stdout is not None  # stdout=PIPE
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        if timer:
+            timer.start()
+        try:
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                tail.append(line)
+                if on_output is not None:
+                    on_output(line)
+            code = proc.wait()
+        finally:
+            if timer:
+                timer.cancel()
+            proc.stdout.close()
+        return code, list(tail)
 
     def _build_failed(self, lines: list[str], context: Path, tag: str | None,
                       build_args: Mapping[str, str] | None, dockerfile: str | Path | None):
