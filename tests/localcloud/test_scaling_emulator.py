@@ -207,11 +207,12 @@ def test_delete_service_drains_then_turns_inactive(aws):
     assert (_svc(client)["status"], _svc(client)["desiredCount"]) == ("DRAINING", 0)
     assert _svc(client)["deployments"][0]["desiredCount"] == 0
     assert client.list_services(cluster="c1")["serviceArns"] == []          # no longer listed
-    for call in (lambda: client.update_service(cluster="c1", service="web", desiredCount=1),
-                 lambda: client.delete_service(cluster="c1", service="web", force=True)):
-        with pytest.raises(ClientError) as info:
-            call()
-        assert _code(info) == "ServiceNotActiveException"
+    with pytest.raises(ClientError) as info:
+        client.update_service(cluster="c1", service="web", desiredCount=1)
+    assert _code(info) == "ServiceNotActiveException"
+    again = client.delete_service(cluster="c1", service="web", force=True)["service"]   # as AWS: no error
+    assert again == client.describe_services(cluster="c1", services=["web"], include=["TAGS"])["services"][0]
+    assert again["status"] == "DRAINING"
     with pytest.raises(ClientError) as info:
         client.create_service(cluster="c1", serviceName="web", taskDefinition="web", desiredCount=1)
     assert _code(info) == "InvalidParameterException" and "Draining" in str(info.value)
@@ -219,6 +220,7 @@ def test_delete_service_drains_then_turns_inactive(aws):
     assert not handle.active and handle.status == "DRAINING"
     handle.finish_draining()                 # what the data plane does once the tasks have stopped
     assert _svc(client)["status"] == "INACTIVE"
+    assert client.delete_service(cluster="c1", service="web")["service"]["status"] == "INACTIVE"
     again = client.create_service(cluster="c1", serviceName="web", taskDefinition="web", desiredCount=1)
     assert again["service"]["status"] == "ACTIVE"
     assert len(client.list_services(cluster="c1")["serviceArns"]) == 1

@@ -29,8 +29,9 @@ PATCHES = [
     "ecs: list_tasks filters by serviceName and defaults to desiredStatus RUNNING (as ECS)",
     "ecs: stop_task asks the data plane to stop the task (stopCode UserInitiated)",
     "ecs: delete_service leaves the service DRAINING (desired count 0) until its tasks have stopped, then "
-    "INACTIVE; list_services lists ACTIVE services only; update/delete of a service that is not ACTIVE is "
-    "ServiceNotActiveException; create_service refuses the name of a DRAINING service",
+    "INACTIVE; list_services lists ACTIVE services only; update of a service that is not ACTIVE is "
+    "ServiceNotActiveException, a second delete answers with the service as it is; "
+    "create_service refuses the name of a DRAINING service",
 ]
 
 # What the fargate data plane acts on (the coverage table in docs/ is generated from this):

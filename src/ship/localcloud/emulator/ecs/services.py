@@ -11,8 +11,11 @@ the service turns DRAINING with a desired count of 0 while it still has tasks to
 no longer appears in ListServices, and turns INACTIVE once all its tasks have reached
 STOPPING or STOPPED (the data plane does that, ``ServiceHandle.finish_draining``); DescribeServices
 shows it in both states. Moto marks it INACTIVE at once. A DRAINING or INACTIVE service cannot
-be updated or deleted again (``ServiceNotActiveException``), and its name cannot be used for a
-new service until it is INACTIVE.
+be updated (``ServiceNotActiveException``), and its name cannot be used for a new service until
+it is INACTIVE. Deleting it again is not an error: as on AWS, DeleteService answers with the
+service as it is (aws/aws-cli#1334 shows a DRAINING one, aws/aws-sdk-js#4189 an INACTIVE one).
+Clients count on that: the AWS provider for Terraform calls DeleteService on a service it finds
+DRAINING, and an SDK that retries a DeleteService whose first answer it lost sends it twice.
 """
 
 from __future__ import annotations
@@ -197,7 +200,7 @@ def delete_service(self, cluster_name: str, service_name: str, force: bool):
     self._get_cluster(cluster_name)
     svc = self._get_service(cluster_name, service_name)
     if svc.status != "ACTIVE":
-        raise _not_active()
+        return svc                      # already deleted: AWS answers with the service as it is
     if svc.desired_count > 0 and not force:
         raise _moto().ecs_exceptions.InvalidParameterException(
             "The service cannot be stopped while it is scaled above 0.")
