@@ -103,8 +103,8 @@ def actionlint(session: nox.Session) -> None:
 # a list of test files; the shard with none takes every file the others do not name, so a new
 # test file runs without a change here. Longest first: they start in this order.
 E2E_SHARDS: dict[str, tuple[str, ...]] = {
-    "rest": (),
     "clients": ("test_third_party_clients.py",),
+    "rest": (),
     "flow": ("test_flow.py",),
     "autoscaling": ("test_service_autoscaling.py",),
     "community": ("test_community_modules.py",),
@@ -300,12 +300,13 @@ def ci(session: nox.Session) -> None:
     _sync(session, "test")
     logs = _logs(session)
     runs = _integration_runs(session, logs)
-    nested = {"VIRTUAL_ENV": None, "PATH": os.environ.get("PATH", "")}   # nox's own environment, not this session's
+    # nox's own environment, not this session's (its venv, its temporary directory)
+    nested = {"VIRTUAL_ENV": None, "PATH": os.environ.get("PATH", ""), "TMPDIR": os.environ.get("TMPDIR")}
     sessions = [(f"nox-{name}", [sys.executable, "-m", "nox", "-s", name], nested)
                 for name in nox.options.sessions or []]
-    # the unit tests (the longest of the default sessions) right after the two longest shards;
+    # the unit tests (the longest of the default sessions) right after the four longest shards;
     # the short sessions last, where they fill the cores that the last shards leave idle
-    _run_at_once(session, runs[:2] + sessions[2:3] + runs[2:] + sessions[:2] + sessions[3:], logs)
+    _run_at_once(session, runs[:4] + sessions[2:3] + runs[4:] + sessions[:2] + sessions[3:], logs)
 
 
 @nox.session(python=PYTHON, default=False)
