@@ -54,3 +54,91 @@ def test_aws_backend_has_no_emulator_flags(tmp_path, monkeypatch):
     monkeypatch.setenv("SHIP_STATE_DIR", str(tmp_path))
     backend = terraform.Runner(config.load("production")).backend_config()
     assert "use_path_style" not in backend and "skip_credentials_validation" not in backend
+
+
+# -- init runs once per set of inputs ---------------------------------------------------------------
+
+FAKE_TERRAFORM = """#!/bin/sh
+echo "$1" >> "$CALLS"
+[ "$1" = init ] || exit 0
+[ -n "$FAIL_INIT" ] && { echo "Error: init failed on purpose"; exit 1; }
+mkdir -p "$TF_DATA_DIR/providers/registry.terraform.io/hashicorp/aws/5.100.0/linux_amd64"
+echo '{}' > "$TF_DATA_DIR/terraform.tfstate"
+"""
+
+
+@pytest.fixture
+def fake_terraform(monkeypatch, tmp_path):
+    """A project copy, a state dir and a terraform that only notes its commands and makes what init makes."""
+    import shutil
+
+    from helpers import ROOT
+
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "terraform", project / "terraform", ignore=shutil.ignore_patterns(".terraform"))
+    binary = tmp_path / "bin" / "terraform"
+    binary.parent.mkdir()
+    binary.write_text(FAKE_TERRAFORM)
+    binary.chmod(0o755)
+    calls = tmp_path / "calls"
+    for key, value in {"SHIP_PROJECT_DIR": project, "SHIP_STATE_DIR": tmp_path / "state", "TF_BINARY": binary,
+                       "CALLS": calls}.items():
+        monkeypatch.setenv(key, str(value))
+    monkeypatch.delenv("SHIP_ENVIRONMENTS_FILE", raising=False)
+    monkeypatch.delenv("FAIL_INIT", raising=False)
+
+    def inits() -> int:
+        return calls.read_text().split().count("init") if calls.is_file() else 0
+    return project / "terraform", tmp_path / "state" / "terraform" / "local", inits
+
+
+def test_init_runs_again_only_when_what_it_reads_or_made_changed(fake_terraform, monkeypatch):
+    tf_dir, data_dir, inits = fake_terraform
+    runner = lambda: terraform.Runner(config.load("local"))  # noqa: E731 - a fresh runner per command, as ship makes
+    runner().init()
+    assert inits() == 1 and (data_dir / terraform.INIT_RECORD).is_file()
+    runner().init()
+    assert inits() == 1                                       # the same inputs: skipped
+    log = (data_dir.parents[1] / "logs" / "terraform-local.log").read_text()
+    assert log.count(" init -backend-config") == 2 and log.count("# skipped:") == 1
+
+    (tf_dir / "environments.yaml").write_text((tf_dir / "environments.yaml").read_text() + "\n# a comment\n")
+    runner().init()
+    assert inits() == 1                                       # the settings file is no input of init
+
+    module = next((tf_dir / "modules").glob("*/main.tf"))
+    module.write_text(module.read_text() + "\n# a comment\n")
+    runner().init()
+    assert inits() == 2                                       # any file of the configuration
+    runner().init()
+    assert inits() == 2
+
+    monkeypatch.setenv("TF_LOG", "WARN")
+    runner().init()
+    assert inits() == 3                                       # the process environment
+    runner().init()
+    assert inits() == 3
+
+    provider = next((data_dir / "providers").glob("*/*/*/*/*"))
+    provider.rmdir()
+    runner().init()
+    assert inits() == 4 and provider.is_dir()                 # something init made is gone
+
+    (data_dir / terraform.INIT_RECORD).write_text("{not json")
+    runner().init()
+    assert inits() == 5                                       # an unreadable record
+
+
+def test_a_failed_init_leaves_no_record(fake_terraform, monkeypatch):
+    tf_dir, data_dir, inits = fake_terraform
+    terraform.Runner(config.load("local")).init()
+    assert (data_dir / terraform.INIT_RECORD).is_file()
+    monkeypatch.setenv("FAIL_INIT", "1")
+    monkeypatch.setenv("TF_LOG", "WARN")                      # a new input: init runs, and fails
+    with pytest.raises(ShipError, match="init"):
+        terraform.Runner(config.load("local")).init()
+    assert not (data_dir / terraform.INIT_RECORD).exists()
+    monkeypatch.delenv("FAIL_INIT")
+    monkeypatch.delenv("TF_LOG")                             # back to the inputs of the first init
+    terraform.Runner(config.load("local")).init()
+    assert inits() == 3                                       # not skipped: the failed one forgot the record

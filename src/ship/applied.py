@@ -109,7 +109,8 @@ def _file_digest(path: Path) -> str | None:
         return None
 
 
-def _process_digest(tf: terraform.Runner) -> str | None:
+def process_digest(tf: terraform.Runner) -> str | None:
+    """The Terraform binary (path, size, mtime) and the TF_*/AWS_* variables of its process."""
     try:
         binary = Path(terraform.binary())
         stat = binary.stat()
@@ -135,7 +136,7 @@ def fingerprint(env: Environment, variables: dict, state: dict | None, local_clo
         "configuration": tree_digest(paths.terraform_dir(), leave_out=(settings,)),
         "settings": _file_digest(settings),
         "variables": _digest(tf.variables(variables)),
-        "process": _process_digest(tf),
+        "process": process_digest(tf),
         "backend": _digest(tf.backend_config()),
         "state": state_part(state),
         "local_cloud": (local_cloud or None) if env.emulator else "aws",

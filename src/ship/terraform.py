@@ -44,6 +44,7 @@ MIRROR_CANDIDATES = (
 )
 LOG_ROTATE_BYTES = 8 * 1024 * 1024   # the log keeps the last runs: one older file beside it
 APPLIED_RECORD = "applied.json"      # ship.applied's fingerprint of the last successful apply
+INIT_RECORD = "initialized.json"     # what the last successful init was given (Runner.init)
 
 
 def binary() -> str:
@@ -184,14 +185,40 @@ class Runner:
         return ShipError(explain_failure(self.env, doing, code, output, self._tf.terraform_bin_path,
                                          self.data_dir))
 
-    def init(self) -> None:
+    def init(self) -> bool:
+        """``terraform init`` of the environment's data directory (True), unless it already holds one made
+        from the same inputs: every file under terraform/ but the settings file (modules, the lock
+        file), the backend settings, the binary and its process environment, with the files init
+        made still in place. A repeat costs 1.5-2 s of CPU (Terraform checks the provider package
+        against the lock) and finds nothing new (False). A changed or missing input, or a failed init, runs it."""
         # The committed .terraform.lock.hcl decides the provider; init never rewrites it
         # (a rewritten lock would also make the tree dirty for `inv release`).
         argv = self.command("init", backend_config=self.backend_config(), reconfigure=IsFlagged, input=False,
                             no_color=IsFlagged, lockfile="readonly")
+        record = self.data_dir / INIT_RECORD
+        inputs = self._init_inputs(argv)
+        if inputs is not None and init_current(_read_json(record), inputs, self.data_dir):
+            log = self._open_log(argv)
+            if log is not None:
+                log.write(f"# skipped: {record} holds an init from the same inputs\n")
+                log.close()
+            return False
+        record.unlink(missing_ok=True)
         code, out = self.run(argv, doing="init")
         if code != 0:
             raise self._fail("init", out, code)
+        if inputs is not None:
+            _write_json(record, {"inputs": inputs, "made": init_outputs(self.data_dir)})
+        return True
+
+    def _init_inputs(self, argv: list[str]) -> dict | None:
+        """What init reads (None when a part cannot be read: init runs)."""
+        from ship import applied  # here: ship.applied builds on this module
+
+        inputs = {"argv": argv[1:],
+                  "configuration": applied.tree_digest(self.workdir, leave_out=(paths.environments_file(),)),
+                  "process": applied.process_digest(self)}
+        return inputs if all(inputs.values()) else None
 
     def variables(self, variables: dict) -> dict:
         """The variables a command is given: ``variables`` and the environment (and its settings file)."""
@@ -283,6 +310,43 @@ class Runner:
 
 
 # -- failures: what a person reads ---------------------------------------------
+
+def init_outputs(data_dir: Path) -> list[str]:
+    """The files a successful init leaves in ``data_dir`` that later commands need: the backend's
+    settings, the module manifest, each provider's installed directory (a link into the plugin
+    cache, which can vanish on its own)."""
+    made = [data_dir / "terraform.tfstate", data_dir / "modules" / "modules.json",
+            *sorted((data_dir / "providers").glob("*/*/*/*/*"))]
+    return [str(p.relative_to(data_dir)) for p in made if p.exists()]
+
+
+def init_current(recorded: dict | None, inputs: dict, data_dir: Path) -> bool:
+    """Whether an init recorded as ``recorded`` still holds: the same inputs, and everything it
+    made still there (``exists`` follows a provider's link into the cache)."""
+    if not isinstance(recorded, dict) or recorded.get("inputs") != inputs:
+        return False
+    made = recorded.get("made")
+    return (isinstance(made, list) and "terraform.tfstate" in made
+            and any(name.startswith("providers/") for name in made)
+            and all((data_dir / name).exists() for name in made))
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, value) -> None:
+    """Atomically (a killed write leaves the old file or none, never half of one)."""
+    try:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(value, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
 
 def killed_by(code: int | None) -> int | None:
     """The signal that ended Terraform: a negative return code, or 128+N from a wrapper script."""

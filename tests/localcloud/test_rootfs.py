@@ -8,10 +8,11 @@ import json
 import subprocess
 import tarfile
 
+import pytest
 from conftest import _wheel
 
 from ship import oci
-from ship.localcloud.runtime.images import ResolvedImage, RootfsCache
+from ship.localcloud.runtime.images import ResolvedImage, RootfsCache, bundled_pip
 
 
 def _layer(files: dict[str, bytes]) -> bytes:
@@ -38,7 +39,22 @@ def _run(root, code: str) -> str:
                           check=True).stdout.strip()
 
 
-def test_each_app_layer_is_installed_on_a_copy_of_one_base(tmp_path):
+# pip from the wheel Python bundles (the environment holds no installer, as in the runtime
+# image), and where Python bundles none, pip inside each environment
+PIP = pytest.mark.parametrize("pip", [True, False], ids=["bundled-pip", "pip-inside"])
+
+
+def _has_pip(root) -> bool:
+    return subprocess.run([str(root / "venv" / "bin" / "python"), "-c", "import pip"],
+                          capture_output=True).returncode == 0
+
+
+def test_python_bundles_a_pip_wheel_here():
+    assert bundled_pip() is not None and bundled_pip().name.startswith("pip-")
+
+
+@PIP
+def test_each_app_layer_is_installed_on_a_copy_of_one_base(tmp_path, pip):
     blobs = oci.BlobStore(tmp_path / "blobs")
     name, data = _wheel("libdep", "1.0", {"libdep/__init__.py": b"WHO = 'dep'\n"})
     deps = _layer({f"wheels/{name}": data})
@@ -48,7 +64,7 @@ def test_each_app_layer_is_installed_on_a_copy_of_one_base(tmp_path):
         name, data = _wheel("app", version, {"app/__init__.py": f"VERSION = {version!r}\n".encode(),
                                              "app/__main__.py": main})
         apps.append(_layer({f"wheels/{name}": data, "app/conf.py": version.encode()}))
-    cache = RootfsCache(tmp_path / "rootfs", blobs)
+    cache = RootfsCache(tmp_path / "rootfs", blobs, pip=pip)
     first = cache.materialize(_image(blobs, [deps, apps[0]]))
     second = cache.materialize(_image(blobs, [deps, apps[1]]))
 
@@ -68,13 +84,21 @@ def test_each_app_layer_is_installed_on_a_copy_of_one_base(tmp_path):
         if script.is_file() and not script.is_symlink():
             assert str(base) not in script.read_text(errors="replace"), script
     assert cache.materialize(_image(blobs, [deps, apps[1]])) == second     # done once
+    assert _has_pip(second) is (not pip) and _has_pip(base) is (not pip)
+    # pip from outside: the bundled wheel unpacked once, its modules compiled by the first run
+    outside = sorted(p.name for p in (tmp_path / "rootfs").glob(".pip-*"))
+    assert outside == (["." + bundled_pip().name.split("-py")[0]] if pip else [])
+    if pip:
+        assert list((tmp_path / "rootfs" / outside[0] / "pip" / "__pycache__").glob("*.pyc"))
 
 
-def test_a_single_layer_image_gets_its_own_environment(tmp_path):
+@PIP
+def test_a_single_layer_image_gets_its_own_environment(tmp_path, pip):
     blobs = oci.BlobStore(tmp_path / "blobs")
     name, data = _wheel("solo", "1.0", {"solo/__init__.py": b"X = 1\n"})
     image = _image(blobs, [_layer({f"wheels/{name}": data})])
-    root = RootfsCache(tmp_path / "rootfs", blobs).materialize(image)
+    root = RootfsCache(tmp_path / "rootfs", blobs, pip=pip).materialize(image)
     assert root.name == image.layers[0].digest.split(":")[1]
     assert _run(root, "import solo; print(solo.X)") == "1"
     assert not [p for p in (tmp_path / "rootfs").iterdir() if p.name.startswith(".base-")]
+    assert _has_pip(root) is (not pip)

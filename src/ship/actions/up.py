@@ -283,9 +283,9 @@ class Up:
             created = False
         self.progress.wait(phase, "terraform init")
         tf = terraform.Runner(self.env, self.say, on_line=self._quiet)
-        tf.init()
+        initialized = tf.init()
         self.progress.finish(phase, f"bucket {self.env.state_bucket} {'created' if created else 'exists'}; "
-                                    "terraform init")
+                                    f"terraform init{'' if initialized else ': up to date'}")
         return tf
 
     def image(self) -> ImageRef:

@@ -13,6 +13,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,12 +103,22 @@ class RootfsCache:
     A single-layer image gets its own environment. An image of several layers (the
     dependencies' wheels, then the app's) gets a copy of a *base* environment made once
     for its lower layers (``root/.base-<key>``), then only its top layer's wheels
-    installed on top, without dependencies: an edit to the app installs one wheel."""
+    installed on top, without dependencies: an edit to the app installs one wheel.
 
-    def __init__(self, root: Path, blobs: oci.BlobStore, python: str = sys.executable):
+    As in the runtime image (Dockerfile: ``venv --without-pip``), the environment holds no
+    installer: pip runs from outside it, from the wheel Python bundles for ensurepip, unpacked
+    once under ``root/.pip-<version>`` (where its modules are compiled on first use; run from
+    the wheel itself, pip compiles them on every run). Seeding pip and setuptools into each
+    environment cost ~4 s of CPU, more than the install itself. Where Python bundles no pip
+    wheel (some distributions keep them elsewhere), the environment is made with pip in it
+    and pip runs from there."""
+
+    def __init__(self, root: Path, blobs: oci.BlobStore, python: str = sys.executable,
+                 pip: Path | None | bool = True):
         self.root = Path(root)
         self.blobs = blobs
         self.python = python
+        self.pip = bundled_pip() if pip is True else (pip or None)   # False: pip inside each environment
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -156,7 +167,8 @@ class RootfsCache:
                 fsutil.move_into_place(tmp, target)  # tmp is beside target: a rename
                 tmp = target
                 if base is None:
-                    self._run([self.python, "-m", "venv", str(target / "venv")], image, target)
+                    self._run([self.python, "-m", "venv", *(["--without-pip"] if self.pip else []),
+                               str(target / "venv")], image, target)
                     self._install(target, sorted((target / "wheels").glob("*.whl")), image, deps=True)
                 else:
                     _clone_venv(base / "venv", target / "venv")
@@ -173,6 +185,23 @@ class RootfsCache:
                 raise
             return target
 
+    def _unpacked_pip(self, wheel: Path) -> Path:
+        """``root/.pip-<version>``: the pip wheel unpacked, once (made beside, renamed into place)."""
+        target = self.root / f".{wheel.name.split('-py')[0]}"
+        with self._lock_for(target.name):
+            if not (target / "pip" / "__main__.py").is_file():
+                self.root.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".unpacking-pip-"))
+                try:
+                    with zipfile.ZipFile(wheel) as whl:
+                        whl.extractall(tmp)
+                    shutil.rmtree(target, ignore_errors=True)
+                    os.replace(tmp, target)
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+        return target
+
     def _extract(self, layer: oci.Descriptor, dest: Path) -> list[str]:
         """Unpack one layer into ``dest``; returns the names of the files it holds."""
         with tarfile.open(self.blobs.path(layer.digest), "r:gz") as tar:
@@ -183,7 +212,8 @@ class RootfsCache:
     def _install(self, target: Path, wheels: list[Path], image: ResolvedImage, deps: bool) -> None:
         if not wheels:
             return
-        self._run([str(target / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", "--isolated",
+        pip = [str(self._unpacked_pip(self.pip) / "pip")] if self.pip else ["-m", "pip"]
+        self._run([str(target / "venv" / "bin" / "python"), *pip, "install", "--quiet", "--isolated",
                    "--no-index", "--disable-pip-version-check", "--no-cache-dir",
                    *(["--ignore-installed", "--find-links", str(target / "wheels")] if deps else ["--no-deps"]),
                    *[str(w) for w in wheels]], image, target)
@@ -203,6 +233,16 @@ class RootfsCache:
                 raise ImageError(_disk_full(image, where, "no space left on device"))
             last = out.strip().splitlines()[-1:] or ["no output"]
             raise ImageError(f"CannotPullContainerError: preparing {image.uri} failed: {last[0]}")
+
+
+def bundled_pip() -> Path | None:
+    """The pip wheel this Python bundles for ensurepip (pip runs from a wheel: ``python pip.whl/pip``)."""
+    try:
+        import ensurepip
+    except ImportError:
+        return None
+    wheels = sorted(Path(ensurepip.__file__).parent.glob("_bundled/pip-*.whl"))
+    return wheels[-1] if wheels else None
 
 
 LOW_DISK = 64 * 1024 * 1024  # below this, a failed environment setup is put down to the disk
