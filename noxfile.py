@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -111,40 +110,16 @@ E2E_SHARDS: dict[str, tuple[str, ...]] = {
     "faults": ("test_faults_terraform.py",),
     "persistence": ("test_persistence.py",),
 }
-# When the next run starts. The runs wait on the machine unevenly: a shard spends most of its
-# first two minutes in the AWS provider's fixed sleeps, then builds, plans and boots replicas
-# at once. Each run has a weight (1; the unit tests, on 4 workers, 2), and the runs at once
-# weigh at most JOBS: on a 2-core machine 4 keep the cores ~80 % busy, while at 5 (4 shards
-# and the unit tests) the load average passed 25 and booting replicas missed the local
-# stack's 2 s health check timeout over and over. Within that, the next run starts only when
-# at least IDLE of the cores' time was idle over the last WINDOW seconds, and never sooner
-# than STAGGER seconds after the previous start (each begins with its busiest part: a local
-# cloud starting, an image built, Terraform planning).
-STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "10"))
+# Seconds between two runs' starts: each begins with its busiest part (a local cloud starting,
+# an image built, Terraform planning) before it waits on the provider; spread out, those do not
+# all contend for the machine's cores at once.
+STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "15"))
+# At most this many runs at once (the next starts when one ends): each holds a local cloud, its
+# replicas (gunicorn with a few workers each) and Terraform. On a 2-core machine 4 at once keep
+# the cores ~85 % busy (the 15 runs of `integration` took 22 min, against ~39 min one after the
+# other); more gain little there, and at 6 and 8 on a machine that other work also loaded,
+# booting replicas missed the local stack's 2 s health check timeout.
 JOBS = int(os.environ.get("SHIP_E2E_JOBS", "4"))
-IDLE = float(os.environ.get("SHIP_E2E_IDLE", "0.25"))
-WINDOW = 10.0
-WEIGHTS = {"nox-tests": 2}
-
-
-class _Idle:
-    """The cores' idle share over the last WINDOW seconds, from /proc/stat (the load average
-    where there is none)."""
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[float, int, int]] = []
-
-    def share(self) -> float:
-        try:
-            with open("/proc/stat") as fh:
-                fields = [int(x) for x in fh.readline().split()[1:]]
-        except OSError:
-            cores = os.cpu_count() or 1
-            return max(0.0, 1 - os.getloadavg()[0] / cores)
-        now, idle, total = time.monotonic(), fields[3] + fields[4], sum(fields[:8])
-        self.samples = [x for x in self.samples if now - x[0] <= WINDOW] + [(now, idle, total)]
-        then, idle0, total0 = self.samples[0]
-        return (idle - idle0) / (total - total0) if now - then >= WINDOW / 2 and total > total0 else 0.0
 
 
 def _e2e_runs(runtime: str, logs: Path) -> list[tuple[str, list[str], dict]]:
@@ -161,7 +136,7 @@ def _e2e_runs(runtime: str, logs: Path) -> list[tuple[str, list[str], dict]]:
 
 
 def _run_at_once(session: nox.Session, runs: list[tuple[str, list[str], dict]], logs: Path) -> None:
-    """Start the runs in their order, each when the cores have room (see JOBS), each writing to
+    """Start the runs in their order (JOBS at most at once, STAGGER seconds apart), each writing to
     its own log; print each log whole when its run ends (readable, not interleaved); fail the
     session, naming them, if any run failed."""
     env = dict(os.environ, **{k: v for k, v in session.env.items() if v is not None})
@@ -173,20 +148,16 @@ def _run_at_once(session: nox.Session, runs: list[tuple[str, list[str], dict]], 
     try:
         pending = list(runs)
         next_start = time.monotonic()
-        idle = _Idle()
         while pending or running:
-            room = idle.share() >= IDLE or not running
-            weight = sum(WEIGHTS.get(name, 1) for name in running)
-            if (pending and weight + WEIGHTS.get(pending[0][0], 1) <= max(JOBS, WEIGHTS.get(pending[0][0], 1))
-                    and time.monotonic() >= next_start and room):
+            if pending and len(running) < JOBS and time.monotonic() >= next_start:
                 name, argv, extra = pending.pop(0)
                 log = logs / f"{name}.log"
                 with open(log, "w") as out:
-                    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=_environment(env, extra),
+                    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env, **extra),
                                             start_new_session=True)  # a group of its own: stopped whole below
                 running[name] = (proc, log, time.monotonic())
                 next_start = time.monotonic() + STAGGER
-                session.log(f"[{name}] started ({len(running)} running): {' '.join(argv)}")
+                session.log(f"[{name}] started: {' '.join(argv)}")
             time.sleep(0.5)
             for name, (proc, log, begun) in list(running.items()):
                 if proc.poll() is None:
@@ -203,11 +174,6 @@ def _run_at_once(session: nox.Session, runs: list[tuple[str, list[str], dict]], 
     session.log(f"{len(runs)} runs in {time.monotonic() - started:.0f}s")
     if failed:
         session.error(f"failed: {', '.join(failed)} (their logs are printed above and kept in {logs})")
-
-
-def _environment(base: dict, extra: dict) -> dict:
-    """``base`` with ``extra`` on top; a key whose value is None is left out."""
-    return {k: v for k, v in {**base, **extra}.items() if v is not None}
 
 
 def _stop(procs: list[subprocess.Popen], grace: float = 120) -> None:
@@ -275,19 +241,6 @@ def container(session: nox.Session) -> None:
     _run_at_once(session, _container_runs(logs), logs)
 
 
-def _integration_runs(session: nox.Session, logs: Path) -> list[tuple[str, list[str], dict]]:
-    """Both runtimes' e2e shards and the image tests (the process runtime alone, with a warning,
-    without a container engine)."""
-    runs = _e2e_runs("process", logs)
-    reason = _engine_missing(session)
-    if reason:
-        session.warn(f"no container engine ({reason}): the image tests and the container runtime do not run")
-        return runs
-    # the runtimes interleaved, each shard's pair together, in E2E_SHARDS's order (longest first)
-    order = [*E2E_SHARDS][:5] + ["images"] + [*E2E_SHARDS][5:]
-    return sorted(runs + _container_runs(logs), key=lambda run: (order.index(run[0].rsplit("-", 1)[-1]), run[0]))
-
-
 @nox.session(python=PYTHON, default=False)
 def integration(session: nox.Session) -> None:
     """What CI runs of e2e and container, all at once: both runtimes' e2e shards and the image tests.
@@ -295,24 +248,15 @@ def integration(session: nox.Session) -> None:
     Without a container engine, the process runtime alone (it says why)."""
     _sync(session, "test")
     logs = _logs(session)
-    _run_at_once(session, _integration_runs(session, logs), logs)
-
-
-@nox.session(python=PYTHON, default=False)
-def ci(session: nox.Session) -> None:
-    """Everything CI runs, at once: the default sessions (each a `nox -s` of its own) and integration's runs.
-
-    A run starts when the cores have room (SHIP_E2E_JOBS, _IDLE, _STAGGER), the longest first."""
-    _sync(session, "test")
-    logs = _logs(session)
-    runs = _integration_runs(session, logs)
-    # nox's own environment, not this session's (its venv, its temporary directory)
-    nested = {"VIRTUAL_ENV": None, "PATH": os.environ.get("PATH", ""), "TMPDIR": os.environ.get("TMPDIR")}
-    sessions = [(f"nox-{name}", [sys.executable, "-m", "nox", "-s", name], nested)
-                for name in nox.options.sessions or []]
-    # the unit tests (the longest of the default sessions) right after the two longest shards;
-    # the short sessions last, where they fill the cores that the last shards leave idle
-    _run_at_once(session, runs[:2] + sessions[2:3] + runs[2:] + sessions[:2] + sessions[3:], logs)
+    runs = _e2e_runs("process", logs)
+    reason = _engine_missing(session)
+    if reason:
+        session.warn(f"no container engine ({reason}): the image tests and the container runtime do not run")
+    else:  # the runtimes interleaved, each shard's pair together, in E2E_SHARDS's order (longest first)
+        others = _container_runs(logs)
+        order = [*E2E_SHARDS][:5] + ["images"] + [*E2E_SHARDS][5:]
+        runs = sorted(runs + others, key=lambda run: (order.index(run[0].rsplit("-", 1)[-1]), run[0]))
+    _run_at_once(session, runs, logs)
 
 
 @nox.session(python=PYTHON, default=False)
