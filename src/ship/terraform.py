@@ -312,7 +312,7 @@ class Runner:
         return [line for line in out.splitlines() if line.strip()]
 
 
-# -- failures: what a person reads ---------------------------------------------
+# -- init: whether a repeat can be left out -------------------------------------
 
 def init_outputs(data_dir: Path) -> list[str]:
     """The files a successful init leaves in ``data_dir`` that later commands need: the backend's
@@ -350,6 +350,8 @@ def _write_json(path: Path, value) -> None:
     except OSError:
         pass
 
+
+# -- failures: what a person reads ---------------------------------------------
 
 def killed_by(code: int | None) -> int | None:
     """The signal that ended Terraform: a negative return code, or 128+N from a wrapper script."""

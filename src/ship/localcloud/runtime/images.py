@@ -113,12 +113,11 @@ class RootfsCache:
     wheel (some distributions keep them elsewhere), the environment is made with pip in it
     and pip runs from there."""
 
-    def __init__(self, root: Path, blobs: oci.BlobStore, python: str = sys.executable,
-                 pip: Path | None | bool = True):
+    def __init__(self, root: Path, blobs: oci.BlobStore, python: str = sys.executable, pip: bool = True):
         self.root = Path(root)
         self.blobs = blobs
         self.python = python
-        self.pip = bundled_pip() if pip is True else (pip or None)   # False: pip inside each environment
+        self.pip = bundled_pip() if pip else None   # None: pip inside each environment
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -190,13 +189,12 @@ class RootfsCache:
         target = self.root / f".{wheel.name.split('-py')[0]}"
         with self._lock_for(target.name):
             if not (target / "pip" / "__main__.py").is_file():
-                self.root.mkdir(parents=True, exist_ok=True)
-                tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".unpacking-pip-"))
+                tmp = fsutil.temp_dir_beside(target, prefix=".unpacking-pip-")
                 try:
                     with zipfile.ZipFile(wheel) as whl:
                         whl.extractall(tmp)
                     shutil.rmtree(target, ignore_errors=True)
-                    os.replace(tmp, target)
+                    fsutil.move_into_place(tmp, target)
                 except BaseException:
                     shutil.rmtree(tmp, ignore_errors=True)
                     raise
