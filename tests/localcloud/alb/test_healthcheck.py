@@ -113,11 +113,11 @@ class _Target(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, status: int = 200):
+    def __init__(self, status: int = 200, port: int = 0):
         self.status = status
         self.checks = 0
         self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _TargetHandler)
+        super().__init__(("127.0.0.1", port), _TargetHandler)
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
 
@@ -152,8 +152,8 @@ def _spec(**kw):
 def target():
     made = []
 
-    def make(status=200):
-        t = _Target(status)
+    def make(status=200, port=0):
+        t = _Target(status, port)
         made.append(t)
         return t
 
@@ -180,6 +180,42 @@ def test_check_once_reports_a_refused_connection():
         port = s.getsockname()[1]  # bound, not listening: refused
         outcome = hc.check_once("127.0.0.1", port, _spec())
         assert outcome == (False, "Target.FailedHealthChecks", "Health checks failed")
+        assert hc.attempt("127.0.0.1", port, _spec()) == (outcome, False)   # nothing answered
+        assert hc.attempt("127.0.0.1", port, _spec(protocol="TCP")) == (outcome, False)
+
+
+def test_an_answer_of_any_kind_is_an_answer(target):
+    assert hc.attempt("127.0.0.1", target(503).port, _spec()) == (hc.response_code_mismatch(503), True)
+    assert hc.attempt("127.0.0.1", target(200).port, _spec()) == (hc.PASSED, True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)  # accepts, never answers: a timeout is the target's (slow) answer, not an absence
+        assert hc.attempt("127.0.0.1", s.getsockname()[1], _spec(timeout=0.5)) == (hc.TIMED_OUT, True)
+
+
+# (what, the target's health, whether the check was early, its outcome, whether anything answered,
+#  whether the outcome counts, whether the target is checked again at the next tick)
+EARLY = [
+    ("a scheduled check always counts", Health(), False, hc.FAILED, False, True, True),
+    ("an early check that passes counts", Health(), True, hc.PASSED, True, True, False),
+    ("an early check that fails does not count", Health(), True, hc.response_code_mismatch(503), True, False,
+     False),
+    ("nothing answered an early check: it does not count, and the next tick checks again", Health(), True,
+     hc.FAILED, False, False, True),
+    ("a slow answer ends the early checks", Health(), True, hc.TIMED_OUT, True, False, False),
+    ("a healthy target is checked on the interval only", Health(HEALTHY, None, None, 1, 0), False, hc.FAILED,
+     False, True, False),
+    ("an unhealthy target is checked on the interval only", Health(UNHEALTHY, *REFUSED[1:], 0, 2), False,
+     hc.FAILED, False, True, False),
+]
+
+
+@pytest.mark.parametrize("what, health, early, outcome, answered, counted, again", EARLY, ids=[r[0] for r in EARLY])
+def test_which_checks_count_and_when_a_new_target_is_checked_again(
+        what, health, early, outcome, answered, counted, again):
+    assert hc.counts(early, outcome) is counted
+    after = decide(health, outcome, 5, 2) if counted else health
+    assert hc.checks_early(after, answered) is again
 
 
 def test_check_once_reports_a_timeout():
@@ -273,3 +309,63 @@ def test_the_published_health_is_the_emulators(elb):
     with emulator.LOCK:
         elbv2.set_target_health(tg, "127.0.0.1:1", *Health().reported)
     assert _health(elb, tg, 1) == CHECKING
+
+
+@pytest.fixture
+def attempts(monkeypatch):
+    """hc.attempt, counted (the checker calls it for every check, early ones included)."""
+    calls = []
+    real = hc.attempt
+
+    def counting(host, port, spec):
+        result = real(host, port, spec)
+        calls.append(result)
+        return result
+
+    monkeypatch.setattr(hc, "attempt", counting)
+    return calls
+
+
+def _reserved_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused until a server takes it
+    return s
+
+
+def test_a_new_target_is_in_service_once_its_server_answers_not_an_interval_later(elb, target, attempts):
+    elb, ec2 = elb
+    # One check every 300 s: only the early checks can put the target in service within the test.
+    tg = _target_group(elb, ec2, HealthCheckIntervalSeconds=300, HealthyThresholdCount=5, UnhealthyThresholdCount=2)
+    reserved = _reserved_port()
+    port = reserved.getsockname()[1]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": port}])
+    checker = hc.HealthChecker(tick=0.05)
+    checker.start()
+    try:
+        wait_until(lambda: len(attempts) >= 3, timeout=30, what="checks of a target not listening yet", step=0.01)
+        assert _health(elb, tg, port) == CHECKING       # one failure counted (the scheduled check), two needed
+        reserved.close()
+        t = target(200, port)
+        wait_until(lambda: _health(elb, tg, port) == IN_SERVICE, timeout=30, what="the target in service",
+                   step=0.01)
+        assert t.checks == 1
+    finally:
+        checker.stop()
+        reserved.close()
+
+
+def test_early_checks_of_a_target_that_never_listens_do_not_count(elb, attempts):
+    elb, ec2 = elb
+    tg = _target_group(elb, ec2, HealthCheckIntervalSeconds=300, HealthyThresholdCount=5, UnhealthyThresholdCount=2)
+    reserved = _reserved_port()
+    port = reserved.getsockname()[1]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": port}])
+    checker = hc.HealthChecker(tick=0.05)
+    checker.start()
+    try:
+        wait_until(lambda: len(attempts) >= 6, timeout=30, what="early checks", step=0.01)
+        assert all(answered is False for _outcome, answered in attempts)
+        assert _health(elb, tg, port) == CHECKING       # UnhealthyThresholdCount is 2: one scheduled check so far
+    finally:
+        checker.stop()
+        reserved.close()

@@ -7,8 +7,11 @@ one health check to be considered healthy"; a target is taken out of service aft
 UnhealthyThresholdCount consecutive failed checks (a newly registered one included), and
 an unhealthy target returns to service after HealthyThresholdCount consecutive passed
 ones. Reason codes and descriptions are those DescribeTargetHealth reports (ELB API
-reference, "TargetHealth"). ``HealthChecker`` is the effectful shell: it schedules the
-checks, runs them on a small pool, and publishes each change.
+reference, "TargetHealth"). When a new target gets its first check the guide leaves open:
+here, at once, and again at every tick while nothing answers (``checks_early``), so a task
+is in service as soon as its server answers, not one interval later. ``HealthChecker`` is
+the effectful shell: it schedules the checks, runs them on a small pool, and publishes each
+change.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from ship.localcloud.emulator import elbv2
 log = logging.getLogger("ship.localcloud.alb.healthcheck")
 
 __all__ = ["INITIAL", "HEALTHY", "UNHEALTHY", "Outcome", "Health", "decide", "outcome_of_status", "parse_matcher",
-           "check_once", "HealthChecker", "PASSED", "TIMED_OUT", "FAILED", "INTERNAL_ERROR"]
+           "check_once", "attempt", "counts", "checks_early", "HealthChecker", "PASSED", "TIMED_OUT", "FAILED",
+           "INTERNAL_ERROR"]
 
 INITIAL, HEALTHY, UNHEALTHY = "initial", "healthy", "unhealthy"
 
@@ -108,40 +112,70 @@ def outcome_of_status(status: int, matcher: str) -> Outcome:
 
 def check_once(host: str, port: int, spec: elbv2.TargetGroupSpec) -> Outcome:
     """One health check of ``host:port`` with ``spec``'s settings."""
+    return attempt(host, port, spec)[0]
+
+
+# Nothing answered: the connection was refused, or reset or closed before a response (a
+# server not listening yet, or a port forwarder with nothing behind it).
+_NO_ANSWER = (ConnectionRefusedError, ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected)
+
+
+def attempt(host: str, port: int, spec: elbv2.TargetGroupSpec) -> tuple[Outcome, bool]:
+    """One health check: its outcome, and whether anything answered at all."""
     hc_port = port if spec.health_check_port in (None, "", "traffic-port") else int(spec.health_check_port)
     timeout = max(0.5, spec.timeout)
     if spec.protocol == "TCP":
         try:
             with socket.create_connection((host, hc_port), timeout=timeout):
-                return PASSED
+                return PASSED, True
         except socket.timeout:
-            return TIMED_OUT
-        except OSError:
-            return FAILED
+            return TIMED_OUT, True
+        except OSError as exc:
+            return FAILED, not isinstance(exc, _NO_ANSWER)
     conn = http.client.HTTPConnection(host, hc_port, timeout=timeout)
     try:
         headers = {"User-Agent": "ELB-HealthChecker/2.0", "Connection": "close"}
         conn.request("GET", spec.path or "/", headers=headers)
         resp = conn.getresponse()
         resp.read(65536)
-        return outcome_of_status(resp.status, spec.matcher)
+        return outcome_of_status(resp.status, spec.matcher), True
     except socket.timeout:
-        return TIMED_OUT
-    except (OSError, http.client.HTTPException):
-        return FAILED
+        return TIMED_OUT, True
+    except (OSError, http.client.HTTPException) as exc:
+        return FAILED, not isinstance(exc, _NO_ANSWER)
     finally:
         conn.close()
+
+
+def counts(early: bool, outcome: Outcome) -> bool:
+    """Whether a check's outcome enters the target's streak: a scheduled check's always; an
+    early one's (see ``checks_early``) only when it passed."""
+    return not early or outcome.passed
+
+
+def checks_early(health: Health, answered: bool) -> bool:
+    """Whether a target is checked again at the next tick instead of after the interval.
+
+    The user guide says when a new target turns healthy ("it must pass one health check"), not
+    when its first check comes. A new target's task is RUNNING once its process has started,
+    usually before its server listens, so a first check at registration finds nothing there.
+    While a target is ``initial`` and nothing has answered, it is checked again at every tick
+    until something answers; those early checks count only when they pass, so a failing or slow
+    target still takes the interval's pace to be found unhealthy, and a server that answers
+    gets at most one early request."""
+    return health.state == INITIAL and not answered
 
 
 class _Scheduled:
     """What the checker keeps per target: its health, and when it is checked next."""
 
-    __slots__ = ("health", "next_at", "inflight")
+    __slots__ = ("health", "next_at", "inflight", "early")
 
     def __init__(self) -> None:
         self.health = Health()
         self.next_at = 0.0  # time.monotonic()
         self.inflight = False
+        self.early = False  # checked at every tick until something answers (``checks_early``)
 
 
 class HealthChecker:
@@ -188,25 +222,31 @@ class HealthChecker:
                     if st is None:
                         st = self._states[sk] = _Scheduled()
                         self._publish(spec.arn, key, st.health)
-                    if st.inflight or now < st.next_at:
+                    if st.inflight or (now < st.next_at and not st.early):
                         continue
+                    early = now < st.next_at
                     st.inflight = True
-                    st.next_at = now + spec.interval
-                self._pool.submit(self._run_check, spec, key, host, port, st)
+                    if not early:
+                        st.next_at = now + spec.interval
+                self._pool.submit(self._run_check, spec, key, host, port, st, early)
         with self._mu:
             for sk in [k for k in self._states if k not in seen]:
                 del self._states[sk]
 
-    def _run_check(self, spec: elbv2.TargetGroupSpec, key: str, host: str, port: int, st: _Scheduled) -> None:
+    def _run_check(self, spec: elbv2.TargetGroupSpec, key: str, host: str, port: int, st: _Scheduled,
+                   early: bool = False) -> None:
         try:
-            outcome = check_once(host, port, spec)
+            outcome, answered = attempt(host, port, spec)
         except Exception:  # a bug here must not wedge the target
             log.exception("health check of %s:%s (%s) failed", host, port, spec.name)
-            outcome = INTERNAL_ERROR
+            outcome, answered = INTERNAL_ERROR, True
         with self._mu:
             st.inflight = False
             before = st.health
-            after = st.health = decide(before, outcome, spec.healthy_threshold, spec.unhealthy_threshold)
+            if counts(early, outcome):
+                st.health = decide(before, outcome, spec.healthy_threshold, spec.unhealthy_threshold)
+            after = st.health
+            st.early = checks_early(after, answered)
         if after.reported != before.reported:
             self._publish(spec.arn, key, after)
             self.on_change()
