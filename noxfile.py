@@ -37,13 +37,18 @@ def _sync(session: nox.Session, *groups: str, compiled: bool = False) -> None:
     of at every start. Python writes no bytecode under PYTHONDONTWRITEBYTECODE (set on CI
     machines and in containers), and uv installs none by default: every process then compiles
     boto3, botocore and moto from source, which doubles a local cloud's or an AWS CLI call's
-    start (1.5-1.9 s against 0.6-0.8 s of CPU, measured on this project's CI machine)."""
+    start (1.5-1.9 s against 0.6-0.8 s of CPU, measured on this project's CI machine). The
+    session's processes may write bytecode too (PYTHONDONTWRITEBYTECODE empty), so that src/,
+    the e2e suite's copies of the tree and pytest's rewritten test modules are compiled once,
+    not in every process (all of it is ignored by git)."""
     if session.venv_backend != "uv":
         session.install("uv>=0.13")  # nox fell back to virtualenv: uv still installs from the lock
     args = ["uv", "sync", "--locked", "--no-default-groups", *(f"--group={group}" for group in groups),
             *(["--compile-bytecode"] if compiled else [])]
     session.run_install(*args, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location}, silent=True,
                         external=True)
+    if compiled:
+        session.env["PYTHONDONTWRITEBYTECODE"] = ""   # empty: Python writes bytecode again
 
 
 def _terraform(session: nox.Session) -> str:
