@@ -78,7 +78,7 @@ class ShipApp:
         started = time.monotonic()
         try:
             image = resolve(uri, self.blobs)
-            runner = next((r for r in self.dataplane.runners if r.can_run(image)), None)
+            runner = self.dataplane.runners.find(image)
             if runner is None:
                 raise ImageError(f"no runner here runs {image.config_media_type} images")
             getattr(runner, "prepare", lambda _image: None)(image)
@@ -220,13 +220,13 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
     endpoint = f"http://{host}:{port}"
     from ship.localcloud.runtime.limits import LimitsError
 
+    describe = _RunnerReport(info)
     try:
-        dataplane = DataPlane(state, endpoint=endpoint, instance=info["instance"])
+        dataplane = DataPlane(state, endpoint=endpoint, instance=info["instance"], on_runners=describe.known)
     except LimitsError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
-    info["runtime"] = "+".join(["process"] + (["container"] if len(dataplane.runners) > 1 else []))
-    info["limits"] = {getattr(r, "kind", type(r).__name__): getattr(r, "limits", "none") for r in dataplane.runners}
+    describe.so_far(dataplane.runners)
     info["exit_with"] = exit_with
     moto_app = saver.track(DomainDispatcherApplication(unimplemented.app_factory(create_backend_app)))
     balancers = LoadBalancers(state, host=host, on_health_change=dataplane.wake)
@@ -265,6 +265,36 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
 
 def _announce(info: dict[str, Any], endpoint: str, state: Path) -> None:
     log.info("ship-localcloud %s listening on %s (state %s)", info["instance"], endpoint, state)
-    for kind, how in info["limits"].items():
-        log.info("task limits (%s runtime): %s", kind, how)
     print(f"ship-localcloud listening on {endpoint}", flush=True)
+
+
+class _RunnerReport:
+    """``runtime`` and ``limits`` in the health info: the process runner's at once, the
+    container runner's once the engine lookup has ended (until then ``limits`` says so)."""
+
+    LOOKING = "(looking for a container engine)"
+
+    def __init__(self, info: dict[str, Any]):
+        self.info = info
+        self._mu = threading.Lock()
+        self._final = False
+
+    def so_far(self, runners) -> None:
+        self._write(runners, final=False)
+
+    def known(self, runners) -> None:
+        self._write(runners, final=True)
+        for kind, how in self.info["limits"].items():
+            log.info("task limits (%s runtime): %s", kind, how)
+
+    def _write(self, runners, final: bool) -> None:
+        with self._mu:
+            if self._final:
+                return          # the lookup ended first: what it found stands
+            self._final = final
+            listed = list(runners)
+            limits = {getattr(r, "kind", type(r).__name__): getattr(r, "limits", "none") for r in listed}
+            if not final:
+                limits.setdefault("container", self.LOOKING)
+            self.info["runtime"] = "+".join(["process"] + (["container"] if len(listed) > 1 else []))
+            self.info["limits"] = limits

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from ship import oci
 from ship.localcloud import emulator
@@ -27,6 +28,7 @@ from ship.localcloud.fargate.ports import PortAllocator
 from ship.localcloud.runtime.base import Runner
 from ship.localcloud.runtime.images import RootfsCache
 from ship.localcloud.runtime.process_runner import ProcessRunner
+from ship.localcloud.runtime.runners import Runners, may_have_containers
 
 log = logging.getLogger("ship.localcloud.fargate.dataplane")
 
@@ -41,13 +43,14 @@ class DataPlane:
     settle = scheduler.NO_HEALTH_CHECK_SETTLE
 
     def __init__(self, state_dir: Path, endpoint: str, host: str = "127.0.0.1", instance: str = "",
-                 runners: list[Runner] | None = None):
+                 runners: list[Runner] | None = None, on_runners: Callable[[Runners], None] | None = None):
         self.state = Path(state_dir)
         self.host = host
         self.tasks_dir = self.state / "tasks"
         self.tasks_dir.mkdir(parents=True, exist_ok=True)
         blobs = oci.BlobStore(self.state / "blobs")
-        self.runners: list[Runner] = runners if runners is not None else self._default_runners(blobs, instance)
+        self.runners = (Runners(runners, on_known=on_runners) if runners is not None
+                        else self._default_runners(blobs, instance, on_runners))
         self.ports = PortAllocator(host)
         self.runs: dict[str, TaskRun] = {}
         self._wake = threading.Event()
@@ -57,15 +60,20 @@ class DataPlane:
                            release_port=self.ports.release, event=self._event)
         self._thread = threading.Thread(target=self._loop, name="dataplane", daemon=True)
 
-    def _default_runners(self, blobs: oci.BlobStore, instance: str) -> list[Runner]:
-        runners: list[Runner] = [ProcessRunner(RootfsCache(self.state / "rootfs", blobs), self.tasks_dir)]
-        # Container images run as containers when an engine (Docker or Podman) answers.
-        from ship.localcloud.runtime.container_runner import container_runner
+    def _default_runners(self, blobs: oci.BlobStore, instance: str,
+                         on_runners: Callable[[Runners], None] | None) -> Runners:
+        process = ProcessRunner(RootfsCache(self.state / "rootfs", blobs), self.tasks_dir)
 
-        containers = container_runner(self.state, instance or "unknown", self.host)
-        if containers is not None:
-            runners.append(containers)
-        return runners
+        def containers() -> Runner | None:
+            # Container images run as containers when an engine (Docker or Podman) answers.
+            from ship.localcloud.runtime.container_runner import container_runner
+
+            return container_runner(self.state, instance or "unknown", self.host)
+
+        if may_have_containers(self.state):
+            # what a local cloud that died left running is removed before this one answers
+            return Runners([process, *filter(None, [containers()])], on_known=on_runners)
+        return Runners([process], lookup=containers, on_known=on_runners)
 
     # ------------------------------------------------------------------ lifecycle
 

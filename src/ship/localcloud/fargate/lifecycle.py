@@ -30,6 +30,7 @@ from ship.localcloud.fargate.awslogs import LogSink
 from ship.localcloud.fargate.health import HealthState, task_health
 from ship.localcloud.runtime.base import Runner, TaskHandle, TaskSpec
 from ship.localcloud.runtime.images import ImageError, ResolvedImage, resolve
+from ship.localcloud.runtime.runners import Runners
 
 log = logging.getLogger("ship.localcloud.fargate.lifecycle")
 
@@ -51,7 +52,7 @@ class Context:
     endpoint: str
     tasks_dir: Path
     blobs: oci.BlobStore
-    runners: list[Runner]
+    runners: Runners
     shutdown: threading.Event
     wake: Callable[[], None]
     release_port: Callable[[int], None]
@@ -146,7 +147,7 @@ class Worker:
         return resolve(self.run.container.get("image", ""), self.ctx.blobs)
 
     def choose_runner(self, image: ResolvedImage) -> Runner:
-        runner = next((r for r in self.ctx.runners if r.can_run(image)), None)
+        runner = self.ctx.runners.find(image)
         if runner is None:
             raise StartFailure(f"CannotPullContainerError: {image.uri} is a container image "
                                f"({image.config_media_type}) and this local cloud has no container runner")

@@ -45,6 +45,7 @@ from ship.localcloud.runtime import cgroups
 from ship.localcloud.runtime.base import OutputCallback, TaskHandle, TaskSpec, pump_output
 from ship.localcloud.runtime.images import ImageError, ResolvedImage
 from ship.localcloud.runtime.limits import OOM_REASON, engine_flags, task_limits
+from ship.localcloud.runtime.runners import CONTAINERS_MARK
 
 log = logging.getLogger("ship.localcloud.runtime.container_runner")
 
@@ -120,6 +121,17 @@ class ContainerRunner:
         return (f"{self.engine.name} run --cpus (task cpu) --memory --memory-swap (no swap) --cpu-shares "
                 f"--memory-reservation; {oom}")
 
+    def _mark(self) -> None:
+        """Before a container exists: a local cloud that starts after this one died removes it
+        before it answers (runtime/runners.py)."""
+        mark = Path(self.state_dir) / CONTAINERS_MARK
+        try:
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.touch()
+        except OSError as exc:
+            log.warning("cannot write %s (%s): a local cloud started after this one dies looks for "
+                        "its leftover containers only after it answers", mark, exc)
+
     # ---- Runner interface
 
     def can_run(self, image: ResolvedImage) -> bool:
@@ -150,6 +162,7 @@ class ContainerRunner:
     def start(self, spec: TaskSpec, on_output: OutputCallback) -> TaskHandle:
         image_id = self.local_image(spec.image)
         name = container_name(spec.task_id)
+        self._mark()
         self.engine.remove_container(name)        # a leftover of the same task id
         cmd = self.run_args(spec, image_id)
         podman = self.engine.name == "podman"
@@ -345,4 +358,5 @@ def container_runner(state_dir: str | Path, instance: str, host: str = "127.0.0.
     removed = remove_leftovers(found, state_dir, keep_instance=instance)
     if removed:
         log.info("removed %d leftover container(s) of an earlier local cloud", removed)
+    (Path(state_dir) / CONTAINERS_MARK).unlink(missing_ok=True)     # none is left now
     return ContainerRunner(found, instance, state_dir, host)
