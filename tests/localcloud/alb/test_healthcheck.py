@@ -326,46 +326,38 @@ def attempts(monkeypatch):
     return calls
 
 
-def _reserved_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused until a server takes it
-    return s
-
-
-def test_a_new_target_is_in_service_once_its_server_answers_not_an_interval_later(elb, target, attempts):
+@pytest.fixture
+def not_listening(elb):
+    """A target group checked every 300 s (only early checks can happen within a test) with one
+    target registered on a port that is bound but not listening (refused until a server takes
+    it), and a running checker: (elbv2 client, target group, port, the reserved socket)."""
     elb, ec2 = elb
-    # One check every 300 s: only the early checks can put the target in service within the test.
     tg = _target_group(elb, ec2, HealthCheckIntervalSeconds=300, HealthyThresholdCount=5, UnhealthyThresholdCount=2)
-    reserved = _reserved_port()
+    reserved = socket.socket()
+    reserved.bind(("127.0.0.1", 0))
     port = reserved.getsockname()[1]
     elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": port}])
     checker = hc.HealthChecker(tick=0.05)
     checker.start()
     try:
-        wait_until(lambda: len(attempts) >= 3, timeout=30, what="checks of a target not listening yet", step=0.01)
-        assert _health(elb, tg, port) == CHECKING       # one failure counted (the scheduled check), two needed
-        reserved.close()
-        t = target(200, port)
-        wait_until(lambda: _health(elb, tg, port) == IN_SERVICE, timeout=30, what="the target in service",
-                   step=0.01)
-        assert t.checks == 1
+        yield elb, tg, port, reserved
     finally:
         checker.stop()
         reserved.close()
 
 
-def test_early_checks_of_a_target_that_never_listens_do_not_count(elb, attempts):
-    elb, ec2 = elb
-    tg = _target_group(elb, ec2, HealthCheckIntervalSeconds=300, HealthyThresholdCount=5, UnhealthyThresholdCount=2)
-    reserved = _reserved_port()
-    port = reserved.getsockname()[1]
-    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": port}])
-    checker = hc.HealthChecker(tick=0.05)
-    checker.start()
-    try:
-        wait_until(lambda: len(attempts) >= 6, timeout=30, what="early checks", step=0.01)
-        assert all(answered is False for _outcome, answered in attempts)
-        assert _health(elb, tg, port) == CHECKING       # UnhealthyThresholdCount is 2: one scheduled check so far
-    finally:
-        checker.stop()
-        reserved.close()
+def test_a_new_target_is_in_service_once_its_server_answers_not_an_interval_later(attempts, target, not_listening):
+    elb, tg, port, reserved = not_listening
+    wait_until(lambda: len(attempts) >= 3, timeout=30, what="checks of a target not listening yet", step=0.01)
+    assert _health(elb, tg, port) == CHECKING       # one failure counted (the scheduled check), two needed
+    reserved.close()
+    t = target(200, port)
+    wait_until(lambda: _health(elb, tg, port) == IN_SERVICE, timeout=30, what="the target in service", step=0.01)
+    assert t.checks == 1
+
+
+def test_early_checks_of_a_target_that_never_listens_do_not_count(attempts, not_listening):
+    elb, tg, port, _reserved = not_listening
+    wait_until(lambda: len(attempts) >= 6, timeout=30, what="early checks", step=0.01)
+    assert all(answered is False for _outcome, answered in attempts)
+    assert _health(elb, tg, port) == CHECKING       # UnhealthyThresholdCount is 2: one scheduled check so far

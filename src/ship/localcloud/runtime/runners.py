@@ -73,9 +73,6 @@ class Runners:
     def __iter__(self) -> Iterator[Runner]:
         return iter(self._runners)
 
-    def __len__(self) -> int:
-        return len(self._runners)
-
     @property
     def known(self) -> bool:
         """Whether the lookup has ended (every runner this local cloud will have is here)."""
