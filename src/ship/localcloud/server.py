@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ship.localcloud import SERVICE_NAME
+from ship.localcloud.wire import WholeResponses, retried
 
 log = logging.getLogger("ship.localcloud")
 
@@ -90,6 +91,11 @@ class ShipApp:
         path = environ.get("PATH_INFO", "") or ""
         if path == "/_ship" or path.startswith("/_ship/"):
             return self._ship(environ, start_response, path)
+        attempt = retried(environ)
+        if attempt > 1:
+            log.warning("%s %s: attempt %d of %s (the client got no answer to an earlier one, which may "
+                        "have run)", _service_of(environ) or "?", environ.get("HTTP_X_AMZ_TARGET") or
+                        environ.get("PATH_INFO"), attempt, environ.get("HTTP_AMZ_SDK_INVOCATION_ID") or "a request")
         with self.lock:
             result = self.moto_app(environ, start_response)
             try:
@@ -234,8 +240,12 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
     app = ShipApp(moto_app, emulator.LOCK, info, dataplane, blobs, balancers)
 
     try:
-        # Connections for http://<load balancer name>.elb.localhost:<port>/ go to that load balancer.
-        handler = hostnames.handler_class(MotoRequestHandler, balancers)
+        # Connections for http://<load balancer name>.elb.localhost:<port>/ go to that load balancer;
+        # every answer's head leaves with its body (wire.py says why).
+        class WholeMotoHandler(WholeResponses, MotoRequestHandler):
+            pass
+
+        handler = hostnames.handler_class(WholeMotoHandler, balancers)
         server = make_server(host, port, app, threaded=True, request_handler=handler)
     except OSError as exc:
         print(f"cannot listen on {host}:{port}: {exc}", file=sys.stderr, flush=True)
