@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,10 @@ def _copy_tree(dest: Path) -> None:
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
+    # a message of its own: runs that start in the same second must not share a commit (and an image tag)
+    first = f"v1 ({uuid.uuid4().hex[:12]})"
     for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                 ["-c", "user.email=e2e@example.invalid", "-c", "user.name=e2e", "commit", "-qm", "v1"]):
+                 ["-c", "user.email=e2e@example.invalid", "-c", "user.name=e2e", "commit", "-qm", first]):
         subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
     # What `pip install -e .` leaves in a developer's tree: src/hello_ship.egg-info. It must
     # never pass for the app inside an image (it once did, through PYTHONPATH).
@@ -126,7 +129,7 @@ def stack(tmp_path_factory):
     try:
         yield s
     finally:
-        # Whatever happened, leave nothing running.
+        # Whatever happened, leave nothing running, and no image behind.
         s.inv("local.down", check=False, timeout=120)
         leftovers = processes_mentioning(str(state))
         for line in leftovers:
@@ -135,7 +138,31 @@ def stack(tmp_path_factory):
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
+        if s.runtime == "container":
+            _remove_images_built(repo)
         print(f"e2e log: {log}")
+
+
+def _remove_images_built(repo: Path) -> None:
+    """The container images this stack's deploys built: ``hello:<short sha>`` and
+    ``hello:<short sha>-dirty-<digest>`` of its repository's commits, as built and as tagged
+    for the local registry. Left, each run adds one image per commit to the engine's storage.
+    Other runs' commits are not touched."""
+    from ship import container_cli
+
+    engine = container_cli.detect()
+    if engine is None:
+        return
+    shas = subprocess.run(["git", "rev-list", "--all", "--reflog"], cwd=repo, capture_output=True,
+                          text=True).stdout.split()
+
+    def ours(tag: str) -> bool:
+        short = tag.split("-dirty", 1)[0]
+        return len(short) >= 12 and any(sha.startswith(short) for sha in shas)
+
+    for image in engine.images():
+        if image["repository"].rsplit("/", 1)[-1] == "hello" and ours(image["tag"]):
+            engine.rm_image(f"{image['repository']}:{image['tag']}", force=True)
 
 
 @pytest.fixture(scope="session")
