@@ -29,6 +29,7 @@ INV = str(Path(sys.executable).parent / "inv")
 class Stack:
     def __init__(self, repo: Path, state: Path, port: int, log: Path):
         self.repo, self.state, self.port, self.log = repo, state, port, log
+        self.repos = [repo]  # and clones that tests deploy from: their images go when the stack ends
         self.url: str | None = None
         self.env = dict(os.environ, SHIP_STATE_DIR=str(state), SHIP_LOCAL_PORT=str(port),
                         SHIP_PROJECT_DIR=str(repo), PYTHONPATH=str(repo / "src"),
@@ -139,22 +140,22 @@ def stack(tmp_path_factory):
             except ProcessLookupError:
                 pass
         if s.runtime == "container":
-            _remove_images_built(repo)
+            _remove_images_built(s.repos)
         print(f"e2e log: {log}")
 
 
-def _remove_images_built(repo: Path) -> None:
+def _remove_images_built(repos: list[Path]) -> None:
     """The container images this stack's deploys built: ``hello:<short sha>`` and
-    ``hello:<short sha>-dirty-<digest>`` of its repository's commits, as built and as tagged
-    for the local registry. Left, each run adds one image per commit to the engine's storage.
-    Other runs' commits are not touched."""
+    ``hello:<short sha>-dirty-<digest>`` of the commits of its repository and its clones, as
+    built and as tagged for the local registry. Left, each run adds one image per commit to
+    the engine's storage. Other runs' commits are not touched."""
     from ship import container_cli
 
     engine = container_cli.detect()
     if engine is None:
         return
-    shas = subprocess.run(["git", "rev-list", "--all", "--reflog"], cwd=repo, capture_output=True,
-                          text=True).stdout.split()
+    shas = [sha for repo in repos for sha in subprocess.run(
+        ["git", "rev-list", "--all", "--reflog"], cwd=repo, capture_output=True, text=True).stdout.split()]
 
     def ours(tag: str) -> bool:
         short = tag.split("-dirty", 1)[0]

@@ -102,6 +102,7 @@ def project(stack, tmp_path_factory):
     envs = repo / "terraform" / "environments.yaml"
     envs.write_text(envs.read_text() + ENV_YAML)
     subprocess.run(["git", "commit", "-qam", f"add the {ENV} environment"], cwd=repo, check=True)
+    stack.repos.append(repo)  # the images its deploys build go with the stack's
     p = Project(stack, repo)
     try:
         yield p
