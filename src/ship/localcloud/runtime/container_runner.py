@@ -45,7 +45,7 @@ from ship.localcloud.runtime import cgroups
 from ship.localcloud.runtime.base import OutputCallback, TaskHandle, TaskSpec, pump_output
 from ship.localcloud.runtime.images import ImageError, ResolvedImage
 from ship.localcloud.runtime.limits import OOM_REASON, engine_flags, task_limits
-from ship.localcloud.runtime.runners import CONTAINERS_MARK
+from ship.localcloud.runtime.runners import containers_mark
 
 log = logging.getLogger("ship.localcloud.runtime.container_runner")
 
@@ -124,7 +124,7 @@ class ContainerRunner:
     def _mark(self) -> None:
         """Before a container exists: a local cloud that starts after this one died removes it
         before it answers (runtime/runners.py)."""
-        mark = Path(self.state_dir) / CONTAINERS_MARK
+        mark = containers_mark(self.state_dir)
         try:
             mark.parent.mkdir(parents=True, exist_ok=True)
             mark.touch()
@@ -358,5 +358,5 @@ def container_runner(state_dir: str | Path, instance: str, host: str = "127.0.0.
     removed = remove_leftovers(found, state_dir, keep_instance=instance)
     if removed:
         log.info("removed %d leftover container(s) of an earlier local cloud", removed)
-    (Path(state_dir) / CONTAINERS_MARK).unlink(missing_ok=True)     # none is left now
+    containers_mark(state_dir).unlink(missing_ok=True)     # none is left now
     return ContainerRunner(found, instance, state_dir, host)

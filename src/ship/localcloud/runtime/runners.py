@@ -21,16 +21,21 @@ from ship.localcloud.runtime.base import ResolvedImage, Runner
 
 log = logging.getLogger("ship.localcloud.runtime")
 
-__all__ = ["Runners", "LOOKUP_WAIT", "CONTAINERS_MARK", "may_have_containers"]
+__all__ = ["Runners", "LOOKUP_WAIT", "CONTAINERS_MARK", "containers_mark", "may_have_containers"]
 
 # A file in the state directory while containers of it may exist: the container runner writes
 # it before it creates one, and the engine lookup removes it once it has removed the leftovers.
 CONTAINERS_MARK = "containers.mark"
 
 
+def containers_mark(state_dir: str | Path) -> Path:
+    """The mark file of ``state_dir``."""
+    return Path(state_dir) / CONTAINERS_MARK
+
+
 def may_have_containers(state_dir: str | Path) -> bool:
     """Whether containers of ``state_dir`` may still exist (left by a local cloud that died)."""
-    return (Path(state_dir) / CONTAINERS_MARK).exists()
+    return containers_mark(state_dir).exists()
 
 
 # How long ``find`` waits for the engine lookup: ``<engine> info`` has 10 s to answer
@@ -83,7 +88,10 @@ class Runners:
 
     def find(self, image: ResolvedImage, timeout: float = LOOKUP_WAIT) -> Runner | None:
         """The first runner that can run ``image``; while the lookup runs, it is waited for."""
-        found = next((r for r in self._runners if r.can_run(image)), None)
+        found = self._first(image)
         if found is None and self._known.wait(timeout):
-            found = next((r for r in self._runners if r.can_run(image)), None)
+            found = self._first(image)
         return found
+
+    def _first(self, image: ResolvedImage) -> Runner | None:
+        return next((r for r in self._runners if r.can_run(image)), None)
