@@ -22,12 +22,12 @@ def fresh_probe(monkeypatch):
     container_cli.reset()
 
 
-def fake_cli(directory: Path, name: str, info_ok: bool, message: str = "") -> Path:
-    """An executable ``name`` whose ``info`` succeeds or fails with ``message``."""
+def fake_cli(directory: Path, name: str, answers: bool, message: str = "") -> Path:
+    """An executable ``name`` whose probe (``ps``) succeeds or fails with ``message``."""
     path = directory / name
     path.write_text(
         "#!/bin/sh\n"
-        f'if [ "$1" = info ]; then {"echo {}; exit 0" if info_ok else f"echo {message!r} >&2; exit 1"}; fi\n'
+        f'if [ "$1" = ps ]; then {"exit 0" if answers else f"echo {message!r} >&2; exit 1"}; fi\n'
         'echo "$@"\n'
     )
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
@@ -219,7 +219,7 @@ def test_override_to_an_engine_that_does_not_answer(fake_path, monkeypatch):
     fake_cli(fake_path, "docker", True)
     fake_cli(fake_path, "podman", False, "cannot find runtime")
     monkeypatch.setenv(container_cli.ENV_VAR, "podman")
-    with pytest.raises(ShipError, match=r"SHIP_CONTAINER_ENGINE=podman but `podman info` failed: cannot find runtime"):
+    with pytest.raises(ShipError, match=r"SHIP_CONTAINER_ENGINE=podman but `podman ps` failed: cannot find runtime"):
         container_cli.require()
 
 
@@ -235,8 +235,8 @@ def test_no_engine_says_what_to_do(fake_path):
         container_cli.require()
     assert str(err.value) == (
         "no container engine answers: start Docker, or install Podman (.ci/podman-setup.sh); "
-        "`docker info` failed: Cannot connect to the Docker daemon. Is the docker daemon running?; "
-        "`podman info` failed: podman: command not found")
+        "`docker ps` failed: Cannot connect to the Docker daemon. Is the docker daemon running?; "
+        "`podman ps` failed: podman: command not found")
 
 
 def test_probe_is_cached(fake_path):
