@@ -32,6 +32,12 @@ def variant(tmp_path, *edits: tuple[str, str]) -> Path:
     return path
 
 
+def shown(path: Path) -> str:
+    """How a message names a file: relative to the project when inside it (where a nox session's
+    temporary directory is), else as given."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def line_of(path: Path, text: str, nth: int = 1) -> int:
     lines = [i + 1 for i, ln in enumerate(path.read_text().splitlines()) if text in ln]
     return lines[nth - 1]
@@ -111,7 +117,7 @@ def test_each_mistake_is_named_with_its_line(tmp_path, edit, marker, expected):
     assert expected in message, message
     nth = 2 if marker in ("emulator: false", "  local:") else 1
     assert f"line {line_of(path, marker.rstrip(chr(10)), nth)}: " in message, message
-    assert "\n" not in message and message.startswith(f"{path}: ")
+    assert "\n" not in message and message.startswith(f"{shown(path)}: ")
 
 
 # The ECS Developer Guide's table of Fargate task sizes, spot-checked at its edges.
@@ -160,7 +166,7 @@ def test_all_problems_are_reported_together(tmp_path):
                    ("  production:\n", "  production:\n    memory: lots\n"),
                    ("  staging:\n", "  local:\n  staging:\n"))
     message = problems(path, "production")
-    assert message.startswith(f"{path}: 4 problems: line ")
+    assert message.startswith(f"{shown(path)}: 4 problems: line ")
     lines = [int(n) for n in re.findall(r"line (\d+): ", message)]
     assert lines == sorted(lines) and len(lines) == 4
     for part in ("unknown key 'desird_count'", "local.cpu must be a Fargate CPU size", "production.memory must be "
