@@ -129,12 +129,12 @@ E2E_SHARDS: dict[str, tuple[str, ...]] = {
 STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "15"))
 # At most this many runs at once (the next starts when one ends): each holds a local cloud, its
 # replicas (gunicorn with a few workers each) and Terraform. On a 2-core machine, 4 at once kept
-# the cores 72 % busy on average over the 921 s of `integration`'s 15 runs (vmstat every 5 s;
-# 98-100 % through its first 9 minutes, idle mostly while the first runs start and in the
-# tail), against ~39 min one after the other. With 8 at once the cores were 100 % busy for 9
-# minutes and two runs failed: booting replicas missed the local stack's 2 s health check
-# timeout. The unit tests beside the shards did not pay either: at the same priority they took
-# 459 s against 181 s alone and the whole no less; at the lowest priority (nice 19, with their
+# the cores 73 % busy on average over the 921 s of `integration`'s 15 runs (vmstat every 5 s;
+# 98-100 % for 5.4 of those minutes, less while the first runs start and in the tail), against
+# ~39 min one after the other. With 8 at once the cores were 98-100 % busy for 7.8 minutes
+# and two runs failed: booting replicas missed the local stack's 2 s health check timeout.
+# The unit tests beside the shards did not pay either: at the same priority they took 459 s
+# against 181 s alone and the whole no less; at the lowest priority (nice 19, with their
 # session's autogroup) they starved and missed a 120 s wait. The 15 runs took 1,254 s of CPU
 # (the kernel's process accounting): Terraform 30 % (each command hashes the 707 MB provider
 # binary against the lock file, and starts the provider, 0.5 s, once or more), Python 26 %
