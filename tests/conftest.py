@@ -43,6 +43,22 @@ def client(app):
 
 
 @pytest.fixture
+def staging_on_moto(monkeypatch):
+    """The staging environment, an AWS one (boto3's own session), answered by moto in this process."""
+    from moto import mock_aws
+
+    from ship import config
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                 "AWS_SESSION_TOKEN": "test"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield config.load("staging")
+
+
+@pytest.fixture
 def aws_credentials(monkeypatch):
     """Fake credentials so no test can reach a real AWS account."""
     for key, value in {

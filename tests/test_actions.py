@@ -8,7 +8,6 @@ cloud's data plane) reports it, through the emulator's own service accessors."""
 from __future__ import annotations
 
 import pytest
-from moto import mock_aws
 
 from ship import config, oci
 from ship.actions import Options
@@ -31,14 +30,8 @@ def installed(tmp_path_factory):
 
 
 @pytest.fixture
-def env(monkeypatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-                 "AWS_SESSION_TOKEN": "test"}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield config.load("staging")  # an AWS environment: boto3's own session, which moto answers
+def env(staging_on_moto):
+    return staging_on_moto
 
 
 def _revision(ecs, env, image: str) -> str:

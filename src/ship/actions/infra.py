@@ -14,7 +14,7 @@ from ship.config import Environment
 from ship.errors import ShipError
 from ship.stack import (after_apply, before_terraform, ensure_local_cloud, ensure_state_bucket,
                         forget_emulator_identity, image_for_terraform, placeholder_image, require_state_bucket,
-                        settle_stale_lock, terraform_image)
+                        settle_stale_lock, terraform_image, terraform_outputs)
 
 
 def bootstrap(env: Environment, opts: Options, echo=print) -> bool:
@@ -93,7 +93,7 @@ def apply(env: Environment, opts: Options, image: str | None = None, echo=print,
     tf.apply({"image": image}, targets=targets)
     after_apply(env, session, info, image, echo, full=not targets)
     echo(f"terraform apply for {env.name} took {time.monotonic() - started:.1f}s")
-    return tf.outputs() if not targets else {}
+    return terraform_outputs(tf, session) if not targets else {}
 
 
 def destroy(env: Environment, opts: Options, echo=print) -> None:

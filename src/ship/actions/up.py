@@ -59,7 +59,7 @@ from ship.progress import Progress, TerraformWatch, render_timeline, waits_text
 from ship.queries import current_image, current_service, image_of, service_active, service_url, target_of
 from ship.registry import ImageRef
 from ship.stack import (after_apply, before_terraform, ensure_local_cloud, ensure_state_bucket, image_for_terraform,
-                        require_state_bucket, skip_terraform, terraform_image)
+                        outputs_of, require_state_bucket, skip_terraform, terraform_image, terraform_outputs)
 
 # What a cold deploy creates before its image is built when the build is the slower: the load
 # balancer (with the network it needs), the ECS cluster and the image repository, which hold all
@@ -85,14 +85,6 @@ def wait_for_url(url: str, timeout: float = 60.0) -> dict:
             last = str(err)
         time.sleep(0.25)
     raise ShipError(f"{url} did not answer 200 within {timeout:.0f}s (last: {last})")
-
-
-def _outputs_of(state: dict | None) -> dict:
-    """Terraform's outputs from its state object (the state format's ``outputs.<name>.value``)."""
-    try:
-        return {k: v["value"] for k, v in (state or {}).get("outputs", {}).items()}
-    except (KeyError, TypeError, AttributeError):
-        return {}
 
 
 def _image_result(built: Built, ref: ImageRef) -> str:
@@ -385,7 +377,7 @@ class Up:
     def _warm_infrastructure(self) -> None:
         # the image of Terraform's own task definition, so that its plan stays empty
         state = applied.read_state(self.session, self.env)
-        outputs = _outputs_of(state)
+        outputs = outputs_of(state)
         arn = outputs.get("task_definition_arn")
         image = image_of(self.session, arn) if arn else None
         decision = skip_terraform(self.env, self.session, self.info, image, state)
@@ -400,9 +392,7 @@ class Up:
         self.infrastructure(tf, image or image_for_terraform(tf, self.env, self.session))
 
     def _read_outputs(self, tf: terraform.Runner) -> dict:
-        """Terraform's outputs read from its state object in the bucket (the state format's
-        ``outputs.<name>.value``): one S3 call instead of starting Terraform twice."""
-        return _outputs_of(applied.read_state(self.session, self.env)) or tf.outputs()
+        return terraform_outputs(tf, self.session)
 
     # ---- helpers
 
