@@ -35,6 +35,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import botocore.exceptions
+
 from ship import paths, terraform
 from ship.config import Environment
 
@@ -145,12 +147,23 @@ def fingerprint(env: Environment, variables: dict, state: dict | None, local_clo
 
 def read_state(session, env: Environment) -> dict | None:
     """Terraform's state object in the environment's bucket, parsed (None if absent or unreadable)."""
+    return fetch_state(session, env)[1]
+
+
+def fetch_state(session, env: Environment) -> tuple[bool, dict | None]:
+    """(True, Terraform's state object in the environment's bucket, parsed; None when there is no
+    object yet), or (False, None) when it could not be read or is not a JSON object."""
     try:
         body = session.s3.get_object(Bucket=env.state_bucket, Key=env.state_key)["Body"].read()
+    except botocore.exceptions.ClientError as exc:
+        return exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"), None
+    except Exception:  # noqa: BLE001 - any failure to read it means: ask Terraform
+        return False, None
+    try:
         state = json.loads(body)
-    except Exception:  # noqa: BLE001 - any failure to read it means: run Terraform
-        return None
-    return state if isinstance(state, dict) else None
+    except ValueError:
+        return False, None
+    return (True, state) if isinstance(state, dict) else (False, None)
 
 
 # -- the record ---------------------------------------------------------------------------

@@ -197,20 +197,15 @@ def terraform_outputs(tf: terraform.Runner, session: Session) -> dict:
 def _state_output(env: Environment, session: Session, name: str) -> tuple[bool, Any]:
     """(True, the output ``name`` of the state object, None when it has no resources or no such
     output; no object yet counts as no resources), or (False, None) when the state could not be read."""
+    found, state = applied.fetch_state(session, env)
+    if state is None:
+        return found, None
     try:
-        body = session.s3.get_object(Bucket=env.state_bucket, Key=env.state_key)["Body"].read()
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        return (True, None) if code in ("NoSuchKey", "404") else (False, None)
-    except Exception:  # noqa: BLE001 - anything else: ask Terraform
-        return False, None
-    try:
-        state = json.loads(body)
         resources, outputs = state["resources"], state.get("outputs") or {}
         if not isinstance(resources, list) or not isinstance(outputs, dict):
             return False, None
         value = outputs.get(name, {}).get("value") if resources else None
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (TypeError, KeyError, AttributeError):
         return False, None
     return True, value
 
