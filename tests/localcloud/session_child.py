@@ -41,7 +41,11 @@ def test_start_a_local_cloud_and_a_replica_then_wait_to_be_killed(cloud, teardow
     if config_file:
         container["image"] = push_image(ecr, "demo", "c", Path(config_file).read_bytes(), b"unused layer",
                                         config_media_type=oci.OCI_CONFIG_MEDIA_TYPE)
-        container["command"] = ["python3", "-m", "http.server", "8000"]
+        # a server that ends on SIGTERM, as a replica's server does (the container's first process
+        # gets no default action for it: `python -m http.server` would wait for the SIGKILL)
+        container["command"] = ["python3", "-c", "import http.server, signal, sys; "
+                                "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
+                                "http.server.test(http.server.SimpleHTTPRequestHandler, port=8000)"]
     else:
         container["image"] = push_image(ecr, "demo", "v1", *build_process_image("v1"))
     logs.create_log_group(logGroupName="/ecs/life")

@@ -104,6 +104,14 @@ class Session:
             left += [f"container {c[:12]}" for c in engine.containers(label=f"{STATE_LABEL}={state.resolve()}")]
         return left
 
+    def logs(self) -> str:
+        """The ends of the session's output and of its local cloud's log (for a failure's message)."""
+        out = [f"session output:\n{self.output.read_text(errors='replace')[-2000:]}"]
+        log = Path(self.report["state"]) / "localcloud.log" if self.report.get("state") else None
+        if log is not None and log.exists():
+            out.append(f"local cloud log:\n{log.read_text(errors='replace')[-3000:]}")
+        return "\n".join(out)
+
     def clean_up(self, engine=None) -> None:
         """Whatever happened: nothing of this session may outlive the test."""
         from ship.localcloud import control
@@ -131,9 +139,10 @@ def _check(tmp_path: Path, kill: str, env: dict[str, str], engine=None) -> None:
         assert len(session.leftovers(engine)) >= 3, "the session's local cloud and replica are not running"
         KILLS[kill](session)
         try:
-            wait_until(lambda: not session.leftovers(engine), 90, f"nothing left running after {kill}", step=0.2)
+            wait_until(lambda: not session.leftovers(engine), 180, f"nothing left running after {kill}", step=0.2)
         except AssertionError:
-            raise AssertionError(f"after {kill}, still running: {session.leftovers(engine)}") from None
+            raise AssertionError(f"after {kill}, still running: {session.leftovers(engine)}\n"
+                                 f"{session.logs()}") from None
     finally:
         session.clean_up(engine)
 
