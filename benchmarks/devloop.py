@@ -4,7 +4,8 @@ On a private copy of the working tree, a private local cloud (own state director
 port), with the project's own commands:
 
 1. cold ``inv deploy --env=local``: total time, its phases, and the AWS provider's fixed
-   waits on the critical path measured in the same run (the floor); the ratio;
+   waits on the critical path measured in the same run (the floor); the ratio; and the
+   same with Terraform's own time before its first change (init, each apply's plan);
 2. warm restart: ``inv local.down`` + ``inv local.up`` until the URL answers, then the
    next ``inv deploy --env=local`` (a no-op);
 3. an edit served: one line of ``src/hello/views.py`` changed, ``inv deploy --env=local``
@@ -125,8 +126,15 @@ def cold(stack: Stack) -> dict:
     ratio = seconds / floor if floor else None
     waits = ", ".join("%s %.1fs" % (w["resource"], w["seconds"]) for w in rec["floor"])
     print(f"floor {floor:.1f}s ({waits}); ratio {ratio:.2f}x" if floor else "no floor measured")
+    own = rec.get("terraform_own_seconds") or 0.0
+    with_own = seconds / (floor + own) if floor else None
+    if floor and own:
+        steps = ", ".join("%s %.1fs" % (s["step"], s["seconds"]) for s in rec["terraform_own"])
+        print(f"Terraform's own time before its first change {own:.1f}s ({steps}); "
+              f"floor with it {floor + own:.1f}s, ratio {with_own:.2f}x")
     return {"seconds": round(seconds, 1), "floor_seconds": floor, "ratio": round(ratio, 3) if ratio else None,
-            "floor": rec["floor"], "phases": rec["phases"]}
+            "floor": rec["floor"], "terraform_own_seconds": own, "terraform_own": rec.get("terraform_own", []),
+            "ratio_with_terraform_own": round(with_own, 3) if with_own else None, "phases": rec["phases"]}
 
 
 def warm_restart(stack: Stack) -> dict:

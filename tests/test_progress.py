@@ -181,6 +181,24 @@ def test_terraform_watch_tells_what_is_in_flight():
     assert watch.waiting() == ("creating aws_lb.this (+1 more)", (42.0, 60.0))
 
 
+def test_terraform_watch_measures_terraforms_own_time_before_its_first_change():
+    """From the phase's start to the first resource that begins to change; data sources read
+    during the plan do not count as changes."""
+    now = [5.0]
+    progress = Progress(io.StringIO(), tty=False, clock=lambda: now[0])
+    watch = TerraformWatch(progress, progress.start("infrastructure"))
+    assert watch.before_first_change() is None
+    now[0] = 7.5
+    watch("module.network.data.aws_region.this: Reading...")
+    watch("module.network.data.aws_region.this: Read complete after 0s [id=us-east-1]")
+    assert watch.before_first_change() is None
+    now[0] = 8.8
+    watch("module.network.aws_vpc.this: Creating...")
+    now[0] = 9.0
+    watch("module.ecr.aws_ecr_repository.this: Creating...")
+    assert watch.before_first_change() == pytest.approx(3.8)
+
+
 def test_verbose_watch_prints_every_line():
     out = io.StringIO()
     progress = Progress(out, tty=False, clock=lambda: 0.0)

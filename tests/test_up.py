@@ -44,3 +44,16 @@ def test_summary_gives_the_floor_and_the_ratio_once():
 def test_a_deploy_without_provider_waits_has_no_floor_line():
     lines = summary_lines("local", "warm", 6.0, [], [], {})
     assert not [ln for ln in lines if "floor" in ln] and lines[-1] == "outputs:"
+
+
+def test_summary_sets_terraforms_own_time_beside_the_floor():
+    floor = [Resource("module.network.aws_vpc.this", "create", 10.0, 20.0),
+             Resource("module.loadbalancer.aws_lb.this", "create", 21.0, 81.0)]
+    lines = summary_lines("local", "cold", 84.0, [], floor, {}, [("init", 1.25), ("plan", 3.75)])
+    assert [ln for ln in lines if "floor" in ln][1:] == [
+        "  and Terraform's own time before it changed anything: init 1.2s + plan 3.8s = 5.0s; with it the floor "
+        "is 75.0s, this deploy 1.12x that"]
+    one = summary_lines("local", "cold", 84.0, [], floor, {}, [("plan", 4.0)])
+    assert "own time before it changed anything: plan 4.0s; with it the floor is 74.0s, this deploy 1.14x that" \
+        in one[-2]
+    assert not [ln for ln in summary_lines("local", "warm", 6.0, [], [], {}, [("plan", 3.0)]) if "own time" in ln]

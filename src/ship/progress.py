@@ -96,6 +96,7 @@ class TerraformEvents:
     resources: dict[str, Resource] = field(default_factory=dict)
     verdict: str = ""
     error: str = ""
+    first_change: float | None = None     # when the first resource began to change (its "Creating..." etc.)
 
     def feed(self, line: str, now: float) -> Resource | None:
         """Take one line; returns the resource whose state it changed (or None)."""
@@ -107,6 +108,8 @@ class TerraformEvents:
                 return None
             res = Resource(addr, _VERBS[m.group("verb")], now)
             self.resources[addr] = res
+            if self.first_change is None:
+                self.first_change = now
             return res
         m = _DONE.match(text)
         if m:
@@ -375,6 +378,13 @@ class TerraformWatch:
             self.progress.line(f"{_ING[res.action]} {short_address(res.address)}: the AWS provider waits "
                                f"about {expected:.0f}s here, whatever the API answers")
         self.progress.wait(self.phase, self.phase.waiting)
+
+    def before_first_change(self) -> float | None:
+        """Seconds from the phase's start (the command's) to the first resource that began to change:
+        Terraform's own time (its provider check, schemas, the plan), which no API answer shortens."""
+        with self._mu:
+            first = self.events.first_change
+        return None if first is None else max(0.0, first - self.phase.started)
 
     def waiting(self) -> tuple[str, tuple[float, float] | None]:
         now = self.progress.elapsed()

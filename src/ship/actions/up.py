@@ -45,7 +45,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, Sequence
 
 from ship import applied, paths, terraform
 from ship.actions import Options
@@ -138,6 +138,7 @@ class Up:
         self._session: Session | None = session
         self.info: dict = {}
         self.watches: list[TerraformWatch] = []
+        self.init_seconds: float | None = None        # when this command ran `terraform init`
         self.outputs: dict = {}
         self.ref: ImageRef | None = None
         self.mode = ""
@@ -275,7 +276,10 @@ class Up:
             created = False
         self.progress.wait(phase, "terraform init")
         tf = terraform.Runner(self.env, self.say, on_line=self._quiet)
+        started = time.monotonic()
         initialized = tf.init()
+        if initialized:
+            self.init_seconds = time.monotonic() - started
         self.progress.finish(phase, f"bucket {self.env.state_bucket} {'created' if created else 'exists'}; "
                                     f"terraform init{'' if initialized else ': up to date'}")
         return tf
@@ -405,6 +409,17 @@ class Up:
         """The provider's fixed waits on the critical path of each apply (one after the other)."""
         return [r for watch in self.watches for r in watch.events.provider_waits()]
 
+    def terraform_own(self) -> list[tuple[str, float]]:
+        """Terraform's own time before it changed anything, on the command's path: its init, and
+        each apply's start up to its first change (the provider package's check, the provider's
+        schemas, the plan). No API answer shortens it either; the summary sets it beside the floor."""
+        own = [("init", self.init_seconds)] if self.init_seconds is not None else []
+        for watch in self.watches:
+            before = watch.before_first_change()
+            if before is not None:
+                own.append(("plan", before))
+        return own
+
     def _quiet(self, line: str) -> None:
         if self.verbose and line.strip():
             self.progress.line(line)
@@ -413,25 +428,36 @@ class Up:
 
     def summary(self, url: str | None, body: dict) -> None:
         total = self.progress.elapsed()
-        floor = self.floor()
+        floor, own = self.floor(), self.terraform_own()
         rows = true_outputs(self.outputs, self.service, self.ref, url)
-        for line in summary_lines(self.env.name, self.mode, total, self.progress.phases, floor, rows):
+        for line in summary_lines(self.env.name, self.mode, total, self.progress.phases, floor, rows, own):
             self.progress.raw(line)
         self.progress.raw(f"Terraform's full output: {terraform.Runner(self.env).log_path}")
         write_record(self.env, {"environment": self.env.name, "mode": self.mode, "seconds": round(total, 2),
                                 "phases": self.progress.report(),
                                 "floor": [{"resource": r.address, "seconds": round(r.seconds, 2)} for r in floor],
-                                "floor_seconds": round(sum(r.seconds for r in floor), 2), "outputs": rows})
+                                "floor_seconds": round(sum(r.seconds for r in floor), 2),
+                                "terraform_own": [{"step": step, "seconds": round(sec, 2)} for step, sec in own],
+                                "terraform_own_seconds": round(sum(sec for _, sec in own), 2), "outputs": rows})
         if url:
             self.progress.raw(url)
 
 
-def summary_lines(name: str, mode: str, total: float, phases: list, floor: list, rows: dict) -> list[str]:
-    """The summary: the phases on one time axis, the floor and the ratio, the outputs."""
+def summary_lines(name: str, mode: str, total: float, phases: list, floor: list, rows: dict,
+                  own: Sequence[tuple[str, float]] = ()) -> list[str]:
+    """The summary: the phases on one time axis, the floor and the ratio (and the same with
+    Terraform's own time before its first change, ``own``), the outputs."""
     lines = ["", f"{name} is serving after {total:.1f}s ({mode})", *render_timeline(phases, total)]
     if floor:
+        waits = sum(r.seconds for r in floor)
         lines.append(f"  floor: the AWS provider's fixed waits on the critical path: {waits_text(floor)}; "
-                     f"this deploy took {total:.1f}s = {total / sum(r.seconds for r in floor):.2f}x the floor")
+                     f"this deploy took {total:.1f}s = {total / waits:.2f}x the floor")
+        if own:
+            mine = sum(sec for _, sec in own)
+            parts = " + ".join(f"{step} {sec:.1f}s" for step, sec in own)
+            lines.append(f"  and Terraform's own time before it changed anything: {parts}"
+                         f"{f' = {mine:.1f}s' if len(own) > 1 else ''}; with it the floor is {waits + mine:.1f}s, "
+                         f"this deploy {total / (waits + mine):.2f}x that")
     lines.append("outputs:")
     width = max((len(k) for k in rows), default=0)
     lines += [f"  {key:<{width}}  {rows[key]}" for key in sorted(rows)]
