@@ -387,3 +387,42 @@ def test_a_malformed_digest_is_named_as_such(installed, uri, says):
         resolve(uri, installed)
     assert "invalid reference format" in str(err.value) and says in str(err.value)
     assert "not an ECR image reference" not in str(err.value)
+
+
+def test_an_access_key_finds_its_account_without_an_iam_backend_per_partition(aws):
+    """moto asks every partition's IAM backend for the request's access key, creating each (six
+    backends, ~1,300 managed policies apiece); the emulator asks only those that exist, with the
+    same answer: the account whose IAM made the key, in whichever partition, else the default."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.models import iam_backends
+
+    from ship.localcloud.emulator import iam
+
+    mine, chinese = "210987654321", "321098765432"
+    key = iam_backends[mine]["aws"].create_access_key(
+        iam_backends[mine]["aws"].create_user("u", "/", None).name)
+    cn = iam_backends[chinese]["aws-cn"]
+    cn_key = cn.create_access_key(cn.create_user("v", "/", None).name)
+    assert iam.account_of(key.access_key_id) == mine
+    assert iam.account_of(cn_key.access_key_id) == chinese
+    assert iam.account_of("AKIANOBODYHASTHIS000") == DEFAULT_ACCOUNT_ID
+    # through a request: the cluster is made in the key's account
+    ecs = boto3.client("ecs", region_name="us-east-1", aws_access_key_id=key.access_key_id,
+                       aws_secret_access_key=key.secret_access_key)
+    arn = ecs.create_cluster(clusterName="keyed")["cluster"]["clusterArn"]
+    assert arn == f"arn:aws:ecs:us-east-1:{mine}:cluster/keyed"
+    # and the lookup built no backend: each account has the partitions it was given, no more
+    assert set(dict.keys(iam_backends[mine])) == {"aws"}
+    assert set(dict.keys(iam_backends[chinese])) == {"aws-cn"}
+
+
+def test_moto_looks_the_access_key_up_where_the_emulator_replaces_it():
+    """moto's request handling imports ``get_account_id_from`` from ``moto.iam.models`` at each
+    request: replacing it there is what takes effect."""
+    import moto.iam.models
+    from moto.core.responses import BaseResponse
+
+    from ship.localcloud.emulator import iam
+
+    assert "from moto.iam.models import get_account_id_from" in inspect.getsource(BaseResponse.get_current_account)
+    assert moto.iam.models.get_account_id_from is iam.account_of
