@@ -57,3 +57,26 @@ def test_summary_sets_terraforms_own_time_beside_the_floor():
     assert "own time before it changed anything: plan 4.0s; with it the floor is 74.0s, this deploy 1.14x that" \
         in one[-2]
     assert not [ln for ln in summary_lines("local", "warm", 6.0, [], [], {}, [("plan", 3.0)]) if "own time" in ln]
+
+
+def test_terraform_own_time_is_init_and_each_apply_up_to_its_first_change():
+    import io
+
+    from ship.actions.up import terraform_own, timing_record
+    from ship.progress import Progress, TerraformWatch
+
+    now = [10.0]
+    progress = Progress(io.StringIO(), tty=False, clock=lambda: now[0])
+    early, full, idle = (TerraformWatch(progress, progress.start(name)) for name in ("early", "full", "idle"))
+    now[0] = 13.5
+    early("module.network.aws_vpc.this: Creating...")
+    now[0] = 14.0
+    full("module.ecs.aws_ecs_service.this: Creating...")
+    own = terraform_own(1.25, [early, full, idle])
+    assert own == [("init", 1.25), ("plan", 3.5), ("plan", 4.0)]        # the idle apply changed nothing
+    assert terraform_own(None, [idle]) == []
+    floor = [Resource("module.loadbalancer.aws_lb.this", "create", 21.0, 81.004)]
+    assert timing_record(floor, own) == {
+        "floor": [{"resource": "module.loadbalancer.aws_lb.this", "seconds": 60.0}], "floor_seconds": 60.0,
+        "terraform_own": [{"step": "init", "seconds": 1.25}, {"step": "plan", "seconds": 3.5},
+                          {"step": "plan", "seconds": 4.0}], "terraform_own_seconds": 8.75}

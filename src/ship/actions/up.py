@@ -409,17 +409,6 @@ class Up:
         """The provider's fixed waits on the critical path of each apply (one after the other)."""
         return [r for watch in self.watches for r in watch.events.provider_waits()]
 
-    def terraform_own(self) -> list[tuple[str, float]]:
-        """Terraform's own time before it changed anything, on the command's path: its init, and
-        each apply's start up to its first change (the provider package's check, the provider's
-        schemas, the plan). No API answer shortens it either; the summary sets it beside the floor."""
-        own = [("init", self.init_seconds)] if self.init_seconds is not None else []
-        for watch in self.watches:
-            before = watch.before_first_change()
-            if before is not None:
-                own.append(("plan", before))
-        return own
-
     def _quiet(self, line: str) -> None:
         if self.verbose and line.strip():
             self.progress.line(line)
@@ -428,19 +417,35 @@ class Up:
 
     def summary(self, url: str | None, body: dict) -> None:
         total = self.progress.elapsed()
-        floor, own = self.floor(), self.terraform_own()
+        floor, own = self.floor(), terraform_own(self.init_seconds, self.watches)
         rows = true_outputs(self.outputs, self.service, self.ref, url)
         for line in summary_lines(self.env.name, self.mode, total, self.progress.phases, floor, rows, own):
             self.progress.raw(line)
         self.progress.raw(f"Terraform's full output: {terraform.Runner(self.env).log_path}")
         write_record(self.env, {"environment": self.env.name, "mode": self.mode, "seconds": round(total, 2),
-                                "phases": self.progress.report(),
-                                "floor": [{"resource": r.address, "seconds": round(r.seconds, 2)} for r in floor],
-                                "floor_seconds": round(sum(r.seconds for r in floor), 2),
-                                "terraform_own": [{"step": step, "seconds": round(sec, 2)} for step, sec in own],
-                                "terraform_own_seconds": round(sum(sec for _, sec in own), 2), "outputs": rows})
+                                "phases": self.progress.report(), **timing_record(floor, own), "outputs": rows})
         if url:
             self.progress.raw(url)
+
+
+def terraform_own(init_seconds: float | None, watches: list[TerraformWatch]) -> list[tuple[str, float]]:
+    """Terraform's own time before it changed anything, on the command's path: its init, and
+    each apply's start up to its first change (the provider package's check, the provider's
+    schemas, the plan). No API answer shortens it either; the summary sets it beside the floor."""
+    own = [("init", init_seconds)] if init_seconds is not None else []
+    for watch in watches:
+        before = watch.before_first_change()
+        if before is not None:
+            own.append(("plan", before))
+    return own
+
+
+def timing_record(floor: list, own: Sequence[tuple[str, float]]) -> dict:
+    """The floor and Terraform's own time, as the deploy's record keeps them."""
+    return {"floor": [{"resource": r.address, "seconds": round(r.seconds, 2)} for r in floor],
+            "floor_seconds": round(sum(r.seconds for r in floor), 2),
+            "terraform_own": [{"step": step, "seconds": round(sec, 2)} for step, sec in own],
+            "terraform_own_seconds": round(sum(sec for _, sec in own), 2)}
 
 
 def summary_lines(name: str, mode: str, total: float, phases: list, floor: list, rows: dict,
