@@ -39,8 +39,9 @@ def may_have_containers(state_dir: str | Path) -> bool:
     return containers_mark(state_dir).exists()
 
 
-# How long ``find`` waits for the engine lookup: ``<engine> info`` has 10 s to answer
-# (container_cli.PROBE_TIMEOUT), removing leftover containers a few seconds more.
+# How long ``find`` waits for the engine lookup: the probe (``<engine> ps``,
+# container_cli.PROBE_ARGS) has container_cli.PROBE_TIMEOUT (15 s) to answer, removing
+# leftover containers a few seconds more.
 LOOKUP_WAIT = 60.0
 
 
