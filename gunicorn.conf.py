@@ -39,6 +39,10 @@ bind = [f"{_host('HOST', '0.0.0.0')}:{port}"]
 # Fargate tasks are small (0.25-1 vCPU); two workers per core, at least two.
 workers = _int("WEB_CONCURRENCY", max(2, min(2 * multiprocessing.cpu_count(), 8)), 1, 64)
 worker_class = "sync"
+# Load the app once in the master, then fork the workers: a task is serving (and passes its
+# first health check) when one import of the app is done, not one per worker racing for a
+# quarter of a vCPU, and every worker of a task reports the same instance.
+preload_app = True
 timeout = _int("GUNICORN_TIMEOUT", 30, 1, 600)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 20, 1, 29)
 # The ALB keeps idle connections for 60 s; keep ours open a little less than

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -103,6 +104,15 @@ def test_serves_health_and_index_then_exits_cleanly_on_sigterm(gunicorn_server):
     # The request log line is JSON on stdout.
     assert any(json.loads(line).get("path") == "/" for line in log.splitlines()
                if line.startswith("{") and '"hello.request"' in line)
+
+
+def test_one_replica_answers_as_one_instance(gunicorn_server):
+    """The app is loaded once, before the workers fork: each of them answers with the same
+    instance (without a task metadata endpoint, the master's host and pid), as one task does."""
+    proc, url, out = gunicorn_server
+    _wait_healthy(url + "/health", proc)
+    instances = {_get(url + "/")[1]["instance"] for _ in range(40)}
+    assert instances == {f"{socket.gethostname()}:{proc.pid}"}
 
 
 def test_sigterm_drains_an_in_flight_request(gunicorn_server):
