@@ -217,11 +217,13 @@ def image_for_terraform(tf: terraform.Runner, env: Environment, session: Session
 
 
 def before_terraform(env: Environment, session: Session, info: dict | None, echo=print,
-                     dry_run: bool = False) -> None:
+                     dry_run: bool = False, empty: bool = False) -> None:
     """What must be settled before Terraform runs: an apply that did not finish (its leftovers
-    rebuilt on the emulator, a note on AWS) and a state lock that no live run holds."""
+    rebuilt on the emulator, a note on AWS) and a state lock that no live run holds. A local
+    cloud that has just started from nothing (``empty``) holds no lock to look for."""
     recover.after_unfinished_apply(env, session, echo, dry_run=dry_run)
-    settle_stale_lock(env, session, info, echo, dry_run=dry_run)
+    if not empty:
+        settle_stale_lock(env, session, info, echo, dry_run=dry_run)
 
 
 def settle_stale_lock(env: Environment, session: Session, info: dict | None, echo=print,

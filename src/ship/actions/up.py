@@ -101,6 +101,24 @@ def _infrastructure_result(watch: TerraformWatch) -> str:
     return "; ".join(parts)
 
 
+def session_with_clients(env: Environment) -> Session:
+    """A session whose clients a cold deploy calls first are made (their models parsed)."""
+    session = Session(env)
+    for client in ("s3", "ecs", "ecr", "elbv2"):
+        getattr(session, client)
+    return session
+
+
+def wait_for_repository(env: Environment, session: Session, cancel: threading.Event) -> None:
+    """Until Terraform has created the image repository (or the deploy is cancelled)."""
+    deadline = time.monotonic() + REPOSITORY_WAIT
+    while session.ecr.describe_repository(env.repository_name) is None:
+        if cancel.is_set() or time.monotonic() > deadline:
+            raise ShipError(f"the ECR repository {env.repository_name} did not appear: "
+                            "the image was built but not pushed")
+        cancel.wait(0.25)
+
+
 class _Worker:
     """A function on a thread of its own; ``result()`` returns its value or raises its error."""
 
@@ -164,16 +182,24 @@ class Up:
     def run(self) -> str | None:
         terraform.binary()  # before anything starts: a missing binary changes nothing
         early: _Worker | None = None
+        clients: _Worker | None = None
         try:
             running = self._running_local_cloud()
-            if self.env.emulator and not self.opts.dry_run and running is None and self._nothing_saved():
-                # a local cloud about to start from nothing has no image to find: build beside its start
+            empty = self.env.emulator and not self.opts.dry_run and running is None and self._nothing_saved()
+            if empty:
+                # a local cloud about to start from nothing has no image to find: build beside its
+                # start, and make the AWS clients (their models parsed) while it starts
                 early = _Worker("image", self._image_job, True)
+                clients = _Worker("clients", session_with_clients, self.env) if self._session is None else None
             self.local_cloud(running)
+            if clients is not None:
+                self._session = clients.result()
             self._session = self._session or Session(self.env)   # the command's one session, shared by the phases
+            started_empty = empty and self.info.get("restored") is False
             # before anything else touches the stack: what a killed or cut-off run left (its
             # partial apply rebuilt, a lock its dead run kept) is settled, or named, here
-            before_terraform(self.env, self.session, self.info, self.say, dry_run=self.opts.dry_run)
+            before_terraform(self.env, self.session, self.info, self.say, dry_run=self.opts.dry_run,
+                             empty=started_empty)
             if self.opts.dry_run:
                 self.dry_run()
                 return None
@@ -182,7 +208,8 @@ class Up:
                 self.in_order()
             else:
                 image = early or _Worker("image", self._image_job)   # built at once, pushed when it can be
-                self.mode = "warm" if service_active(self.session, self.env) else "cold"
+                # a local cloud started from nothing runs no service
+                self.mode = "warm" if not started_empty and service_active(self.session, self.env) else "cold"
                 self._mode_known.set()
                 if self.mode == "warm":
                     self.warm(image)
@@ -351,7 +378,7 @@ class Up:
         session = session or self._session or Session(self.env)
         if self.mode == "cold":
             self.progress.wait(phase, "waiting for Terraform to create the repository")
-            self._wait_for_repository(session)
+            wait_for_repository(self.env, session, self.cancel)
         self.progress.wait(phase, "pushing")
         ref = push(self.env, session, self._built, self.say)
         if ref.digest != self._built.digest:
@@ -360,14 +387,6 @@ class Up:
         self._prepare(phase, ref)
         self.progress.finish(phase, _image_result(self._built, ref))
         return ref
-
-    def _wait_for_repository(self, session: Session) -> None:
-        deadline = time.monotonic() + REPOSITORY_WAIT
-        while session.ecr.describe_repository(self.env.repository_name) is None:
-            if self.cancel.is_set() or time.monotonic() > deadline:
-                raise ShipError(f"the ECR repository {self.env.repository_name} did not appear: "
-                                "the image was built but not pushed")
-            self.cancel.wait(0.25)
 
     def _expected_ref(self, built: Built) -> ImageRef:
         """Where the image will be once pushed: the emulator's ECR names it by its manifest digest."""
