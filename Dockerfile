@@ -51,8 +51,8 @@ COPY uv.lock build/wheelhous[e] /wheels/
 # The runtime's virtualenv has no installer at all (--without-pip); uv installs
 # into it from outside. Its modules are compiled here (hash-based .pyc: the same
 # bytes for the same sources), as the runtime never writes bytecode
-# (PYTHONDONTWRITEBYTECODE): each gunicorn worker would otherwise compile Flask
-# and its dependencies at start, 5.9 s to the first /health 200 in a 0.25-vCPU
+# (PYTHONDONTWRITEBYTECODE): gunicorn would otherwise compile Flask and its
+# dependencies at every start, 5.9 s to the first /health 200 in a 0.25-vCPU
 # container instead of 1.5 s.
 RUN --mount=type=secret,id=ca \
     set -eu; \
