@@ -157,6 +157,28 @@ def test_a_container_stopped_by_the_runner_is_no_oom_kill(engine, runtime_image,
         engine.remove_container(container_name(spec.task_id))
 
 
+@pytest.mark.parametrize("init", [True, False], ids=["init process", "no init process"])
+def test_initprocessenabled_forwards_the_stop_signal_to_the_command(engine, runtime_image, tmp_path, init):
+    """A command that does not handle SIGTERM, as the container's first process, ignores it (the
+    kernel gives PID 1 no default action): the stop ends in SIGKILL (137). With
+    linuxParameters.initProcessEnabled, an init process runs first and passes SIGTERM on: the
+    command dies of it (143)."""
+    runner = ContainerRunner(engine, f"inst-{SESSION}", tmp_path)
+    spec = _spec(engine, runtime_image, f"init{int(init)}{SESSION}", entryPoint=["python"],
+                 command=["-c", "import time; print('up', flush=True); time.sleep(600)"],
+                 linuxParameters={"initProcessEnabled": init})
+    try:
+        lines: list[str] = []
+        handle = runner.start(spec, lines.append)
+        deadline = time.monotonic() + 60
+        while "up" not in lines and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert runner.stop(handle, 30 if init else 1) == (143 if init else 137), lines[-5:]
+        assert ("--init" in runner.run_args(spec, "sha256:" + "1" * 64)) is init
+    finally:
+        engine.remove_container(container_name(spec.task_id))
+
+
 def test_a_spinning_container_is_held_to_its_cpu_units(engine, runtime_image, tmp_path):
     runner = ContainerRunner(engine, f"inst-{SESSION}", tmp_path)
     code = ("import time\nwall = time.monotonic(); cpu = time.process_time()\n"

@@ -84,6 +84,14 @@ def _environment(spec: TaskSpec) -> dict[str, str]:
     return env
 
 
+def init_flags(container: dict) -> list[str]:
+    """``linuxParameters.initProcessEnabled`` (supported on Fargate): an init process is the
+    container's first process, forwarding signals to the command and reaping its children,
+    as the engine's ``--init`` does."""
+    parameters = container.get("linuxParameters") or {}
+    return ["--init"] if isinstance(parameters, dict) and parameters.get("initProcessEnabled") is True else []
+
+
 def _argv(spec: TaskSpec) -> tuple[str | None, list[str] | None]:
     """(--entrypoint, command) from the task definition; None keeps the image's."""
     entrypoint = spec.container.get("entryPoint")
