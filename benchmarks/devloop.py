@@ -81,6 +81,16 @@ class Stack:
             raise SystemExit(f"inv {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
         return seconds, result
 
+    def remove_images(self) -> None:
+        """The container images the stack's deploys built (its commits', edits included)."""
+        from ship.images import remove_engine_images
+
+        commits = subprocess.run(["git", "rev-list", "--all", "--reflog"], cwd=self.repo, capture_output=True,
+                                 text=True).stdout.split()
+        removed = remove_engine_images("hello", commits)
+        if removed:
+            print(f"removed {removed} container images the stack built")
+
     def get(self, timeout: float = 5) -> dict | None:
         try:
             with urllib.request.urlopen(self.url + "/", timeout=timeout) as resp:
@@ -178,7 +188,7 @@ def edit_to_serving(stack: Stack, runtime: str, edits: int) -> dict:
                      "requests": len(load.seen)})
         print(f"edit {n + 1} ({runtime}): last old response {last_old:.1f}s after the command, "
               f"{failed} failed of {len(load.seen)} requests, command {seconds:.1f}s")
-    median = statistics.median(r["last_old_response"] for r in runs)
+    median = statistics.median(r["last_old_response"] for r in runs) if runs else None
     return {"runs": runs, "median_last_old_response": median}
 
 
@@ -235,6 +245,7 @@ def main() -> int:
         if not args.keep:
             stack.inv("destroy", "--env=local", check=False)
             stack.inv("local.down", check=False)
+            stack.remove_images()
             shutil.rmtree(base, ignore_errors=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")

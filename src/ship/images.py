@@ -139,3 +139,26 @@ def prepare_image(ref: ImageRef, echo=print) -> None:
             resp.read()
     except (OSError, urllib.error.URLError) as exc:   # only an optimisation: the task start does it too
         echo(f"note: the local cloud did not prepare {ref.digest[:19]}… ahead ({exc})")
+
+
+def remove_engine_images(app: str, commits: list[str]) -> int:
+    """Remove the container engine's images of ``app`` built from these commits (``<short sha>``
+    and ``<short sha>-dirty-<digest>``, as built and as tagged for a registry); others are not
+    touched. For scripts and test sessions that build in a repository of their own. Returns how
+    many were removed (0 without an engine)."""
+    from ship import container_cli
+
+    engine = container_cli.detect()
+    if engine is None:
+        return 0
+
+    def built_from_commits(tag: str) -> bool:
+        short = tag.split("-dirty", 1)[0]
+        return len(short) >= 12 and any(sha.startswith(short) for sha in commits)
+
+    removed = 0
+    for image in engine.images():
+        if image["repository"].rsplit("/", 1)[-1] == app and built_from_commits(image["tag"]):
+            engine.rm_image(f"{image['repository']}:{image['tag']}", force=True)
+            removed += 1
+    return removed

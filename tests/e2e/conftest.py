@@ -145,25 +145,13 @@ def stack(tmp_path_factory):
 
 
 def _remove_images_built(repos: list[Path]) -> None:
-    """The container images this stack's deploys built: ``hello:<short sha>`` and
-    ``hello:<short sha>-dirty-<digest>`` of the commits of its repository and its clones, as
-    built and as tagged for the local registry. Left, each run adds one image per commit to
-    the engine's storage. Other runs' commits are not touched."""
-    from ship import container_cli
+    """The container images this stack's deploys built, from the commits of its repository and
+    its clones. Left, each run adds one image per commit to the engine's storage. Other runs'
+    commits are not touched."""
+    from ship.images import remove_engine_images
 
-    engine = container_cli.detect()
-    if engine is None:
-        return
-    shas = [sha for repo in repos for sha in subprocess.run(
-        ["git", "rev-list", "--all", "--reflog"], cwd=repo, capture_output=True, text=True).stdout.split()]
-
-    def ours(tag: str) -> bool:
-        short = tag.split("-dirty", 1)[0]
-        return len(short) >= 12 and any(sha.startswith(short) for sha in shas)
-
-    for image in engine.images():
-        if image["repository"].rsplit("/", 1)[-1] == "hello" and ours(image["tag"]):
-            engine.rm_image(f"{image['repository']}:{image['tag']}", force=True)
+    remove_engine_images("hello", [sha for repo in repos for sha in subprocess.run(
+        ["git", "rev-list", "--all", "--reflog"], cwd=repo, capture_output=True, text=True).stdout.split()])
 
 
 @pytest.fixture(scope="session")
