@@ -18,7 +18,9 @@ def pytest_configure(config):
     it was started to outlive it (nohup: SIGHUP ignored)."""
     from ship.localcloud import lifeline
 
-    _share_botocore_loader()
+    from ship.localcloud.emulator.compat import share_botocore_loader
+
+    share_botocore_loader()   # in-process moto tests parsed service models again for every test
     os.environ["SHIP_LOCAL_EXIT_WITH"] = str(os.getpid())
 
     def interrupt(*_):
@@ -28,21 +30,6 @@ def pytest_configure(config):
     parent = os.getppid()
     if parent > 1 and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
         lifeline.watch(parent, lambda: os.kill(os.getpid(), signal.SIGINT), name="session-parent")
-
-
-def _share_botocore_loader() -> None:
-    """Every botocore session of the test process gets the same loader (sharing one is what
-    botocore's ``register_component('data_loader', ...)`` is for), so each service's model is
-    parsed once per process. moto's mock_aws gives every test a new default session, and a
-    session's own loader parses its models again: EC2's alone is 5 MB of JSON; in-process
-    moto tests spent a third of their time in json.loads."""
-    import functools
-
-    import botocore.loaders
-    import botocore.session
-
-    if not hasattr(botocore.session.create_loader, "cache_info"):
-        botocore.session.create_loader = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)
 
 
 @pytest.fixture

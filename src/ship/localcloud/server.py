@@ -190,6 +190,9 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
 
     from werkzeug.serving import make_server
 
+    from ship.localcloud.emulator.compat import share_botocore_loader
+
+    share_botocore_loader()   # before moto's models: they make several boto3 sessions
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,

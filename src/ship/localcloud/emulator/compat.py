@@ -1,17 +1,18 @@
-"""moto's version and the imports of its internals, kept together so tests can check them."""
+"""moto's version and the imports of its internals, kept together so tests can check them (moto is
+imported where it is used: ``share_botocore_loader`` must run before it is)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any, Iterator, NamedTuple
 
-import moto
-
 MOTO_MIN = (5, 2, 5)
 MOTO_MAX_EXCLUSIVE = (5, 3)
 
 
 def moto_version() -> tuple[int, ...]:
+    import moto
+
     parts = []
     for piece in moto.__version__.split(".")[:3]:
         digits = "".join(ch for ch in piece if ch.isdigit())
@@ -20,6 +21,8 @@ def moto_version() -> tuple[int, ...]:
 
 
 def check_version() -> None:
+    import moto
+
     from ship.errors import ShipError
 
     v = moto_version()
@@ -28,6 +31,22 @@ def check_version() -> None:
             f"the local cloud needs moto >= 5.2.5 and < 5.3 (found {moto.__version__}); "
             "install the project's dev dependencies"
         )
+
+
+def share_botocore_loader() -> None:
+    """Every botocore session of this process gets the same loader (sharing one is what
+    botocore's ``register_component('data_loader', ...)`` is for), so each service's model is
+    parsed once per process. moto makes boto3 sessions of its own as it builds backends and,
+    at the import of its EC2 models, one for each of three partitions, and a session's own
+    loader parses its models again: EC2's alone is 5 MB of JSON. Call before moto's models
+    are imported."""
+    import functools
+
+    import botocore.loaders
+    import botocore.session
+
+    if not hasattr(botocore.session.create_loader, "cache_info"):
+        botocore.session.create_loader = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)
 
 
 def utcnow() -> datetime:

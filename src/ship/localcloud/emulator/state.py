@@ -28,7 +28,6 @@ import threading
 from typing import Any
 
 from ship.localcloud import emulator
-from ship.localcloud.emulator import compat
 
 # Services whose backends are moto's own machinery, not AWS state.
 SKIP_SERVICES = {"moto_api"}
@@ -42,7 +41,9 @@ def fingerprint() -> dict:
     classes are most of the pickle) and the version of every store (the shape of what the
     emulator's own modules put in it). Code changes that keep those shapes do not count:
     a snapshot outlives them."""
-    return {"moto": compat.moto.__version__, "stores": {s.name: s.version for s in emulator.stores()}}
+    import moto
+
+    return {"moto": moto.__version__, "stores": {s.name: s.version for s in emulator.stores()}}
 
 
 def _backend_dicts() -> dict[tuple[str, str], Any]:
