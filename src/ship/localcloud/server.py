@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ship.localcloud import SERVICE_NAME
+from ship.localcloud.apilog import ApiLog, service_of
 from ship.localcloud.wire import WholeResponses, retried
 
 log = logging.getLogger("ship.localcloud")
@@ -94,7 +95,7 @@ class ShipApp:
         attempt = retried(environ)
         if attempt > 1:
             log.warning("%s %s: attempt %d of %s (the client got no answer to an earlier one, which may "
-                        "have run)", _service_of(environ) or "?", environ.get("HTTP_X_AMZ_TARGET") or
+                        "have run)", service_of(environ) or "?", environ.get("HTTP_X_AMZ_TARGET") or
                         environ.get("PATH_INFO"), attempt, environ.get("HTTP_AMZ_SDK_INVOCATION_ID") or "a request")
         with self.lock:
             result = self.moto_app(environ, start_response)
@@ -104,7 +105,7 @@ class ShipApp:
                 close = getattr(result, "close", None)
                 if close:
                     close()
-        if self.balancers is not None and _service_of(environ) == "elasticloadbalancing":
+        if self.balancers is not None and service_of(environ) == "elasticloadbalancing":
             # the listeners serve what this call changed before its answer reaches the caller
             # (a registered target, a rule): what the API says, the data plane does
             try:
@@ -112,13 +113,6 @@ class ShipApp:
             except Exception:
                 log.exception("listener sync after an ELB call failed (the next tick retries)")
         return body
-
-
-def _service_of(environ) -> str:
-    """The AWS service a signed request is for: the service of its SigV4 credential scope."""
-    auth = environ.get("HTTP_AUTHORIZATION") or ""
-    scope = auth.partition("Credential=")[2].partition(",")[0].split("/")
-    return scope[3] if len(scope) >= 5 else ""
 
 
 def _warm_up(emulator) -> None:
@@ -237,7 +231,7 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
         return 2
     describe.so_far(dataplane.runners)
     info["exit_with"] = exit_with
-    moto_app = saver.track(DomainDispatcherApplication(unimplemented.app_factory(create_backend_app)))
+    moto_app = ApiLog(saver.track(DomainDispatcherApplication(unimplemented.app_factory(create_backend_app))), state)
     balancers = LoadBalancers(state, host=host, on_health_change=dataplane.wake)
     scaler = AutoScaler(dataplane, request_counts=balancers.request_counts)
     app = ShipApp(moto_app, emulator.LOCK, info, dataplane, blobs, balancers)
