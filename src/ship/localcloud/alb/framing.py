@@ -220,6 +220,47 @@ _HEAD, _PARSED_BODY, _COUNTED_BODY, _FAILED = range(4)
 _Event = RequestHead | bytes | None
 
 
+class _Ahead:
+    """Where a reader's events go while it parses ahead of ``next_request()``: a queue of
+    request heads, body pieces and ends (None), replayed to the handler in order."""
+
+    __slots__ = ("events",)
+
+    def __init__(self) -> None:
+        self.events: list[_Event] = []
+
+    def on_request(self, head: RequestHead) -> None:
+        self.events.append(head)
+
+    def on_request_data(self, data: bytes) -> None:
+        self.events.append(data)
+
+    def on_request_end(self) -> None:
+        self.events.append(None)
+
+    def replay(self, handler: RequestHandler) -> bool:
+        """Hand the handler the queued events up to the end of one request; True if it ended."""
+        events = self.events
+        i, ended = -1, False
+        for i, event in enumerate(events):
+            if isinstance(event, RequestHead):
+                handler.on_request(event)
+            elif event is not None:
+                handler.on_request_data(event)
+            else:
+                handler.on_request_end()
+                ended = True
+                break
+        del events[:i + 1]
+        return ended
+
+    def drop_incomplete(self) -> None:
+        """Forget the events of a request parsed ahead that will never be complete."""
+        events = self.events
+        last = max((i for i, event in enumerate(events) if event is None), default=-1)
+        del events[last + 1:]
+
+
 class RequestReader:
     """Frames the requests of one client connection (see the module docstring).
 
@@ -230,7 +271,7 @@ class RequestReader:
     caller can tunnel them.
     """
 
-    __slots__ = ("_handler", "_sink", "_queue", "_parser", "_phase", "_remaining", "_lookbehind", "_head_fed",
+    __slots__ = ("_handler", "_sink", "_ahead", "_parser", "_phase", "_remaining", "_lookbehind", "_head_fed",
                  "_url", "_url_len", "_url_done", "_headers", "_framing_values", "_header_bytes", "_failure",
                  "_pending", "_chunked", "_ended", "done")
 
@@ -249,9 +290,9 @@ class RequestReader:
 
     def __init__(self, handler: RequestHandler):
         self._handler: RequestHandler | None = handler  # None once closed
-        # Where events go: the handler, or the reader itself (its queue) while parsing ahead.
+        # Where events go: the handler, or the queue while parsing ahead.
         self._sink: RequestHandler | None = handler
-        self._queue: list[_Event] = []
+        self._ahead = _Ahead()
         self._failure: ProtocolError | None = None  # waiting behind requests parsed ahead
         self._phase = _HEAD
         self._remaining = 0
@@ -300,22 +341,11 @@ class RequestReader:
         if not self.done:
             raise RuntimeError("next_request() before the current request ended")
         self.done = False
-        queue = self._queue
         handler = self._handler
         if handler is None:
             return  # closed
-        i = -1
-        for i, event in enumerate(queue):
-            if isinstance(event, RequestHead):
-                handler.on_request(event)
-            elif event is not None:
-                handler.on_request_data(event)
-            else:
-                handler.on_request_end()
-                self.done = True
-                break
-        del queue[:i + 1]
-        if not self.done and not queue:
+        self.done = self._ahead.replay(handler)
+        if not self.done and not self._ahead.events:
             self._sink = handler
             if self._failure is not None:
                 failure, self._failure = self._failure, None
@@ -387,7 +417,7 @@ class RequestReader:
         if self._sink is not self._handler:  # parsed ahead: the boundary is lost
             self._phase = _FAILED
             self._failure = ProtocolError(400, "request cannot be framed after a pipelined chunked body")
-            self._drop_incomplete()
+            self._ahead.drop_incomplete()
             return
         self._remaining = length
         self._phase = _COUNTED_BODY
@@ -405,13 +435,7 @@ class RequestReader:
         if self._sink is self._handler:
             raise failure
         self._failure = failure  # behind a request that is still being answered
-        self._drop_incomplete()
-
-    def _drop_incomplete(self) -> None:
-        """Forget the events of a request parsed ahead that will never be complete."""
-        queue = self._queue
-        last = max((i for i, event in enumerate(queue) if event is None), default=-1)
-        del queue[last + 1:]
+        self._ahead.drop_incomplete()
 
     def _new_parser(self) -> None:
         parser = HttpRequestParser(self)
@@ -441,17 +465,7 @@ class RequestReader:
         sink.on_request_end()
         if self._sink is self._handler:
             self.done = True
-            self._sink = self  # parse ahead into the queue until next_request()
-
-    # The reader is its own sink while it parses ahead of next_request(): it queues.
-    def on_request(self, head: RequestHead) -> None:
-        self._queue.append(head)
-
-    def on_request_data(self, data: bytes) -> None:
-        self._queue.append(data)
-
-    def on_request_end(self) -> None:
-        self._queue.append(None)
+            self._sink = self._ahead  # parse ahead into the queue until next_request()
 
     # -- llhttp callbacks -----------------------------------------------------------
 
