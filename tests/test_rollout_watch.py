@@ -24,7 +24,7 @@ def _task(tid, dep, port, status="RUNNING", health="UNKNOWN", desired="RUNNING",
 
 class FakeSession:
     def __init__(self, tasks, stopped=(), targets=()):
-        self.env = SimpleNamespace(name="local")
+        self.env = SimpleNamespace(name="local", emulator=False)
         by_arn = {t["taskArn"]: t for t in [*tasks, *stopped]}
         self.ecs = SimpleNamespace(
             list_tasks=lambda c, s, desired_status="RUNNING": [
@@ -97,3 +97,16 @@ def test_a_failed_rollouts_reasons_leave_out_the_schedulers_own_stops():
         _task("ffffffffffff6", DEP, 1006, "STOPPED", desired="STOPPED", reason=tg),
         _task("aaaaaaaaaaaa7", OLD, 1007, "STOPPED", desired="STOPPED", reason="Essential container in task exited")])
     assert rollout.stopped_reasons(session, rollout.Target("c", "web"), DEP) == (tg,)
+
+
+@pytest.mark.parametrize("elapsed, poll, emulator, expected", [
+    (0.0, 2.0, False, 2.0),      # AWS: the options' pace throughout
+    (60.0, 2.0, False, 2.0),
+    (0.0, 2.0, True, 0.2),       # the local cloud: the first seconds often
+    (2.9, 2.0, True, 0.2),
+    (3.0, 2.0, True, 0.5),       # then every half second at most
+    (3.0, 0.1, True, 0.1),       # never slower than asked
+    (60.0, 0.5, True, 0.5),
+])
+def test_a_rollout_is_checked_often_at_first_on_the_local_cloud(elapsed, poll, emulator, expected):
+    assert rollout.poll_interval(elapsed, poll, emulator) == expected

@@ -175,7 +175,19 @@ def watch(session: Session, target: Target, deployment_id: str, new_arn: str, op
                    else f"made no progress for {now - last_change:.0f}s")
             raise ShipError(f"rollout of {family_revision(new_arn)} {why}; stuck: "
                             f"{stuck_report(session, target, svc, deployment_id)}")
-        time.sleep(opts.poll)
+        time.sleep(poll_interval(time.monotonic() - started, opts.poll, session.env.emulator))
+
+
+# On the local cloud a check is a few local API calls and a new task answers within a second or
+# two: the first seconds of a watch are checked often, the rest every half second at most.
+QUICK_POLL, QUICK_WINDOW, EMULATOR_POLL = 0.2, 3.0, 0.5
+
+
+def poll_interval(elapsed: float, poll: float, emulator: bool) -> float:
+    """Seconds until the next check of a rollout ``elapsed`` seconds into its watch."""
+    if not emulator:
+        return poll
+    return min(poll, QUICK_POLL if elapsed < QUICK_WINDOW else EMULATOR_POLL)
 
 
 def roll_to(session: Session, target: Target, arn: str, opts: Options, echo=print, force: bool = False,

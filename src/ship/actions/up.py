@@ -39,7 +39,6 @@ service really runs), and the URL on the last line.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import time
@@ -67,7 +66,6 @@ from ship.stack import (after_apply, before_terraform, ensure_local_cloud, ensur
 EARLY_TARGETS = ["module.loadbalancer", "module.ecs.aws_ecs_cluster.this", "module.ecr"]
 BUILD_GRACE = 5.0           # seconds a cold deploy waits for the build before applying without it
 REPOSITORY_WAIT = 120.0     # seconds the push waits for Terraform to create the repository
-EMULATOR_POLL = 0.5         # seconds between rollout checks on the local cloud (its API is local)
 
 
 def wait_for_url(url: str, timeout: float = 60.0) -> dict:
@@ -150,8 +148,6 @@ class Up:
 
     def __init__(self, env: Environment, opts: Options, progress: Progress, verbose: bool = False,
                  session: Session | None = None):
-        if env.emulator:
-            opts = dataclasses.replace(opts, poll=min(opts.poll, EMULATOR_POLL))
         self.env, self.opts, self.progress, self.verbose = env, opts, progress, verbose
         self._session: Session | None = session
         self.info: dict = {}
