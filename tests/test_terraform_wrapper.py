@@ -56,6 +56,20 @@ def test_aws_backend_has_no_emulator_flags(tmp_path, monkeypatch):
     assert "use_path_style" not in backend and "skip_credentials_validation" not in backend
 
 
+@pytest.mark.parametrize("name, flag", [("local", ["-parallelism=32"]), ("local-prod", ["-parallelism=32"]),
+                                        ("production", [])])
+def test_the_local_cloud_is_applied_without_terraform_s_rate_limit(monkeypatch, tmp_path, name, flag):
+    """Terraform's default of 10 operations at once is for AWS's API rate limits: kept there."""
+    monkeypatch.setenv("SHIP_STATE_DIR", str(tmp_path))
+    runner = terraform.Runner(config.load(name))
+    seen = []
+    monkeypatch.setattr(runner, "run", lambda argv, stream=False, doing="": (seen.append(argv), (0, ""))[1])
+    runner.apply({"image": "x"})
+    runner.destroy({"image": "x"})
+    for argv in seen:
+        assert [a for a in argv if a.startswith("-parallelism")] == flag, argv
+
+
 # -- init runs once per set of inputs ---------------------------------------------------------------
 
 FAKE_TERRAFORM = """#!/bin/sh
