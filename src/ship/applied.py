@@ -39,6 +39,7 @@ import botocore.exceptions
 
 from ship import paths, terraform
 from ship.config import Environment
+from ship.fsutil import write_atomically
 
 VERSION = 1
 RECORD = terraform.APPLIED_RECORD
@@ -187,9 +188,7 @@ def record(env: Environment, parts: dict) -> None:
         return
     path = _path(env)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(RECORD + ".tmp")
-    tmp.write_text(json.dumps({"version": VERSION, **{p: parts[p] for p in PARTS}}, indent=1))
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps({"version": VERSION, **{p: parts[p] for p in PARTS}}, indent=1).encode())
 
 
 def forget(env: Environment) -> None:

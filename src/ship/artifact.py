@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import re
 import shlex
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from ship import git, oci, wheelhouse
 from ship.errors import ShipError
+from ship.fsutil import write_atomically
 
 
 @dataclass
@@ -109,14 +109,7 @@ def dependency_layer(deps: Path) -> bytes:
     if cached.is_file():
         return cached.read_bytes()
     data = _layer(None, sorted(deps.glob("*.whl")), DEPENDENCY_EPOCH)
-    fd, tmp = tempfile.mkstemp(dir=deps, prefix=".layer-")   # beside: the rename stays on one filesystem
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, cached)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(cached, data)
     return data
 
 

@@ -51,3 +51,32 @@ def move_into_place(src: Path, dst: Path) -> None:
         shutil.rmtree(src, ignore_errors=True)
     else:
         src.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, data: bytes, durable: bool = False) -> None:
+    """Replace ``path`` with ``data`` whole: written to a temporary of its own beside it
+    (``.<name>.tmp-*``, on the same filesystem), then renamed over it, so a reader or a killed
+    writer finds the old file or the new one, never part of one; two writers never share a
+    temporary. ``durable``: synced to disk before and after the rename, so a crash of the
+    machine keeps one of the two as well."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if durable:
+        try:
+            dirfd = os.open(path.parent, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)

@@ -32,6 +32,7 @@ from python_terraform import IsFlagged, Terraform
 from ship import aws, paths
 from ship.config import Environment
 from ship.errors import ShipError
+from ship.fsutil import write_atomically
 
 # Where ship looks for an unpacked provider mirror when SHIP_TF_PROVIDER_MIRROR
 # is unset (a folder holding registry.terraform.io/). The first is where this
@@ -353,9 +354,7 @@ def _read_json(path: Path):
 def _write_json(path: Path, value) -> None:
     """Atomically (a killed write leaves the old file or none, never half of one)."""
     try:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(value, indent=1))
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(value, indent=1).encode())
     except OSError:
         pass
 

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ship.fsutil import write_atomically
+
 log = logging.getLogger("ship.localcloud.persistence")
 
 SNAPSHOT = "emulator-state.bin"
@@ -120,24 +122,7 @@ def incompatibility(meta: dict, current: dict) -> str:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write beside, fsync, rename over, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomically(path, data, durable=True)
 
 
 def set_aside(path: Path, now: float | None = None) -> Path:
@@ -317,7 +302,10 @@ class Saver:
                         "state saved: %d bytes, the lock held %.0f ms", len(payload), held * 1000)
                 return True
             except Exception as exc:
-                message = f"saving the local cloud's state failed: {type(exc).__name__}: {exc}"
+                # an OSError names the snapshot, not the temporary beside it (a new name each time)
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                message = (f"saving the local cloud's state failed: {type(exc).__name__}: {why}"
+                           + (f" ({self.path})" if isinstance(exc, OSError) else ""))
                 if message != self.last_error:
                     log.error("%s", message)
                 self.last_error = message

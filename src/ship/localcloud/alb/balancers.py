@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ship.fsutil import write_atomically
 from ship.localcloud import emulator
 from ship.localcloud.alb import rules
 from ship.localcloud.alb.desync import MODES
@@ -212,9 +212,8 @@ class LoadBalancers:
             return {}
 
     def _save_listener_ports(self) -> None:
-        tmp = self.state / "listeners.json.tmp"
-        tmp.write_text(json.dumps(self._listener_ports, indent=1, sort_keys=True))
-        os.replace(tmp, self.state / "listeners.json")
+        write_atomically(self.state / "listeners.json",
+                         json.dumps(self._listener_ports, indent=1, sort_keys=True).encode())
 
     # -- for the rest of the local cloud ----------------------------------------------------
 
