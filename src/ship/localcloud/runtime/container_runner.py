@@ -163,7 +163,7 @@ class ContainerRunner:
             env=_environment(spec),
             labels=self.labels(spec.task_id),
             entrypoint=entrypoint,
-            extra=["--pull", "never", "--hostname", spec.task_id,
+            extra=["--pull", "never", "--hostname", spec.task_id, *init_flags(spec.container),
                    *engine_flags(task_limits(spec.cpu, spec.memory, spec.container), self.host_cpus)],
         )
 
