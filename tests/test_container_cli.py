@@ -192,6 +192,37 @@ def test_missing_base_image_says_how_to_get_one(fake_path, tmp_path):
     assert ".ci/podman-setup.sh" in message and "BASE_IMAGE=localhost/ship-python-base:bookworm" in message
 
 
+IMAGE_GONE = ('Error: reading image "96b9f8243b12": locating image with ID "96b9f8243b12": '
+              'image not known')
+
+
+@pytest.mark.parametrize("failures, message, listed", [
+    (1, IMAGE_GONE, True),                      # removed by another process while listed: asked again
+    (2, IMAGE_GONE, True),
+    (3, IMAGE_GONE, False),                     # every time: one line
+    (1, "Error: database is locked", False),    # any other failure: at once
+])
+def test_a_listing_that_met_a_removed_image_is_asked_again(fake_path, tmp_path, failures, message, listed):
+    script = fake_path / "podman"
+    count = tmp_path / "count"
+    script.write_text("\n".join([
+        "#!/bin/sh",
+        f"n=$(/bin/cat {count} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {count}",
+        f"if [ $n -le {failures} ]; then echo '{message}' >&2; exit 125; fi",
+        r"printf 'abc123\tlocalhost/hello\t0123456789ab\n'",
+        ""]))
+    script.chmod(0o755)
+    engine = container_cli.Engine("podman")
+    if listed:
+        assert engine.images() == [{"id": "abc123", "repository": "localhost/hello", "tag": "0123456789ab"}]
+        assert int(count.read_text()) == failures + 1
+    else:
+        with pytest.raises(ShipError) as err:
+            engine.images()
+        assert str(err.value) == f"podman images failed: {message}"
+        assert int(count.read_text()) == (container_cli.LISTING_ATTEMPTS if message == IMAGE_GONE else 1)
+
+
 # ---------------------------------------------------------------- engine choice
 
 

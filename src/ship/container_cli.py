@@ -38,6 +38,7 @@ ENV_VAR = "SHIP_CONTAINER_ENGINE"
 PROBE_TIMEOUT = 15.0
 PROBE_ARGS = ("ps", "--quiet")   # the command that tells whether an engine answers
 DEFAULT_TIMEOUT = 120.0
+LISTING_ATTEMPTS = 3   # a listing that met an object removed meanwhile is asked again (Engine.listing)
 LOCAL_BASE_IMAGE = "localhost/ship-python-base:bookworm"
 SETUP_SCRIPT = ".ci/podman-setup.sh"
 
@@ -191,6 +192,19 @@ class Engine:
             raise ShipError(f"{what} failed: {_shorten(_last_line(proc.stderr or proc.stdout))}")
         return proc
 
+    def listing(self, *args, attempts: int = LISTING_ATTEMPTS) -> subprocess.CompletedProcess:
+        """A listing command (``images``, ``ps``), asked again when it failed because an object
+        it was reading went away meanwhile: Podman lists ids first and then reads each one, so
+        another process removing an image or container in between fails the whole listing
+        ("locating image with ID ...: image not known")."""
+        for attempt in range(attempts):
+            proc = self.call(*args, check=False)
+            if proc.returncode == 0:
+                return proc
+            if not _is_missing(proc.stderr) or attempt == attempts - 1:
+                break
+        raise ShipError(f"{self.name} {args[0]} failed: {_shorten(_last_line(proc.stderr or proc.stdout))}")
+
     def popen(self, *args, **kwargs) -> subprocess.Popen:
         """Start ``<engine> *args`` (for streams such as ``logs --follow``)."""
         return subprocess.Popen(self.argv(*args), **kwargs)
@@ -294,8 +308,8 @@ class Engine:
 
     def images(self, reference: str | None = None) -> list[dict]:
         """``images`` as dicts with id, repository, tag (optionally filtered by reference)."""
-        proc = self.call("images", ("--filter", f"reference={reference}") if reference else None,
-                         "--format", "{{.ID}}\t{{.Repository}}\t{{.Tag}}")
+        proc = self.listing("images", ("--filter", f"reference={reference}") if reference else None,
+                            "--format", "{{.ID}}\t{{.Repository}}\t{{.Tag}}")
         out = []
         for line in proc.stdout.splitlines():
             if line.strip():
@@ -344,10 +358,10 @@ class Engine:
 
     def containers(self, label: str | None = None, name: str | None = None) -> list[str]:
         """Ids of containers (running or not) with ``label`` (``key`` or ``key=value``) or ``name``."""
-        proc = self.call("ps", "--all", "--no-trunc",
-                         ("--filter", f"label={label}") if label else None,
-                         ("--filter", f"name={name}") if name else None,
-                         "--format", "{{.ID}}")
+        proc = self.listing("ps", "--all", "--no-trunc",
+                            ("--filter", f"label={label}") if label else None,
+                            ("--filter", f"name={name}") if name else None,
+                            "--format", "{{.ID}}")
         return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
 
     def remove_containers(self, label: str) -> int:
