@@ -392,7 +392,7 @@ def local_up(c, port=None, exit_with=None):
     pid = _whole("--exit-with", exit_with, None, example="$$")
     info = control.up(_local_dir(), port=port, exit_with=pid)
     print(f"local cloud up on http://127.0.0.1:{info.get('port', port)} "
-          f"(pid {info.get('pid')}, log {_local_dir() / 'localcloud.log'})")
+          f"(pid {info.get('pid')}, log {_local_dir() / 'localcloud.log'}, API calls {_local_dir() / 'api.log'})")
     if info.get("state_message"):
         print(info["state_message"])
 
@@ -445,6 +445,7 @@ def local_status(c):
         print(f"  task limits ({kind}): {how}")
     if info.get("exit_with"):
         print(f"  exits with pid {info['exit_with']}")
+    print(f"  log {_local_dir() / 'localcloud.log'}; one line per API call in {_local_dir() / 'api.log'}")
     for line in control.listener_lines(control.listeners(_local_dir(), port=port), port):
         print(f"  {line}")
 
