@@ -4,7 +4,6 @@ local cloud's api.log."""
 from __future__ import annotations
 
 import io
-import logging
 import re
 
 import pytest
@@ -56,26 +55,22 @@ def test_the_middleware_logs_one_line_and_leaves_the_body_to_the_app(tmp_path):
         start_response("400 Bad Request", [("Content-Type", "text/xml")])
         return [b"<Error/>"]
 
-    logger = logging.getLogger("ship.localcloud.api")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
+    wrapped = apilog.ApiLog(app, tmp_path)
     try:
-        wrapped = apilog.ApiLog(app, tmp_path)
         body = b"Action=DeleteSecurityGroup&GroupId=sg-1"
         environ = {"HTTP_AUTHORIZATION": AUTH.format("ec2"), "CONTENT_TYPE": "application/x-www-form-urlencoded",
                    "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body), "REQUEST_METHOD": "POST",
                    "PATH_INFO": "/", "HTTP_USER_AGENT": "Boto3/1.38.0 Botocore/1.38.0"}
         assert wrapped(environ, lambda status, headers, exc_info=None: None) == [b"<Error/>"]
         assert seen["body"] == body
-        for handler in logger.handlers:
+        for handler in wrapped.log.handlers:
             handler.flush()
         lines = (tmp_path / apilog.FILENAME).read_text().splitlines()
         assert len(lines) == 1
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ec2 DeleteSecurityGroup 400 \d+\.\dms Boto3",
                             lines[0]), lines
     finally:
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
+        for handler in wrapped.log.handlers:
             handler.close()
 
 

@@ -3,9 +3,10 @@
     2026-11-29 17:10:56.354 ecs CreateService 200 12.3ms Terraform
 
 the service (from the request's SigV4 credential scope), the operation, the status, how long
-the emulator took, and the client that called. ``call`` (pure) says what a request is; the
-WSGI wrapper ``ApiLog`` times it and writes the line. The file rolls over at ``MAX_BYTES``
-(one older file kept), so a long-lived local cloud does not grow it without bound.
+the answer took (the wait for the emulator's lock included), and the client that called.
+``call`` (pure) says what a request is; the WSGI wrapper ``ApiLog`` times it and writes the
+line. The file rolls over at ``MAX_BYTES`` (one older file kept), so a long-lived local
+cloud does not grow it without bound.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def call(environ: dict, form: bytes | None = None) -> Call:
 
 def client_of(user_agent: str) -> str:
     """Who called, from the User-Agent: the most specific known product, else its first word."""
+    agent = user_agent.lower()
     for product in _CLIENTS:
-        if product.lower() + "/" in user_agent.lower():
+        if product.lower() + "/" in agent:
             return product
     return (user_agent.split() or ["-"])[0].split("/")[0][:40]
 
@@ -74,18 +76,17 @@ def _is_form(environ: dict) -> bool:
 
 
 class ApiLog:
-    """WSGI middleware: call the app, then log the call in one line."""
+    """WSGI middleware: call the app, then log the call in one line. Meant to run outside the
+    emulator's lock: it reads a url-encoded body from the client and writes the file."""
 
     def __init__(self, app, state_dir: Path):
         self.app = app
-        self.log = logging.getLogger("ship.localcloud.api")
-        self.log.propagate = False
-        if not self.log.handlers:
-            handler = logging.handlers.RotatingFileHandler(Path(state_dir) / FILENAME, maxBytes=MAX_BYTES,
-                                                           backupCount=1)
-            handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", "%Y-%m-%d %H:%M:%S"))
-            self.log.addHandler(handler)
-            self.log.setLevel(logging.INFO)
+        # a logger of its own (not in logging's registry), writing to this state directory's file
+        self.log = logging.Logger("ship.localcloud.api", logging.INFO)
+        handler = logging.handlers.RotatingFileHandler(Path(state_dir) / FILENAME, maxBytes=MAX_BYTES,
+                                                       backupCount=1)
+        handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", "%Y-%m-%d %H:%M:%S"))
+        self.log.addHandler(handler)
 
     def __call__(self, environ, start_response):
         started = time.monotonic()

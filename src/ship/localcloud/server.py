@@ -27,13 +27,16 @@ log = logging.getLogger("ship.localcloud")
 class ShipApp:
     """WSGI app: ``/_ship/*`` endpoints, everything else to moto under the lock."""
 
-    def __init__(self, moto_app, lock, info: dict, dataplane=None, blobs=None, balancers=None):
+    def __init__(self, moto_app, lock, info: dict, dataplane=None, blobs=None, balancers=None,
+                 api_log: Path | None = None):
         self.blobs = blobs
         self.balancers = balancers
         self.moto_app = moto_app
         self.lock = lock
         self.info = info
         self.dataplane = dataplane
+        # each AWS call logged in one line (the directory of api.log), outside the lock
+        self._aws = ApiLog(self._answer, api_log) if api_log is not None else self._answer
 
     def _json(self, start_response, status: str, body) -> list[bytes]:
         data = json.dumps(body, default=str).encode()
@@ -92,6 +95,10 @@ class ShipApp:
         path = environ.get("PATH_INFO", "") or ""
         if path == "/_ship" or path.startswith("/_ship/"):
             return self._ship(environ, start_response, path)
+        return self._aws(environ, start_response)
+
+    def _answer(self, environ, start_response):
+        """An AWS API call, answered by moto under the lock."""
         attempt = retried(environ)
         if attempt > 1:
             log.warning("%s %s: attempt %d of %s (the client got no answer to an earlier one, which may "
@@ -231,10 +238,10 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
         return 2
     describe.so_far(dataplane.runners)
     info["exit_with"] = exit_with
-    moto_app = ApiLog(saver.track(DomainDispatcherApplication(unimplemented.app_factory(create_backend_app))), state)
+    moto_app = saver.track(DomainDispatcherApplication(unimplemented.app_factory(create_backend_app)))
     balancers = LoadBalancers(state, host=host, on_health_change=dataplane.wake)
     scaler = AutoScaler(dataplane, request_counts=balancers.request_counts)
-    app = ShipApp(moto_app, emulator.LOCK, info, dataplane, blobs, balancers)
+    app = ShipApp(moto_app, emulator.LOCK, info, dataplane, blobs, balancers, api_log=state)
 
     try:
         # Connections for http://<load balancer name>.elb.localhost:<port>/ go to that load balancer;
