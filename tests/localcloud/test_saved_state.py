@@ -19,6 +19,7 @@ import pytest
 from moto import mock_aws
 
 from ship import oci
+from ship.fsutil import write_atomically
 from ship.localcloud import emulator, persistence
 from ship.localcloud.emulator import autoscaling as autoscaling_api
 from ship.localcloud.emulator import ecs as ecs_api
@@ -84,13 +85,14 @@ def test_the_fingerprint_names_moto_and_every_store_with_its_version():
 _WRITER = r"""
 import os, sys, time
 sys.path.insert(0, {src!r})
+from ship.fsutil import write_atomically
 from ship.localcloud import persistence
 path = persistence.Path({path!r})
 n = 0
 while True:
     n += 1
     payload = (b"%08d" % n) * (250_000 + (n % 7) * 50_000)     # 2-4 MB, different each time
-    persistence.write_atomic(path, persistence.encode({{"n": n}}, payload))
+    write_atomically(path, persistence.encode({{"n": n}}, payload), durable=True)
     print(n, flush=True)
 """
 
@@ -117,14 +119,14 @@ def test_kill_9_while_writing_never_leaves_a_snapshot_that_fails_to_load(tmp_pat
 
 def test_a_write_that_fails_keeps_the_old_snapshot(tmp_path, monkeypatch):
     path = tmp_path / persistence.SNAPSHOT
-    persistence.write_atomic(path, persistence.encode(_meta(n=1), b"old"))
+    write_atomically(path, persistence.encode(_meta(n=1), b"old"), durable=True)
 
     def full_disk(fd):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        persistence.write_atomic(path, persistence.encode(_meta(n=2), b"new"))
+        write_atomically(path, persistence.encode(_meta(n=2), b"new"), durable=True)
     monkeypatch.undo()
     assert persistence.decode(path.read_bytes())[1] == b"old"
     assert [p.name for p in tmp_path.iterdir()] == [persistence.SNAPSHOT]

@@ -120,11 +120,6 @@ def incompatibility(meta: dict, current: dict) -> str:
     return ""
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write beside, fsync, rename over, fsync the directory."""
-    write_atomically(path, data, durable=True)
-
-
 def set_aside(path: Path, now: float | None = None) -> Path:
     """Rename an unloadable snapshot out of the way (keeping the newest few); returns its new path."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(now or time.time()))
@@ -294,7 +289,7 @@ class Saver:
                     return True
                 meta = {"written_by": emulator_state.fingerprint(), "saved_at": time.time(),
                         "lineage": self.lineage}
-                write_atomic(self.path, encode(meta, payload))
+                write_atomically(self.path, encode(meta, payload), durable=True)
                 self._last_digest = digest
                 self.saves += 1
                 self.last_error = ""
