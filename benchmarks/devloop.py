@@ -83,11 +83,10 @@ class Stack:
 
     def remove_images(self) -> None:
         """The container images the stack's deploys built (its commits', edits included)."""
+        from ship import git
         from ship.images import remove_engine_images
 
-        commits = subprocess.run(["git", "rev-list", "--all", "--reflog"], cwd=self.repo, capture_output=True,
-                                 text=True).stdout.split()
-        removed = remove_engine_images("hello", commits)
+        removed = remove_engine_images("hello", git.all_commits(self.repo))
         if removed:
             print(f"removed {removed} container images the stack built")
 

@@ -1,6 +1,8 @@
 """Removing the engine's images that a private repository's deploys built, and no others."""
 
-from ship import container_cli
+import subprocess
+
+from ship import container_cli, git
 from ship.images import remove_engine_images
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -37,3 +39,18 @@ def test_only_the_app_s_images_of_the_given_commits_go(monkeypatch):
 def test_without_an_engine_nothing_is_removed(monkeypatch):
     monkeypatch.setattr(container_cli, "detect", lambda: None)
     assert remove_engine_images("hello", [COMMIT]) == 0
+
+
+def test_the_commits_of_a_repository_include_amended_ones(tmp_path):
+    """An image built before an amend is still the repository's to remove: its commit is in the reflog."""
+    def run(*args):
+        return subprocess.run(["git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    run("init", "-q")
+    (tmp_path / "f").write_text("1")
+    run("add", "f")
+    run("commit", "-qm", "one")
+    first = run("rev-parse", "HEAD")
+    run("commit", "-q", "--amend", "-m", "one, amended")
+    assert set(git.all_commits(tmp_path)) == {first, run("rev-parse", "HEAD")}

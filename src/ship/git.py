@@ -56,6 +56,11 @@ def require_clean(root: Path, what: str = "release") -> Commit:
     return commit
 
 
+def all_commits(root: Path) -> list[str]:
+    """Every commit ``root`` knows: on any ref or in a reflog (amended and reset ones too)."""
+    return _git(root, "rev-list", "--all", "--reflog").split()
+
+
 def export(root: Path, dest: Path, rev: str = "HEAD") -> None:
     """Write the tree of ``rev`` (tracked files only) into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)

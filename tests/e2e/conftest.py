@@ -148,10 +148,10 @@ def _remove_images_built(repos: list[Path]) -> None:
     """The container images this stack's deploys built, from the commits of its repository and
     its clones. Left, each run adds one image per commit to the engine's storage. Other runs'
     commits are not touched."""
+    from ship import git
     from ship.images import remove_engine_images
 
-    remove_engine_images("hello", [sha for repo in repos for sha in subprocess.run(
-        ["git", "rev-list", "--all", "--reflog"], cwd=repo, capture_output=True, text=True).stdout.split()])
+    remove_engine_images("hello", [sha for repo in repos for sha in git.all_commits(repo)])
 
 
 @pytest.fixture(scope="session")
