@@ -26,6 +26,9 @@ from ship.localcloud import DEFAULT_HOST, DEFAULT_PORT, SERVICE_NAME, statelock
 LOGFILE = "localcloud.log"
 INFOFILE = "localcloud.json"  # written by the serve process once it holds the lock
 EXIT_WITH_ENV = "SHIP_LOCAL_EXIT_WITH"  # a pid: a local cloud started meanwhile stops when it exits
+# Seconds between two looks at a starting local cloud: it answers ~1 s after its start (a
+# refused connection costs next to nothing), and every command that starts one waits for it.
+START_POLL = 0.05
 
 
 def probe(endpoint: str, timeout: float = 1.0) -> dict | None:
@@ -286,7 +289,7 @@ def _start(state: Path, host: str, port: int, timeout: float, python: str | None
         info = probe(endpoint, timeout=0.5)
         if info is not None and info.get("pid") == proc.pid:
             return dict(info, endpoint=endpoint)
-        time.sleep(0.2)
+        time.sleep(START_POLL)
     _terminate(proc.pid, 5)
     _reap(proc.pid)
     raise ShipError(f"the local cloud did not answer on {endpoint} within {timeout:.0f}s "

@@ -181,7 +181,10 @@ class _Scheduled:
 class HealthChecker:
     """One scheduler thread plus a small pool doing the HTTP checks."""
 
-    def __init__(self, on_change: Callable[[], None] | None = None, tick: float = 0.25, workers: int = 8):
+    # tick: how often the schedule is looked at, and so the pace of a new target's early checks
+    # (a refused connection each while its server starts): it is in service at most one tick
+    # after its server answers
+    def __init__(self, on_change: Callable[[], None] | None = None, tick: float = 0.1, workers: int = 8):
         self.on_change = on_change or (lambda: None)
         self.tick = tick
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="healthcheck")
