@@ -268,6 +268,41 @@ def test_the_whole_state_survives_a_restart(env):
         c["iam"].detach_role_policy(RoleName="hello-exec", PolicyArn=EXEC_POLICY)
 
 
+def test_log_events_written_after_a_restore_get_ids_of_their_own(env):
+    """moto counts event ids on a class, outside any snapshot: after a restore the count must go
+    on from the restored events, or new events repeat their ids and a client that tells events
+    apart by eventId (``inv logs``, paging through FilterLogEvents) drops the new ones."""
+    from moto.logs.models import LogEvent
+
+    def put(logs, *messages):
+        logs.put_log_events(logGroupName="g", logStreamName="s",
+                            logEvents=[{"timestamp": int(time.time() * 1000), "message": m} for m in messages])
+
+    with mock_aws():
+        logs = boto3.client("logs", region_name="us-east-1")
+        logs.create_log_group(logGroupName="g")
+        logs.create_log_stream(logGroupName="g", logStreamName="s")
+        put(logs, "one", "two", "three")
+        with emulator.LOCK:
+            payload = emulator_state.dumps(emulator_state.capture())
+    LogEvent._event_id = 0          # a new local cloud process: moto's count starts again
+    with mock_aws():
+        logs = boto3.client("logs", region_name="us-east-1")
+        _roundtrip(payload)
+        put(logs, "four", "five")
+        events = logs.filter_log_events(logGroupName="g")["events"]
+        assert [e["message"] for e in events] == ["one", "two", "three", "four", "five"]
+        assert len({e["eventId"] for e in events}) == 5
+        paged, token = [], None
+        while True:
+            page = logs.filter_log_events(logGroupName="g", limit=2, **({"nextToken": token} if token else {}))
+            paged += [e["message"] for e in page["events"]]
+            token = page.get("nextToken")
+            if not token:
+                break
+        assert paged == ["one", "two", "three", "four", "five"]
+
+
 @dataclasses.dataclass
 class _DemoStore:
     started_at: float = 0.0

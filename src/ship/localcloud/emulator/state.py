@@ -246,3 +246,18 @@ def install(state: dict) -> None:
         store = known.get(name)
         if store is not None:
             store.put(value)
+    _continue_log_event_ids()
+
+
+def _continue_log_event_ids() -> None:
+    """moto numbers CloudWatch Logs events with a counter on its ``LogEvent`` class, which no
+    snapshot holds: a restored local cloud started it again at 0, so new events took the ids of
+    restored ones. Their ``eventId`` is what clients tell events apart by (``inv logs`` printed a
+    new event whose id it had seen as never new), and FilterLogEvents' paging token is made of it.
+    The counter goes on from the highest id restored."""
+    from moto.logs.models import LogEvent, logs_backends
+
+    highest = max((event.event_id for account in dict.values(logs_backends) for backend in dict.values(account)
+                   for group in backend.groups.values() for stream in group.streams.values()
+                   for event in stream.events), default=-1)
+    LogEvent._event_id = max(LogEvent._event_id, highest + 1)
