@@ -140,37 +140,71 @@ STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "15"))
 # binary against the lock file, and starts the provider, 0.5 s, once or more), Python 26 %
 # (local clouds, process replicas), Podman 15 %, `inv` 10 %, the AWS CLI 8 %.
 JOBS = int(os.environ.get("SHIP_E2E_JOBS", "4"))
+# The shards that start from their runtime's seed (tests/e2e/seed.py: the stack deployed once and
+# stopped; the shard's first deploy restores it, ~10 s) instead of a cold deploy each (~80-100 s,
+# ~70 of them the provider's fixed waits). "flow" makes its own: its first test is the deploy
+# from nothing, and its timing is the suite's cold figure.
+SEEDED = ("clients", "rest", "autoscaling", "community", "faults", "persistence")
+
+# A run: its name, its command line, its environment, and the run it needs first (a seed), if any.
+Run = tuple[str, list[str], dict, str | None]
 
 
-def _e2e_runs(runtime: str, logs: Path) -> list[tuple[str, list[str], dict]]:
-    """(name, argv, environment) of each shard of the e2e suite in ``runtime``."""
+def _seed(runtime: str, logs: Path) -> Run:
+    return (f"seed-{runtime}", ["python", "tests/e2e/seed.py", str(logs / f"seed-{runtime}")],
+            {"SHIP_LOCAL_RUNTIME": runtime}, None)
+
+
+def _e2e_runs(runtime: str, logs: Path) -> list[Run]:
+    """The seed of ``runtime`` and each shard of the e2e suite in it."""
     named = [f for files in E2E_SHARDS.values() for f in files]
-    runs = []
+    runs = [_seed(runtime, logs)]
     for shard, files in E2E_SHARDS.items():
         name = f"e2e-{runtime}-{shard}"
         where = [f"tests/e2e/{f}" for f in files] or ["tests/e2e", *(f"--ignore=tests/e2e/{f}" for f in named)]
         argv = ["pytest", "-m", "e2e", "-x", "-p", "no:cacheprovider", "--durations=10", f"--basetemp={logs / name}",
                 *where]
-        runs.append((name, argv, {"SHIP_LOCAL_RUNTIME": runtime, "SHIP_E2E_LOG": str(logs / f"{name}.inv.log")}))
+        env = {"SHIP_LOCAL_RUNTIME": runtime, "SHIP_E2E_LOG": str(logs / f"{name}.inv.log")}
+        needs = None
+        if shard in SEEDED:
+            needs, env["SHIP_E2E_SEED"] = f"seed-{runtime}", str(logs / f"seed-{runtime}")
+        runs.append((name, argv, env, needs))
     return runs
 
 
-def _run_at_once(session: nox.Session, runs: list[tuple[str, list[str], dict]], logs: Path) -> None:
-    """Start the runs in their order (JOBS at most at once, STAGGER seconds apart), each writing to
-    its own log; print each log whole when its run ends (readable, not interleaved); fail the
-    session, naming them, if any run failed."""
+def _remove_seed_images(session: nox.Session, logs: Path) -> None:
+    """The container images the container runtime's seed built (its runs leave them: they run them)."""
+    repo = logs / "seed-container" / "repo"
+    if repo.is_dir():
+        session.run("python", "-c", "import sys; from pathlib import Path; from ship import git; "
+                    "from ship.images import remove_engine_images; "
+                    "remove_engine_images('hello', git.all_commits(Path(sys.argv[1])))", str(repo), silent=True)
+
+
+def _run_at_once(session: nox.Session, runs: list[Run], logs: Path) -> None:
+    """Start the runs in their order (JOBS at most at once, STAGGER seconds apart; a run that needs
+    another starts once that one has passed, and does not run if it failed), each writing to its
+    own log; print each log whole when its run ends (readable, not interleaved); fail the session,
+    naming them, if any run failed."""
     env = dict(os.environ, **{k: v for k, v in session.env.items() if v is not None})
     env["PATH"] = os.pathsep.join([*session.bin_paths, env.get("PATH", "")])
     env["VIRTUAL_ENV"] = session.virtualenv.location
     started = time.monotonic()
     running: dict[str, tuple[subprocess.Popen, Path, float]] = {}
     failed: list[str] = []
+    passed: set[str] = set()
     try:
         pending = list(runs)
         next_start = time.monotonic()
         while pending or running:
-            if pending and len(running) < JOBS and time.monotonic() >= next_start:
-                name, argv, extra = pending.pop(0)
+            for run in [r for r in pending if r[3] in failed]:
+                pending.remove(run)
+                failed.append(run[0])
+                session.log(f"[{run[0]}] not run: {run[3]} failed")
+            ready = [r for r in pending if r[3] is None or r[3] in passed]
+            if ready and len(running) < JOBS and time.monotonic() >= next_start:
+                pending.remove(ready[0])
+                name, argv, extra, _needs = ready[0]
                 log = logs / f"{name}.log"
                 with open(log, "w") as out:
                     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env, **extra),
@@ -189,6 +223,8 @@ def _run_at_once(session: nox.Session, runs: list[tuple[str, list[str], dict]], 
                             f"{len(running)} still running")
                 if proc.returncode != 0:
                     failed.append(name)
+                else:
+                    passed.add(name)
     finally:
         _stop([proc for proc, _log, _begun in running.values()])
     session.log(f"{len(runs)} runs in {time.monotonic() - started:.0f}s")
@@ -227,9 +263,9 @@ def _engine_missing(session: nox.Session) -> str:
                        silent=True).strip()
 
 
-def _container_runs(logs: Path) -> list[tuple[str, list[str], dict]]:
+def _container_runs(logs: Path) -> list[Run]:
     images = ["pytest", "-m", "container", "-p", "no:cacheprovider", f"--basetemp={logs / 'images'}"]
-    return [("images", images, {}), *_e2e_runs("container", logs)]
+    return [("images", images, {}, None), *_e2e_runs("container", logs)]
 
 
 @nox.session(python=PYTHON, default=False)
@@ -258,7 +294,10 @@ def container(session: nox.Session) -> None:
         session.run("pytest", *session.posargs)
         return
     logs = _logs(session)
-    _run_at_once(session, _container_runs(logs), logs)
+    try:
+        _run_at_once(session, _container_runs(logs), logs)
+    finally:
+        _remove_seed_images(session, logs)
 
 
 @nox.session(python=PYTHON, default=False)
@@ -272,11 +311,21 @@ def integration(session: nox.Session) -> None:
     reason = _engine_missing(session)
     if reason:
         session.warn(f"no container engine ({reason}): the image tests and the container runtime do not run")
-    else:  # the runtimes interleaved, each shard's pair together, in E2E_SHARDS's order (longest first)
+    else:  # the runtimes interleaved, each shard's pair together (container first, the longer): the
+        # seeds, the shards without one, then those that start from one, in E2E_SHARDS's order
         others = _container_runs(logs)
-        order = [*E2E_SHARDS][:5] + ["images"] + [*E2E_SHARDS][5:]
-        runs = sorted(runs + others, key=lambda run: (order.index(run[0].rsplit("-", 1)[-1]), run[0]))
-    _run_at_once(session, runs, logs)
+        seeded = [shard for shard in E2E_SHARDS if shard in SEEDED]
+        order = ["seed", *[shard for shard in E2E_SHARDS if shard not in SEEDED], *seeded[:2], "images", *seeded[2:]]
+        runs = sorted(runs + others, key=lambda run: (order.index(_kind(run[0])), run[0]))
+    try:
+        _run_at_once(session, runs, logs)
+    finally:
+        _remove_seed_images(session, logs)
+
+
+def _kind(name: str) -> str:
+    """"seed", "images", or the shard a run's name names."""
+    return "seed" if name.startswith("seed-") else name.rsplit("-", 1)[-1]
 
 
 @nox.session(python=PYTHON, default=False)

@@ -3,6 +3,10 @@
 The stack runs from a private copy of the working tree (its own git repo, so
 tests can commit new versions) against a private local cloud on a free port
 with its own state directory; the developer's own local cloud is untouched.
+
+With ``SHIP_E2E_SEED`` (a seed, tests/e2e/seed.py), the copy of the tree and the
+local cloud's state are the seed's: the first ``inv deploy --env=local`` restores
+the stack the seed deployed instead of creating it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ INV = str(Path(sys.executable).parent / "inv")
 class Stack:
     def __init__(self, repo: Path, state: Path, port: int, log: Path):
         self.repo, self.state, self.port, self.log = repo, state, port, log
+        self.seed: Path | None = None   # the seed it started from (SHIP_E2E_SEED), if any
         self.repos = [repo]  # and clones that tests deploy from: their images go when the stack ends
         self.url: str | None = None
         self.env = dict(os.environ, SHIP_STATE_DIR=str(state), SHIP_LOCAL_PORT=str(port),
@@ -119,14 +124,32 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "teardown: runs after every other test (destroys the shared stack)")
 
 
+def _from_seed(seed: Path, repo: Path, state: Path) -> None:
+    """The seed's tree (its git repo) and its stopped local cloud's state, as this stack's own.
+    Not copied: its logs, its listeners' ports (each stack's listeners take free ones) and the
+    unpacked images (made again from the image blobs, with this state's paths)."""
+    if not (seed / "seed.json").is_file():
+        raise pytest.UsageError(f"SHIP_E2E_SEED={seed} is not a finished seed (no seed.json): "
+                                "make one with `python tests/e2e/seed.py DEST`")
+    shutil.copytree(seed / "repo", repo, symlinks=True)
+    skip = {"rootfs", "listeners.json", "localcloud.json", "localcloud.log", "api.log"}
+    shutil.copytree(seed / "state", state, symlinks=True,
+                    ignore=lambda folder, names: [n for n in names if n in skip and folder.endswith("localcloud")])
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     repo, state = base / "repo", base / "state"
-    repo.mkdir()
-    _copy_tree(repo)
+    seed = os.environ.get("SHIP_E2E_SEED")
+    if seed:
+        _from_seed(Path(seed), repo, state)
+    else:
+        repo.mkdir()
+        _copy_tree(repo)
     log = Path(os.environ.get("SHIP_E2E_LOG", base / "inv.log"))
     s = Stack(repo, state, free_port(), log)
+    s.seed = Path(seed).resolve() if seed else None
     try:
         yield s
     finally:
@@ -140,27 +163,31 @@ def stack(tmp_path_factory):
             except ProcessLookupError:
                 pass
         if s.runtime == "container":
-            _remove_images_built(s.repos)
+            remove_images_built(s.repos, keep=[s.seed / "repo"] if s.seed else [])
         print(f"e2e log: {log}")
 
 
-def _remove_images_built(repos: list[Path]) -> None:
+def remove_images_built(repos: list[Path], keep: list[Path] = ()) -> None:
     """The container images this stack's deploys built, from the commits of its repository and
     its clones. Left, each run adds one image per commit to the engine's storage. Other runs'
-    commits are not touched."""
+    commits are not touched, nor those of the repositories in ``keep`` (a seed's: the other runs
+    that started from it use its images, which go when the seed does)."""
     from ship import git
     from ship.images import remove_engine_images
 
-    remove_engine_images("hello", [sha for repo in repos for sha in git.all_commits(repo)])
+    kept = {sha for repo in keep for sha in git.all_commits(repo)}
+    remove_engine_images("hello", [sha for repo in repos for sha in git.all_commits(repo) if sha not in kept])
 
 
 @pytest.fixture(scope="session")
 def deployed(stack):
-    """The shared stack after one cold `inv deploy --env=local`; its URL in ``stack.url``."""
+    """The shared stack after one cold `inv deploy --env=local` (from a seed: the deploy that
+    restores the seed's stack); its URL in ``stack.url``."""
     if stack.url is None:
         started = time.monotonic()
         result = stack.inv("deploy", "--env=local")
-        stack.cold_deploy_seconds = time.monotonic() - started
+        if stack.seed is None:
+            stack.cold_deploy_seconds = time.monotonic() - started
         stack.cold_deploy_output = result.stdout
         last = result.stdout.strip().splitlines()[-1]
         assert last.startswith("http://127.0.0.1:"), last
