@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import nox
 
@@ -72,6 +73,10 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", *(session.posargs or ["src"]))
 
 
+# The unit tests on 4 workers: the tests session, and the integration session's "unit" run.
+UNIT = ["-m", "not e2e and not container", "--numprocesses=4", "--dist=loadgroup"]
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """pytest: app, ship and the local cloud, without the end-to-end suite, on 4 workers."""
@@ -80,8 +85,7 @@ def tests(session: nox.Session) -> None:
     # 2 cores, 4 workers pay (README; more made the CPU-bound tests miss their start limits).
     # loadgroup hands out one test at a time, except that the tests of one xdist_group (a
     # module's own local cloud) stay on one worker.
-    args = session.posargs or ["-m", "not e2e and not container", "--numprocesses=4", "--dist=loadgroup"]
-    session.run("pytest", *args)
+    session.run("pytest", *(session.posargs or UNIT))
 
 
 @nox.session(python=PYTHON)
@@ -146,13 +150,20 @@ JOBS = int(os.environ.get("SHIP_E2E_JOBS", "4"))
 # from nothing, and its timing is the suite's cold figure.
 SEEDED = ("clients", "rest", "autoscaling", "community", "faults", "persistence")
 
-# A run: its name, its command line, its environment, and the run it needs first (a seed), if any.
-Run = tuple[str, list[str], dict, str | None]
+
+class Run(NamedTuple):
+    """A run: its name, its command line, its environment, the run it needs first (a seed), and
+    whether it takes one of the JOBS slots (the unit tests beside the e2e runs do not)."""
+    name: str
+    argv: list[str]
+    env: dict
+    needs: str | None = None
+    slot: bool = True
 
 
 def _seed(runtime: str, logs: Path) -> Run:
-    return (f"seed-{runtime}", ["python", "tests/e2e/seed.py", str(logs / f"seed-{runtime}")],
-            {"SHIP_LOCAL_RUNTIME": runtime}, None)
+    return Run(f"seed-{runtime}", ["python", "tests/e2e/seed.py", str(logs / f"seed-{runtime}")],
+               {"SHIP_LOCAL_RUNTIME": runtime})
 
 
 def _e2e_runs(runtime: str, logs: Path) -> list[Run]:
@@ -168,7 +179,7 @@ def _e2e_runs(runtime: str, logs: Path) -> list[Run]:
         needs = None
         if shard in SEEDED:
             needs, env["SHIP_E2E_SEED"] = f"seed-{runtime}", str(logs / f"seed-{runtime}")
-        runs.append((name, argv, env, needs))
+        runs.append(Run(name, argv, env, needs))
     return runs
 
 
@@ -193,18 +204,20 @@ def _run_at_once(session: nox.Session, runs: list[Run], logs: Path) -> None:
     running: dict[str, tuple[subprocess.Popen, Path, float]] = {}
     failed: list[str] = []
     passed: set[str] = set()
+    slots = {run.name: run.slot for run in runs}
     try:
         pending = list(runs)
         next_start = time.monotonic()
         while pending or running:
-            for run in [r for r in pending if r[3] in failed]:
+            for run in [r for r in pending if r.needs in failed]:
                 pending.remove(run)
-                failed.append(run[0])
-                session.log(f"[{run[0]}] not run: {run[3]} failed")
-            ready = [r for r in pending if r[3] is None or r[3] in passed]
-            if ready and len(running) < JOBS and time.monotonic() >= next_start:
+                failed.append(run.name)
+                session.log(f"[{run.name}] not run: {run.needs} failed")
+            ready = [r for r in pending if r.needs is None or r.needs in passed]
+            busy = sum(1 for name in running if slots[name])
+            if ready and (busy < JOBS or not ready[0].slot) and time.monotonic() >= next_start:
                 pending.remove(ready[0])
-                name, argv, extra, _needs = ready[0]
+                name, argv, extra = ready[0].name, ready[0].argv, ready[0].env
                 log = logs / f"{name}.log"
                 with open(log, "w") as out:
                     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env, **extra),
@@ -265,7 +278,7 @@ def _engine_missing(session: nox.Session) -> str:
 
 def _container_runs(logs: Path) -> list[Run]:
     images = ["pytest", "-m", "container", "-p", "no:cacheprovider", f"--basetemp={logs / 'images'}"]
-    return [("images", images, {}, None), *_e2e_runs("container", logs)]
+    return [Run("images", images, {}), *_e2e_runs("container", logs)]
 
 
 @nox.session(python=PYTHON, default=False)
@@ -302,12 +315,14 @@ def container(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def integration(session: nox.Session) -> None:
-    """What CI runs of e2e and container, all at once: both runtimes' e2e shards and the image tests.
+    """What CI runs of tests, e2e and container at once: unit tests, both runtimes' e2e shards, image tests.
 
-    Without a container engine, the process runtime alone (it says why)."""
+    The unit tests (as the tests session runs them) start with the seeds, outside the JOBS limit:
+    the seeds' and flow's cold deploys mostly wait on the provider meanwhile. Without a container
+    engine, the process runtime alone (it says why)."""
     _sync(session, "test", compiled=True)
     logs = _logs(session)
-    runs = _e2e_runs("process", logs)
+    runs = [Run("unit", ["pytest", *UNIT, "-p", "no:cacheprovider"], {}, slot=False), *_e2e_runs("process", logs)]
     reason = _engine_missing(session)
     if reason:
         session.warn(f"no container engine ({reason}): the image tests and the container runtime do not run")
@@ -315,8 +330,9 @@ def integration(session: nox.Session) -> None:
         # seeds, the shards without one, then those that start from one, in E2E_SHARDS's order
         others = _container_runs(logs)
         seeded = [shard for shard in E2E_SHARDS if shard in SEEDED]
-        order = ["seed", *[shard for shard in E2E_SHARDS if shard not in SEEDED], *seeded[:2], "images", *seeded[2:]]
-        runs = sorted(runs + others, key=lambda run: (order.index(_kind(run[0])), run[0]))
+        order = ["seed", "unit", *[shard for shard in E2E_SHARDS if shard not in SEEDED], *seeded[:2], "images",
+                 *seeded[2:]]
+        runs = sorted(runs + others, key=lambda run: (order.index(_kind(run.name)), run.name))
     try:
         _run_at_once(session, runs, logs)
     finally:
@@ -324,7 +340,7 @@ def integration(session: nox.Session) -> None:
 
 
 def _kind(name: str) -> str:
-    """"seed", "images", or the shard a run's name names."""
+    """"seed", "unit", "images", or the shard a run's name names."""
     return "seed" if name.startswith("seed-") else name.rsplit("-", 1)[-1]
 
 
