@@ -137,12 +137,15 @@ STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "15"))
 # 98-100 % for 5.4 of those minutes, less while the first runs start and in the tail), against
 # ~39 min one after the other. With 8 at once the cores were 98-100 % busy for 7.8 minutes
 # and two runs failed: booting replicas missed the local stack's 2 s health check timeout.
-# The unit tests beside the shards did not pay either: at the same priority they took 459 s
-# against 181 s alone and the whole no less; at the lowest priority (nice 19, with their
-# session's autogroup) they starved and missed a 120 s wait. The 15 runs took 1,254 s of CPU
-# (the kernel's process accounting): Terraform 30 % (each command hashes the 707 MB provider
-# binary against the lock file, and starts the provider, 0.5 s, once or more), Python 26 %
-# (local clouds, process replicas), Podman 15 %, `inv` 10 %, the AWS CLI 8 %.
+# The 15 runs took 1,254 s of CPU (the kernel's process accounting, before the seeds):
+# Terraform 30 % (each command hashes the 707 MB provider binary against the lock file, and
+# starts the provider, 0.5 s, once or more), Python 26 % (local clouds, process replicas),
+# Podman 15 %, `inv` 10 %, the AWS CLI 8 %. With the seeds, the unit tests pay beside the runs
+# (the integration session's "unit" run, outside this limit): the seeds' and flow's cold deploys
+# leave the cores idle while the provider sleeps. In one CI run each way: the tests session
+# (132 s) then 17 runs in 720 s, against 18 runs in 780 s with the unit tests among them (they
+# took 276 s there); the cores were 100 % busy for most of those 780 s (vmstat every 5 s).
+# Before the seeds they did not pay (459 s against 181 s alone, and the whole no shorter).
 JOBS = int(os.environ.get("SHIP_E2E_JOBS", "4"))
 # The shards that start from their runtime's seed (tests/e2e/seed.py: the stack deployed once and
 # stopped; the shard's first deploy restores it, ~10 s) instead of a cold deploy each (~80-100 s,
