@@ -28,6 +28,7 @@ from helpers import ROOT, processes_mentioning
 from ship.net import free_port
 
 INV = str(Path(sys.executable).parent / "inv")
+SEED_READY = "seed.json"   # written last by tests/e2e/seed.py: a seed without it is unfinished
 
 
 class Stack:
@@ -128,8 +129,8 @@ def _from_seed(seed: Path, repo: Path, state: Path) -> None:
     """The seed's tree (its git repo) and its stopped local cloud's state, as this stack's own.
     Not copied: its logs, its listeners' ports (each stack's listeners take free ones) and the
     unpacked images (made again from the image blobs, with this state's paths)."""
-    if not (seed / "seed.json").is_file():
-        raise pytest.UsageError(f"SHIP_E2E_SEED={seed} is not a finished seed (no seed.json): "
+    if not (seed / SEED_READY).is_file():
+        raise pytest.UsageError(f"SHIP_E2E_SEED={seed} is not a finished seed (no {SEED_READY}): "
                                 "make one with `python tests/e2e/seed.py DEST`")
     shutil.copytree(seed / "repo", repo, symlinks=True)
     skip = {"rootfs", "listeners.json", "localcloud.json", "localcloud.log", "api.log"}

@@ -36,8 +36,6 @@ e2e = _e2e_conftest()
 Stack, _copy_tree, remove_images_built = e2e.Stack, e2e._copy_tree, e2e.remove_images_built
 from ship.net import free_port  # noqa: E402
 
-READY = "seed.json"
-
 
 def make(dest: Path) -> dict:
     repo, state = dest / "repo", dest / "state"
@@ -54,7 +52,7 @@ def make(dest: Path) -> dict:
         stack.inv("local.down")
         record = {"runtime": stack.runtime, "commit": stack.git("rev-parse", "HEAD").strip(),
                   "cold_deploy_seconds": round(seconds, 1), "url": url}
-        (dest / READY).write_text(json.dumps(record, indent=1))
+        (dest / e2e.SEED_READY).write_text(json.dumps(record, indent=1))
         ok = True
         return record
     finally:
