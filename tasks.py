@@ -384,7 +384,7 @@ def _local_dir():
 def local_up(c, port=None, exit_with=None):
     """Start the local cloud (emulator + data plane) in the background."""
     from ship import config
-    from ship.localcloud import control
+    from ship.localcloud import apilog, control
 
     port = _whole("--port", port, None, example=4566) or config.local_port()
     if port > 65535:
@@ -392,7 +392,7 @@ def local_up(c, port=None, exit_with=None):
     pid = _whole("--exit-with", exit_with, None, example="$$")
     info = control.up(_local_dir(), port=port, exit_with=pid)
     print(f"local cloud up on http://127.0.0.1:{info.get('port', port)} "
-          f"(pid {info.get('pid')}, log {_local_dir() / 'localcloud.log'}, API calls {_local_dir() / 'api.log'})")
+          f"(pid {info.get('pid')}, log {_local_dir() / control.LOGFILE}, API calls {_local_dir() / apilog.FILENAME})")
     if info.get("state_message"):
         print(info["state_message"])
 
@@ -433,7 +433,7 @@ def _forgotten(removed: list[str]) -> None:
 def local_status(c):
     """Show whether the local cloud runs, its listener port mapping and load balancer URLs."""
     from ship import config
-    from ship.localcloud import control
+    from ship.localcloud import apilog, control
 
     port = config.local_port()
     info = control.status(_local_dir(), port=port)
@@ -445,7 +445,7 @@ def local_status(c):
         print(f"  task limits ({kind}): {how}")
     if info.get("exit_with"):
         print(f"  exits with pid {info['exit_with']}")
-    print(f"  log {_local_dir() / 'localcloud.log'}; one line per API call in {_local_dir() / 'api.log'}")
+    print(f"  log {_local_dir() / control.LOGFILE}; one line per API call in {_local_dir() / apilog.FILENAME}")
     for line in control.listener_lines(control.listeners(_local_dir(), port=port), port):
         print(f"  {line}")
 

@@ -133,7 +133,9 @@ def _from_seed(seed: Path, repo: Path, state: Path) -> None:
         raise pytest.UsageError(f"SHIP_E2E_SEED={seed} is not a finished seed (no {SEED_READY}): "
                                 "make one with `python tests/e2e/seed.py DEST`")
     shutil.copytree(seed / "repo", repo, symlinks=True)
-    skip = {"rootfs", "listeners.json", "localcloud.json", "localcloud.log", "api.log"}
+    from ship.localcloud import apilog, control
+
+    skip = {"rootfs", "listeners.json", control.INFOFILE, control.LOGFILE, apilog.FILENAME}
     shutil.copytree(seed / "state", state, symlinks=True,
                     ignore=lambda folder, names: [n for n in names if n in skip and folder.endswith("localcloud")])
 
