@@ -210,9 +210,11 @@ def serve(host: str, port: int, state_dir: str | os.PathLike, exit_with: int | N
     from ship.oci import BlobStore
 
     compat.check_version()
+    compat.list_moto_modules_once()
     kill_leftover_tasks(state / "tasks")
     blobs = BlobStore(state / "blobs")
     emulator.install(blobs)
+    compat.method_names_once()
 
     info: dict[str, Any] = {
         "service": SERVICE_NAME,

@@ -49,6 +49,37 @@ def share_botocore_loader() -> None:
         botocore.session.create_loader = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)
 
 
+def list_moto_modules_once() -> None:
+    """moto's ``list_of_moto_modules()`` lists its package directory (~180 entries, a stat
+    each) every time it is called, and moto's server calls it for every request, to see
+    whether the Host header names a service; the directory does not change while the local
+    cloud runs: it is listed once."""
+    import moto.backends
+
+    listing = getattr(moto.backends.list_of_moto_modules, "listing", None)
+    if listing is None:
+        listing = tuple(moto.backends.list_of_moto_modules())
+
+        def list_of_moto_modules() -> tuple[str, ...]:
+            return listing
+
+        list_of_moto_modules.listing = listing  # type: ignore[attr-defined]
+        moto.backends.list_of_moto_modules = list_of_moto_modules
+
+
+def method_names_once() -> None:
+    """moto looks up an operation by listing its response class's methods (``inspect.getmembers``
+    over the class and its bases) on every request; the local cloud's classes are complete once
+    ``emulator.install`` has patched them, so each class's list is made once. Call after install."""
+    import functools
+
+    import moto.core.responses
+
+    found = moto.core.responses.method_names_from_class
+    if not hasattr(found, "cache_info"):
+        moto.core.responses.method_names_from_class = functools.lru_cache(maxsize=None)(found)
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
