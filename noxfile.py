@@ -1,8 +1,8 @@
 """The project's menu for CI: `nox -l`; `nox` runs the default sessions.
 
-Slow or machine-heavy sessions (e2e, container, integration, bench) are not in
-the default run; CI runs them by name (`nox -s integration`: e2e and container
-at once).
+Slow or machine-heavy sessions (e2e, container, integration, ci, bench) are not
+in the default run. CI runs one, `nox -s ci`: the unit tests, e2e and container
+at once (integration's runs), and the checks sessions beside them.
 
 Every session installs exactly its dependency groups (pyproject.toml) at the
 versions in uv.lock, with `uv sync --locked`: nothing is resolved at test time,
@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -30,25 +31,26 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
 
-def _sync(session: nox.Session, *groups: str, compiled: bool = False) -> None:
+def _sync(session: nox.Session, *groups: str, bytecode: bool = False) -> None:
     """Install these dependency groups from uv.lock into the session's environment (and nothing else).
 
-    ``compiled``: for sessions that start Python processes by the hundred (pytest workers,
-    ``inv``, local clouds, the AWS CLI), their modules are compiled once at install instead
-    of at every start. Python writes no bytecode under PYTHONDONTWRITEBYTECODE (set on CI
-    machines and in containers), and uv installs none by default: every process then compiles
-    boto3, botocore and moto from source, which doubles a local cloud's or an AWS CLI call's
-    start (1.5-1.9 s against 0.6-0.8 s of CPU, measured on this project's CI machine). The
-    session's processes may write bytecode too (PYTHONDONTWRITEBYTECODE empty), so that src/,
-    the e2e suite's copies of the tree and pytest's rewritten test modules are compiled once,
-    not in every process (all of it is ignored by git)."""
+    ``bytecode``: for sessions that start Python processes by the hundred (pytest workers,
+    ``inv``, local clouds, the AWS CLI), the processes write the bytecode of what they import
+    (PYTHONDONTWRITEBYTECODE empty; it is set on CI machines and in containers), so each module
+    is compiled once, by the first process that imports it, not by every process: otherwise
+    a local cloud's or an AWS CLI call's start is 1.5-1.9 s of CPU instead of 0.6-0.8 s
+    (measured on this project's CI machine). Compiling the whole environment at install
+    instead (``uv sync --compile-bytecode``) took 10.8 s (17.6 s of CPU) against 1.9 s
+    without, before any test could start, and compiles every one of moto's services; a local
+    cloud's first start compiles the 528 modules it uses in about 1.5 s of CPU. src/, the e2e
+    suite's copies of the tree and pytest's rewritten test modules are compiled once too (all
+    of it is ignored by git)."""
     if session.venv_backend != "uv":
         session.install("uv>=0.13")  # nox fell back to virtualenv: uv still installs from the lock
-    args = ["uv", "sync", "--locked", "--no-default-groups", *(f"--group={group}" for group in groups),
-            *(["--compile-bytecode"] if compiled else [])]
+    args = ["uv", "sync", "--locked", "--no-default-groups", *(f"--group={group}" for group in groups)]
     session.run_install(*args, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location}, silent=True,
                         external=True)
-    if compiled:
+    if bytecode:
         session.env["PYTHONDONTWRITEBYTECODE"] = ""   # empty: Python writes bytecode again
 
 
@@ -80,7 +82,7 @@ UNIT = ["-m", "not e2e and not container", "--numprocesses=4", "--dist=loadgroup
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """pytest: app, ship and the local cloud, without the end-to-end suite, on 4 workers."""
-    _sync(session, "test", compiled=True)
+    _sync(session, "test", bytecode=True)
     # The tests mostly wait (processes starting, health checks, one-second metric datapoints): on
     # 2 cores, 4 workers pay (README; more made the CPU-bound tests miss their start limits).
     # loadgroup hands out one test at a time, except that the tests of one xdist_group (a
@@ -289,7 +291,7 @@ def e2e(session: nox.Session) -> None:
     """The e2e suite, replicas as processes: its shards at once, each on a private local cloud (-- ARGS: one pytest).
 
     Terraform apply, replicas, rollouts, promote, rollback, destroy."""
-    _sync(session, "test", compiled=True)
+    _sync(session, "test", bytecode=True)
     if session.posargs:
         session.run("pytest", *session.posargs)
         return
@@ -302,7 +304,7 @@ def container(session: nox.Session) -> None:
     """The image tests, and at the same time the e2e suite's shards with replicas as containers.
 
     Image build, pytest and flake8 inside it, /health, non-root user, compose."""
-    _sync(session, "test", compiled=True)
+    _sync(session, "test", bytecode=True)
     reason = _engine_missing(session)
     if reason:
         session.skip(reason)
@@ -318,24 +320,50 @@ def container(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def integration(session: nox.Session) -> None:
-    """What CI runs of tests, e2e and container at once: unit tests, both runtimes' e2e shards, image tests.
+    """Unit tests, both runtimes' e2e shards and the image tests, at once (ci runs these and the checks).
 
     The unit tests (as the tests session runs them) start with the seeds, outside the JOBS limit:
     the seeds' and flow's cold deploys mostly wait on the provider meanwhile. Without a container
     engine, the process runtime alone (it says why)."""
-    _sync(session, "test", compiled=True)
+    _integration(session, checks=False)
+
+
+# The sessions that check rather than test, in the order the ci session runs them.
+CHECKS = ("lint", "typecheck", "terraform", "checkov", "actionlint")
+
+
+@nox.session(python=PYTHON, default=False)
+def ci(session: nox.Session) -> None:
+    """What CI runs (.ci/run): integration's runs and, beside them, the checks sessions.
+
+    The checks sessions (lint, typecheck, terraform, checkov, actionlint) run one after another in
+    a nox of their own, as one of the runs, outside the JOBS limit.
+
+    The checks use about one core for a minute; run first, they kept the second core idle for
+    that minute before the integration runs started, whose seeds and flow then wait on the
+    provider with the cores to spare."""
+    _integration(session, checks=True)
+
+
+def _integration(session: nox.Session, checks: bool) -> None:
+    _sync(session, "test", bytecode=True)
     logs = _logs(session)
     runs = [Run("unit", ["pytest", *UNIT, "-p", "no:cacheprovider"], {}, slot=False), *_e2e_runs("process", logs)]
+    if checks:   # the nox running this session runs them (its environment has nox; this one may not)
+        runs.append(Run("checks", [sys.executable, "-m", "nox", "--sessions", *CHECKS], {}, slot=False))
     reason = _engine_missing(session)
     if reason:
         session.warn(f"no container engine ({reason}): the image tests and the container runtime do not run")
     else:  # the runtimes interleaved, each shard's pair together (container first, the longer): the
         # seeds, the shards without one, then those that start from one, in E2E_SHARDS's order
-        others = _container_runs(logs)
-        seeded = [shard for shard in E2E_SHARDS if shard in SEEDED]
-        order = ["seed", "unit", *[shard for shard in E2E_SHARDS if shard not in SEEDED], *seeded[:2], "images",
-                 *seeded[2:]]
-        runs = sorted(runs + others, key=lambda run: (order.index(_kind(run.name)), run.name))
+        runs += _container_runs(logs)
+    # the seeds first, the unit tests, the shards without a seed, the checks (the seeded shards
+    # wait for their seed meanwhile), then the seeded ones in E2E_SHARDS's order, the image tests
+    # after the first two of them
+    seeded = [shard for shard in E2E_SHARDS if shard in SEEDED]
+    order = ["seed", "unit", *[shard for shard in E2E_SHARDS if shard not in SEEDED], "checks", *seeded[:2],
+             "images", *seeded[2:]]
+    runs = sorted(runs, key=lambda run: (order.index(_kind(run.name)), run.name))
     try:
         _run_at_once(session, runs, logs)
     finally:
@@ -343,7 +371,7 @@ def integration(session: nox.Session) -> None:
 
 
 def _kind(name: str) -> str:
-    """"seed", "unit", "images", or the shard a run's name names."""
+    """"seed", "unit", "checks", "images", or the shard a run's name names."""
     return "seed" if name.startswith("seed-") else name.rsplit("-", 1)[-1]
 
 
@@ -351,6 +379,6 @@ def _kind(name: str) -> str:
 def bench(session: nox.Session) -> None:
     """Benchmarks (figures, not pass/fail): gunicorn throughput, the local load balancer against HAProxy."""
     session.run("bash", ".ci/bench-setup.sh", external=True)  # wrk and HAProxy from Debian
-    _sync(session, "test", compiled=True)
+    _sync(session, "test", bytecode=True)
     session.run("python", "benchmarks/gunicorn_throughput.py", *session.posargs)
     session.run("python", "benchmarks/lb_overhead.py")
