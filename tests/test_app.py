@@ -1,7 +1,8 @@
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 import pytest
 
@@ -117,6 +118,31 @@ def test_instance_is_the_ecs_task_id_when_metadata_answers(monkeypatch):
         monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", f"http://127.0.0.1:{server.server_port}/v4/abc")
         app = create_app()
         assert app.test_client().get("/").get_json()["instance"] == "0123456789abcdef"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _SlowFirstMetadata(_Metadata):
+    """Answers the first request only after the client's first wait is over."""
+    requests: list[float] = []
+
+    def do_GET(self):
+        self.requests.append(time.monotonic())
+        if len(self.requests) == 1:
+            time.sleep(1.0)
+        super().do_GET()
+
+
+def test_a_metadata_endpoint_slow_to_answer_is_asked_again(monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowFirstMetadata)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", f"http://127.0.0.1:{server.server_port}/v4/abc")
+        app = create_app({"METADATA_TIMEOUT": 0.2})
+        assert app.test_client().get("/").get_json()["instance"] == "0123456789abcdef"
+        assert len(_SlowFirstMetadata.requests) == 2
     finally:
         server.shutdown()
         server.server_close()
