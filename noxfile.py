@@ -1,8 +1,8 @@
 """The project's menu for CI: `nox -l`; `nox` runs the default sessions.
 
-Slow or machine-heavy sessions (e2e, container, integration, ci, bench) are not
-in the default run. CI runs one, `nox -s ci`: the unit tests, e2e and container
-at once (integration's runs), and the checks sessions beside them.
+Slow or machine-heavy sessions (e2e, container, integration, bench) are not in
+the default run; CI runs them by name (`nox -s integration`: e2e and container
+at once).
 
 Every session installs exactly its dependency groups (pyproject.toml) at the
 versions in uv.lock, with `uv sync --locked`: nothing is resolved at test time,
@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -320,50 +319,24 @@ def container(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def integration(session: nox.Session) -> None:
-    """Unit tests, both runtimes' e2e shards and the image tests, at once (ci runs these and the checks).
+    """What CI runs of tests, e2e and container at once: unit tests, both runtimes' e2e shards, image tests.
 
     The unit tests (as the tests session runs them) start with the seeds, outside the JOBS limit:
     the seeds' and flow's cold deploys mostly wait on the provider meanwhile. Without a container
     engine, the process runtime alone (it says why)."""
-    _integration(session, checks=False)
-
-
-# The sessions that check rather than test, in the order the ci session runs them.
-CHECKS = ("lint", "typecheck", "terraform", "checkov", "actionlint")
-
-
-@nox.session(python=PYTHON, default=False)
-def ci(session: nox.Session) -> None:
-    """What CI runs (.ci/run): integration's runs and, beside them, the checks sessions.
-
-    The checks sessions (lint, typecheck, terraform, checkov, actionlint) run one after another in
-    a nox of their own, as one of the runs, outside the JOBS limit.
-
-    The checks use about one core for a minute; run first, they kept the second core idle for
-    that minute before the integration runs started, whose seeds and flow then wait on the
-    provider with the cores to spare."""
-    _integration(session, checks=True)
-
-
-def _integration(session: nox.Session, checks: bool) -> None:
     _sync(session, "test", bytecode=True)
     logs = _logs(session)
     runs = [Run("unit", ["pytest", *UNIT, "-p", "no:cacheprovider"], {}, slot=False), *_e2e_runs("process", logs)]
-    if checks:   # the nox running this session runs them (its environment has nox; this one may not)
-        runs.append(Run("checks", [sys.executable, "-m", "nox", "--sessions", *CHECKS], {}, slot=False))
     reason = _engine_missing(session)
     if reason:
         session.warn(f"no container engine ({reason}): the image tests and the container runtime do not run")
     else:  # the runtimes interleaved, each shard's pair together (container first, the longer): the
         # seeds, the shards without one, then those that start from one, in E2E_SHARDS's order
-        runs += _container_runs(logs)
-    # the seeds first, the unit tests, the shards without a seed, the checks (the seeded shards
-    # wait for their seed meanwhile), then the seeded ones in E2E_SHARDS's order, the image tests
-    # after the first two of them
-    seeded = [shard for shard in E2E_SHARDS if shard in SEEDED]
-    order = ["seed", "unit", *[shard for shard in E2E_SHARDS if shard not in SEEDED], "checks", *seeded[:2],
-             "images", *seeded[2:]]
-    runs = sorted(runs, key=lambda run: (order.index(_kind(run.name)), run.name))
+        others = _container_runs(logs)
+        seeded = [shard for shard in E2E_SHARDS if shard in SEEDED]
+        order = ["seed", "unit", *[shard for shard in E2E_SHARDS if shard not in SEEDED], *seeded[:2], "images",
+                 *seeded[2:]]
+        runs = sorted(runs + others, key=lambda run: (order.index(_kind(run.name)), run.name))
     try:
         _run_at_once(session, runs, logs)
     finally:
@@ -371,7 +344,7 @@ def _integration(session: nox.Session, checks: bool) -> None:
 
 
 def _kind(name: str) -> str:
-    """"seed", "unit", "checks", "images", or the shard a run's name names."""
+    """"seed", "unit", "images", or the shard a run's name names."""
     return "seed" if name.startswith("seed-") else name.rsplit("-", 1)[-1]
 
 
