@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "calls_per_run": 3 * args.calls,
+        "against": str(args.against) if args.against else None,
         "ms_per_call": runs,
         "median_ms_per_call": {name: statistics.median(values) for name, values in runs.items()},
     }
