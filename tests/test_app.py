@@ -1,8 +1,9 @@
+import contextlib
 import json
 import logging
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -110,42 +111,44 @@ class _Metadata(BaseHTTPRequestHandler):
         pass
 
 
-def test_instance_is_the_ecs_task_id_when_metadata_answers(monkeypatch):
-    server = HTTPServer(("127.0.0.1", 0), _Metadata)
+@contextlib.contextmanager
+def _metadata_endpoint(handler):
+    """A task metadata endpoint answering with ``handler``; yields its ECS_CONTAINER_METADATA_URI_V4."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", f"http://127.0.0.1:{server.server_port}/v4/abc")
-        app = create_app()
-        assert app.test_client().get("/").get_json()["instance"] == "0123456789abcdef"
+        yield f"http://127.0.0.1:{server.server_port}/v4/abc"
     finally:
         server.shutdown()
         server.server_close()
 
 
+def test_instance_is_the_ecs_task_id_when_metadata_answers(monkeypatch):
+    with _metadata_endpoint(_Metadata) as uri:
+        monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", uri)
+        app = create_app()
+        assert app.test_client().get("/").get_json()["instance"] == "0123456789abcdef"
+
+
 class _SlowFirstMetadata(_Metadata):
     """Answers the first request only after the client's first wait is over."""
-    requests: list[float] = []
+    requests: list[str] = []
 
     def do_GET(self):
-        self.requests.append(time.monotonic())
+        self.requests.append(self.path)
         if len(self.requests) == 1:
             time.sleep(1.0)
         super().do_GET()
 
 
 def test_a_metadata_endpoint_slow_to_answer_is_asked_again(monkeypatch):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowFirstMetadata)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", f"http://127.0.0.1:{server.server_port}/v4/abc")
+    monkeypatch.setattr(_SlowFirstMetadata, "requests", [])
+    with _metadata_endpoint(_SlowFirstMetadata) as uri:
+        monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", uri)
         app = create_app({"METADATA_TIMEOUT": 0.2})
         assert app.test_client().get("/").get_json()["instance"] == "0123456789abcdef"
         assert len(_SlowFirstMetadata.requests) == 2
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_instance_falls_back_when_metadata_is_unreachable(monkeypatch):
