@@ -54,17 +54,15 @@ def list_moto_modules_once() -> None:
     each) every time it is called, and moto's server calls it for every request, to see
     whether the Host header names a service; the directory does not change while the local
     cloud runs: it is listed once."""
+    import functools
+
     import moto.backends
 
-    listing = getattr(moto.backends.list_of_moto_modules, "listing", None)
-    if listing is None:
-        listing = tuple(moto.backends.list_of_moto_modules())
-
-        def list_of_moto_modules() -> tuple[str, ...]:
-            return listing
-
-        list_of_moto_modules.listing = listing  # type: ignore[attr-defined]
-        moto.backends.list_of_moto_modules = list_of_moto_modules
+    found = moto.backends.list_of_moto_modules
+    if not hasattr(found, "cache_info"):
+        listing = functools.lru_cache(maxsize=None)(lambda: tuple(found()))
+        listing()       # listed here, at start, not on the first request
+        moto.backends.list_of_moto_modules = listing
 
 
 def method_names_once() -> None:
