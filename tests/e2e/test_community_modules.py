@@ -34,7 +34,7 @@ class Root:
         self.stack, self.workdir, self.tf = stack, tmp / "community" / "stack", terraform.binary()
         self.vars = [f"-var={k}={v}" for k, v in variables.items()]
         self.env = dict(stack.env, AWS_ENDPOINT_URL=f"http://127.0.0.1:{stack.port}", TF_IN_AUTOMATION="1")
-        config = terraform.cli_config(tmp / "cli")
+        config = stack.env.get("TF_CLI_CONFIG_FILE") or terraform.cli_config(tmp / "cli")  # the stack's (conftest.py)
         if config is not None:
             self.env["TF_CLI_CONFIG_FILE"] = str(config)
 

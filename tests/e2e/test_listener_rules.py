@@ -64,7 +64,7 @@ class Rules:
         self.env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{stack.port}", AWS_ACCESS_KEY_ID="test",
                         AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1", TF_IN_AUTOMATION="1",
                         TF_INPUT="0")
-        config = terraform.cli_config(work)
+        config = stack.env.get("TF_CLI_CONFIG_FILE") or terraform.cli_config(work)  # the stack's (conftest.py)
         if config:
             self.env["TF_CLI_CONFIG_FILE"] = str(config)
         self.applied = False
