@@ -106,11 +106,11 @@ def unchecked_provider_config(config: Path, cache: Path) -> Path | None:
     """A Terraform CLI configuration (written to ``config``) that runs the AWS provider of the
     committed lock file's version straight from the provider mirror, as a development override:
     the same binary, started the same way, but not hashed against the lock file by every command.
-    Terraform hashes the 707 MB package up to 4 times a command (a no-op plan: 6.8 s of CPU
-    checked, 5.0 s unchecked). With ``SHIP_E2E_PROVIDER=unchecked`` (noxfile.py: every e2e run but
-    the flow shard, which deploys from nothing the way a user does; the terraform session inits
-    from the lock files). None without a mirror, or when it lacks the locked version: Terraform
-    then runs as configured."""
+    Terraform hashes the 707 MB package several times a command (`inv infra.plan` with nothing
+    to change: 6.8 s of CPU checked, 5.0 s unchecked). With ``SHIP_E2E_PROVIDER=unchecked``
+    (noxfile.py: every e2e run but the flow shard, which deploys from nothing the way a user
+    does; the terraform session inits from the lock files). None without a mirror, or when it
+    lacks the locked version: Terraform then runs as configured."""
     from ship import terraform
 
     mirror = terraform.provider_mirror()
