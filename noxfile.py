@@ -148,15 +148,6 @@ STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "15"))
 # took 276 s there); the cores were 100 % busy for most of those 780 s (vmstat every 5 s).
 # Before the seeds they did not pay (459 s against 181 s alone, and the whole no shorter).
 JOBS = int(os.environ.get("SHIP_E2E_JOBS", "4"))
-# One run more than JOBS (at most MAX_JOBS) starts while the cores have been idle: while every
-# running shard waits on the provider's sleeps or on health checks, the machine is idle (the
-# kernel's process accounting over an integration run with JOBS alone, each process's CPU spread
-# over its life in 30 s bins: 0.6-1.3 of the 2 cores busy in 8 of its 28 bins, 5 of them in the
-# middle of the run). Idle: at least IDLE_SHARE of the CPU time over the last IDLE_WINDOW
-# seconds (/proc/stat; without it, JOBS alone); each start waits for a new whole window.
-MAX_JOBS = int(os.environ.get("SHIP_E2E_MAX_JOBS", str(JOBS + 1)))
-IDLE_SHARE, IDLE_WINDOW = 0.4, 20.0
-
 # The shards that start from their runtime's seed (tests/e2e/seed.py: the stack deployed once and
 # stopped; the shard's first deploy restores it, ~10 s) instead of a cold deploy each (~80-100 s,
 # ~70 of them the provider's fixed waits). "flow" makes its own: its first test is the deploy
@@ -178,33 +169,6 @@ class Run(NamedTuple):
     env: dict
     needs: str | None = None
     slot: bool = True
-
-
-class IdleMeter:
-    """The share of CPU time the machine spent idle over the last ``window`` seconds, from
-    /proc/stat's first line, sampled by ``sample()``; None until it spans the window (or without
-    /proc/stat)."""
-
-    def __init__(self, window: float = IDLE_WINDOW):
-        self.window = window
-        self.samples: list[tuple[float, int, int]] = []   # (monotonic, idle ticks, all ticks)
-
-    def sample(self) -> None:
-        try:
-            with open("/proc/stat") as fh:
-                ticks = [int(v) for v in fh.readline().split()[1:]]
-        except (OSError, ValueError):
-            return
-        now = time.monotonic()
-        self.samples.append((now, ticks[3] + (ticks[4] if len(ticks) > 4 else 0), sum(ticks)))
-        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
-            self.samples.pop(0)
-
-    def idle(self) -> float | None:
-        if len(self.samples) < 2 or self.samples[-1][0] - self.samples[0][0] < self.window:
-            return None
-        (_, idle0, all0), (_, idle1, all1) = self.samples[0], self.samples[-1]
-        return (idle1 - idle0) / max(1, all1 - all0)
 
 
 def _seed(runtime: str, logs: Path) -> Run:
@@ -252,21 +216,17 @@ def _run_at_once(session: nox.Session, runs: list[Run], logs: Path) -> None:
     failed: list[str] = []
     passed: set[str] = set()
     slots = {run.name: run.slot for run in runs}
-    meter = IdleMeter()
     try:
         pending = list(runs)
         next_start = time.monotonic()
         while pending or running:
-            meter.sample()
             for run in [r for r in pending if r.needs in failed]:
                 pending.remove(run)
                 failed.append(run.name)
                 session.log(f"[{run.name}] not run: {run.needs} failed")
             ready = [r for r in pending if r.needs is None or r.needs in passed]
             busy = sum(1 for name in running if slots[name])
-            idle = meter.idle()
-            free = busy < JOBS or (busy < MAX_JOBS and idle is not None and idle >= IDLE_SHARE)
-            if ready and (free or not ready[0].slot) and time.monotonic() >= next_start:
+            if ready and (busy < JOBS or not ready[0].slot) and time.monotonic() >= next_start:
                 pending.remove(ready[0])
                 name, argv, extra = ready[0].name, ready[0].argv, ready[0].env
                 log = logs / f"{name}.log"
@@ -275,10 +235,7 @@ def _run_at_once(session: nox.Session, runs: list[Run], logs: Path) -> None:
                                             start_new_session=True)  # a group of its own: stopped whole below
                 running[name] = (proc, log, time.monotonic())
                 next_start = time.monotonic() + STAGGER
-                extra_slot = ready[0].slot and busy >= JOBS
-                meter.samples.clear()   # the next extra run waits for a whole window that includes this one
-                session.log(f"[{name}] started{f' (the cores {idle:.0%} idle)' if extra_slot else ''}: "
-                            f"{' '.join(argv)}")
+                session.log(f"[{name}] started: {' '.join(argv)}")
             time.sleep(0.5)
             for name, (proc, log, begun) in list(running.items()):
                 if proc.poll() is None:
