@@ -4,7 +4,8 @@ For each root module (the stack and github-oidc): `init -backend=false
 -lockfile=readonly` in a throwaway data directory (the provider must match the
 committed .terraform.lock.hcl, which is never rewritten), then `validate`
 and/or `terraform test` (the *.tftest.hcl files under tests/, plan mode against
-mocked providers: no credentials, no network). Used by the nox `terraform`
+mocked providers: no credentials, no network), the roots and a root's commands at the
+same time (the checks leave a core idle otherwise). Used by the nox `terraform`
 session; it shares ship's provider-mirror logic so it works on machines
 without access to the Terraform registry.
 """
@@ -15,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 from ship import paths, terraform
 from ship.errors import ShipError
@@ -25,26 +27,50 @@ COMMANDS = ("validate", "test")
 
 
 def check(commands: tuple[str, ...] = COMMANDS) -> int:
+    """Each root's checks; the roots at the same time, and after a root's init its commands at the
+    same time (each reads the data directory only). Their lines come out in the order of ROOTS and
+    COMMANDS; the first failure's output ends it."""
     tf = terraform.binary()
     env = dict(os.environ)
     config = terraform.cli_config(paths.state_dir())
     if config:
         env["TF_CLI_CONFIG_FILE"] = str(config)
-    for root in ROOTS:
-        workdir = paths.terraform_dir() / root
-        with tempfile.TemporaryDirectory(prefix="tfcheck-") as data_dir:
-            env["TF_DATA_DIR"] = data_dir
-            steps = [[tf, "init", "-backend=false", "-input=false", "-no-color", "-lockfile=readonly"]]
-            steps += [[tf, command, "-no-color"] for command in commands]
-            for argv in steps:
-                result = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
-                if result.returncode != 0:
-                    print(f"{workdir}: {' '.join(argv[1:])}\n{result.stdout.strip()}\n{result.stderr.strip()}",
-                          file=sys.stderr)
-                    return result.returncode
-                if argv[1] != "init":
-                    print(f"{workdir}: {argv[1]}: {_last_line(result.stdout)}")
+    with ThreadPoolExecutor(max_workers=len(ROOTS)) as pool:
+        results = list(pool.map(lambda root: _check_root(tf, env, root, commands), ROOTS))
+    for lines, failure in results:
+        for line in lines:
+            print(line)
+        if failure is not None:
+            code, text = failure
+            print(text, file=sys.stderr)
+            return code
     return 0
+
+
+def _check_root(tf: str, env: dict, root: str, commands: tuple[str, ...]) -> tuple[list[str], tuple[int, str] | None]:
+    """(the lines of the commands that passed, (exit code, output) of the first that failed, else None)."""
+    workdir = paths.terraform_dir() / root
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="tfcheck-") as data_dir:
+        env = dict(env, TF_DATA_DIR=data_dir)
+        init = [tf, "init", "-backend=false", "-input=false", "-no-color", "-lockfile=readonly"]
+        steps = [[tf, command, "-no-color"] for command in commands]
+        result = subprocess.run(init, cwd=workdir, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            return lines, _failure(workdir, init, result)
+        procs = [subprocess.Popen(argv, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for argv in steps]
+        outputs = [proc.communicate() for proc in procs]
+        for argv, proc, (out, err) in zip(steps, procs, outputs):
+            done = subprocess.CompletedProcess(argv, proc.returncode, out, err)
+            if done.returncode != 0:
+                return lines, _failure(workdir, argv, done)
+            lines.append(f"{workdir}: {argv[1]}: {_last_line(out)}")
+    return lines, None
+
+
+def _failure(workdir, argv: list[str], result: subprocess.CompletedProcess) -> tuple[int, str]:
+    return result.returncode, f"{workdir}: {' '.join(argv[1:])}\n{result.stdout.strip()}\n{result.stderr.strip()}"
 
 
 def _last_line(text: str) -> str:
