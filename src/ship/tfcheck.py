@@ -55,22 +55,25 @@ def _check_root(tf: str, env: dict, root: str, commands: tuple[str, ...]) -> tup
         env = dict(env, TF_DATA_DIR=data_dir)
         init = [tf, "init", "-backend=false", "-input=false", "-no-color", "-lockfile=readonly"]
         steps = [[tf, command, "-no-color"] for command in commands]
-        result = subprocess.run(init, cwd=workdir, env=env, capture_output=True, text=True)
+
+        def run(argv: list[str]) -> subprocess.CompletedProcess:
+            return subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
+
+        result = run(init)
         if result.returncode != 0:
-            return lines, _failure(workdir, init, result)
-        procs = [subprocess.Popen(argv, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for argv in steps]
-        outputs = [proc.communicate() for proc in procs]
-        for argv, proc, (out, err) in zip(steps, procs, outputs):
-            done = subprocess.CompletedProcess(argv, proc.returncode, out, err)
-            if done.returncode != 0:
-                return lines, _failure(workdir, argv, done)
-            lines.append(f"{workdir}: {argv[1]}: {_last_line(out)}")
+            return lines, _failure(workdir, result)
+        with ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
+            results = list(pool.map(run, steps))
+        for result in results:
+            if result.returncode != 0:
+                return lines, _failure(workdir, result)
+            lines.append(f"{workdir}: {result.args[1]}: {_last_line(result.stdout)}")
     return lines, None
 
 
-def _failure(workdir, argv: list[str], result: subprocess.CompletedProcess) -> tuple[int, str]:
-    return result.returncode, f"{workdir}: {' '.join(argv[1:])}\n{result.stdout.strip()}\n{result.stderr.strip()}"
+def _failure(workdir, result: subprocess.CompletedProcess) -> tuple[int, str]:
+    command = " ".join(result.args[1:])
+    return result.returncode, f"{workdir}: {command}\n{result.stdout.strip()}\n{result.stderr.strip()}"
 
 
 def _last_line(text: str) -> str:
