@@ -26,12 +26,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from ship.localcloud import control  # noqa: E402
 from ship.net import free_port  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
@@ -55,14 +55,10 @@ def measure(src: Path, calls: int) -> float:
                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_ship/health", timeout=1).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the local cloud of {src} did not start")
-                time.sleep(0.05)
+        while control.probe(f"http://127.0.0.1:{port}") is None:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the local cloud of {src} did not start")
+            time.sleep(0.05)
         kw = dict(endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1", aws_access_key_id="test",
                   aws_secret_access_key="test")
         ecs, s3, ec2 = boto3.client("ecs", **kw), boto3.client("s3", **kw), boto3.client("ec2", **kw)
