@@ -30,6 +30,10 @@
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS base
+# On every image a build of this file commits, its intermediate steps and stages (the build cache
+# that Podman and Docker's classic builder keep as untagged images) among them: the test sessions
+# remove what their builds left by it (ship.container_cli.BUILD_LABEL), whatever tool built.
+LABEL ship.build="1"
 # A fixed, unprivileged UID, written directly so that bases without useradd work.
 RUN echo 'app:x:10001:10001:hello app:/app:/usr/sbin/nologin' >> /etc/passwd \
  && echo 'app:x:10001:' >> /etc/group

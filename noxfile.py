@@ -194,13 +194,29 @@ def _e2e_runs(runtime: str, logs: Path) -> list[Run]:
     return runs
 
 
-def _remove_seed_images(session: nox.Session, logs: Path) -> None:
-    """The container images the container runtime's seed built (its runs leave them: they run them)."""
+def _note_build_cache(session: nox.Session, logs: Path) -> None:
+    """Write down the container engine's build cache (ship.container_cli.build_cache) before the runs."""
+    session.run("python", "-c", "import sys; from ship import container_cli; "
+                "ids = sorted(container_cli.require().build_cache()); "
+                "open(sys.argv[1], 'w').write(''.join(i + '\\n' for i in ids))",
+                str(logs / "build-cache-before"), silent=True)
+
+
+def _remove_engine_images(session: nox.Session, logs: Path) -> None:
+    """The container images the container runtime's seed built (its runs leave them: they run them),
+    then the build cache the runs' builds left: their untagged intermediate images, 4-10 per CI run
+    at 0.3-0.75 GB each, kept otherwise until the disk fills (what was there before stays)."""
     repo = logs / "seed-container" / "repo"
     if repo.is_dir():
         session.run("python", "-c", "import sys; from pathlib import Path; from ship import git; "
                     "from ship.images import remove_engine_images; "
                     "remove_engine_images('hello', git.all_commits(Path(sys.argv[1])))", str(repo), silent=True)
+    before = logs / "build-cache-before"
+    if before.is_file():
+        session.run("python", "-c", "import sys; from ship import container_cli; "
+                    "engine = container_cli.require(); "
+                    "n = engine.remove_unused_images(engine.build_cache() - set(open(sys.argv[1]).read().split())); "
+                    "print(f'build cache: {n} image(s) removed')", str(before))
 
 
 def _run_at_once(session: nox.Session, runs: list[Run], logs: Path) -> None:
@@ -318,10 +334,11 @@ def container(session: nox.Session) -> None:
         session.run("pytest", *session.posargs)
         return
     logs = _logs(session)
+    _note_build_cache(session, logs)
     try:
         _run_at_once(session, _container_runs(logs), logs)
     finally:
-        _remove_seed_images(session, logs)
+        _remove_engine_images(session, logs)
 
 
 @nox.session(python=PYTHON, default=False)
@@ -344,10 +361,11 @@ def integration(session: nox.Session) -> None:
         order = ["seed", "unit", *[shard for shard in E2E_SHARDS if shard not in SEEDED], *seeded[:2], "images",
                  *seeded[2:]]
         runs = sorted(runs + others, key=lambda run: (order.index(_kind(run.name)), run.name))
+        _note_build_cache(session, logs)
     try:
         _run_at_once(session, runs, logs)
     finally:
-        _remove_seed_images(session, logs)
+        _remove_engine_images(session, logs)
 
 
 def _kind(name: str) -> str:

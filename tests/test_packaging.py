@@ -7,6 +7,7 @@ import tomllib
 
 from helpers import ROOT
 from ship import wheelhouse
+from ship.container_cli import BUILD_LABEL
 from ship.localcloud.emulator import compat
 
 TOOL_ONLY = {"ship", "boto3", "botocore", "moto", "invoke", "python-terraform", "pyyaml", "localstack-client", "uv",
@@ -51,6 +52,17 @@ def test_the_dockerfile_installs_the_uv_that_uv_lock_pins():
     pinned = re.search(r"^ARG UV_VERSION=(\S+)$", dockerfile, re.M)
     assert pinned, "the Dockerfile's builder must pin UV_VERSION"
     assert pinned.group(1) == wheelhouse.locked_version(ROOT, "uv")
+
+
+def test_every_image_a_build_of_the_dockerfile_commits_carries_the_build_label():
+    """The first stage sets it before any step, and every other stage starts from a stage of the
+    file: each step's image, the build cache among them, carries it (container_cli.build_cache)."""
+    lines = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line and not line.startswith("#")]
+    froms = [line.split() for line in lines if line.startswith("FROM ")]
+    assert all(len(words) == 4 and words[2] == "AS" for words in froms), froms
+    assert lines[lines.index(" ".join(froms[0])) + 1] == f'LABEL {BUILD_LABEL}="1"'
+    stages = [words[3] for words in froms]
+    assert all(words[1] in stages[:i] for i, words in enumerate(froms) if i), froms
 
 
 def test_ci_runs_exactly_the_readmes_test_command():

@@ -38,6 +38,11 @@ ENV_VAR = "SHIP_CONTAINER_ENGINE"
 PROBE_TIMEOUT = 15.0
 PROBE_ARGS = ("ps", "--quiet")   # the command that tells whether an engine answers
 DEFAULT_TIMEOUT = 120.0
+# The label the Dockerfile's first stage sets, and so every image a build of it commits: with
+# Podman (and Docker's classic builder) each step and stage of a build is an image, untagged but
+# kept as the build cache, 0.3-0.75 GB each for the project's Dockerfile, and nothing removes
+# them. The label tells this project's build cache from other images (``build_cache``).
+BUILD_LABEL = "ship.build"
 LISTING_ATTEMPTS = 3   # a listing that met an object removed meanwhile is asked again (Engine.listing)
 LOCAL_BASE_IMAGE = "localhost/ship-python-base:bookworm"
 SETUP_SCRIPT = ".ci/podman-setup.sh"
@@ -316,6 +321,24 @@ class Engine:
                 iid, repo, tag = (line.split("\t") + ["", ""])[:3]
                 out.append({"id": iid, "repository": repo, "tag": tag})
         return out
+
+    def build_cache(self) -> set[str]:
+        """Ids (``sha256:<hex>``) of the untagged images that builds made here left: their
+        intermediate steps and stages (the build cache), and images whose tags were removed."""
+        proc = self.listing("images", "--all", "--no-trunc", ("--filter", f"label={BUILD_LABEL}"),
+                            "--format", "{{.ID}}\t{{.Repository}}\t{{.Tag}}")
+        rows = [line.split("\t") for line in proc.stdout.splitlines() if line.strip()]
+        return {normalize_id(row[0]) for row in rows if len(row) == 3 and row[1:] == ["<none>", "<none>"]}
+
+    def remove_unused_images(self, ids: Iterable[str]) -> int:
+        """Remove these images, those that no tagged image or container uses (no --force), in one
+        call: the engine removes children before their parents. Returns how many went."""
+        doomed = sorted({normalize_id(i) for i in ids})
+        if not doomed:
+            return 0
+        self.call("rmi", *doomed, check=False, timeout=600)
+        left = {normalize_id(line) for line in self.listing("images", "--all", "--quiet", "--no-trunc").stdout.split()}
+        return len(set(doomed) - left)
 
     def rm_image(self, ref: str, force: bool = False) -> None:
         proc = self.call("rmi", "--force" if force else None, ref, check=False)

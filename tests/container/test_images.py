@@ -10,6 +10,7 @@ from container_support import APP_VERSION, LABEL_KEY, METRICS, ROOT, SESSION, wa
 from ship.net import free_port
 
 from ship import wheelhouse
+from ship.container_cli import BUILD_LABEL, normalize_id
 from ship.errors import ShipError
 
 pytestmark = pytest.mark.container
@@ -134,3 +135,37 @@ def test_missing_base_image_says_how_to_get_one(engine, tmp_path):
     message = str(err.value)
     assert "base image localhost/ship-no-such-base:never is neither here nor pullable" in message, message
     assert ".ci/podman-setup.sh" in message
+
+
+def test_the_build_cache_is_found_by_its_label_and_removed(engine, build_args, tmp_path):
+    """Each step of a build commits an image; the untagged ones stay as the build cache. Those of a
+    Dockerfile that sets BUILD_LABEL (the project's does, in its first stage) are the engine's
+    build_cache, which the test sessions remove; a tagged image keeps what it is made of."""
+    mark = f"ctest-{SESSION}"   # this test's images alone carry this value (other runs build meanwhile)
+    (tmp_path / "Dockerfile").write_text(
+        "ARG BASE_IMAGE=python:3.11-slim\nFROM ${BASE_IMAGE} AS one\n"
+        f'LABEL {BUILD_LABEL}="{mark}"\nRUN echo one > /one\n'
+        "FROM one AS two\nRUN echo two > /two\n"
+        "FROM one\nCOPY --from=two /two /two\nRUN cat /one /two > /both\n")
+    tag = f"ship-ctest-cache:{SESSION}"
+
+    def ours() -> set[str]:
+        listing = engine.listing("images", "--all", "--quiet", "--no-trunc",
+                                 ("--filter", f"label={BUILD_LABEL}={mark}"))
+        return {normalize_id(line) for line in listing.stdout.split()}
+
+    final = engine.build(tmp_path, tag, build_args={"BASE_IMAGE": build_args.get("BASE_IMAGE", "python:3.11-slim")})
+    try:
+        made = ours()
+        assert final in made
+        if engine.name == "podman":   # each step an image (Docker's BuildKit keeps its cache elsewhere)
+            assert len(made) >= 4, made
+        assert made & engine.build_cache() == made - {final}
+        engine.remove_unused_images(made - {final})
+        proc = engine.run(tag, ["cat", "/both"], remove=True, labels={LABEL_KEY: SESSION}, check=False)
+        assert (proc.returncode, proc.stdout) == (0, "one\ntwo\n"), proc.stderr
+    finally:
+        engine.rm_image(tag, force=True)
+    assert ours() <= engine.build_cache()
+    engine.remove_unused_images(ours())
+    assert ours() == set()
