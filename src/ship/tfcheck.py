@@ -5,9 +5,10 @@ For each root module (the stack and github-oidc): `init -backend=false
 committed .terraform.lock.hcl, which is never rewritten), then `validate`
 and/or `terraform test` (the *.tftest.hcl files under tests/, plan mode against
 mocked providers: no credentials, no network), the roots and a root's commands at the
-same time (the checks leave a core idle otherwise). Used by the nox `terraform`
-session; it shares ship's provider-mirror logic so it works on machines
-without access to the Terraform registry.
+same time (the checks leave a core idle otherwise), but the inits one at a time: they
+install into one plugin cache, and two installs of a provider at once fail ("mkdir ...:
+file exists"). Used by the nox `terraform` session; it shares ship's provider-mirror
+logic so it works on machines without access to the Terraform registry.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ship import paths, terraform
@@ -24,12 +26,13 @@ from ship.errors import ShipError
 # Root modules: the stack and the account-level OIDC deploy role.
 ROOTS = (".", "github-oidc")
 COMMANDS = ("validate", "test")
+_INIT = threading.Lock()   # Terraform's plugin cache takes one install at a time
 
 
 def check(commands: tuple[str, ...] = COMMANDS) -> int:
-    """Each root's checks; the roots at the same time, and after a root's init its commands at the
-    same time (each reads the data directory only). Their lines come out in the order of ROOTS and
-    COMMANDS; the first failure's output ends it."""
+    """Each root's checks; the roots at the same time (their inits one after the other), and after
+    a root's init its commands at the same time (each reads the data directory only). Their lines
+    come out in the order of ROOTS and COMMANDS; the first failure's output ends it."""
     tf = terraform.binary()
     env = dict(os.environ)
     config = terraform.cli_config(paths.state_dir())
@@ -59,7 +62,8 @@ def _check_root(tf: str, env: dict, root: str, commands: tuple[str, ...]) -> tup
         def run(argv: list[str]) -> subprocess.CompletedProcess:
             return subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
 
-        result = run(init)
+        with _INIT:
+            result = run(init)
         if result.returncode != 0:
             return lines, _failure(workdir, result)
         with ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
