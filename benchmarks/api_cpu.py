@@ -31,16 +31,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from ship import procfs  # noqa: E402
 from ship.localcloud import control  # noqa: E402
 from ship.net import free_port  # noqa: E402
 
-HZ = os.sysconf("SC_CLK_TCK")
-
 
 def _cpu(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rfind(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
+    seconds = procfs.cpu_seconds(pid)
+    if seconds is None:
+        raise SystemExit(f"the local cloud (pid {pid}) is gone")
+    return seconds
 
 
 def measure(src: Path, calls: int) -> float:

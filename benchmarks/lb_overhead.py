@@ -48,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from ship import procfs  # noqa: E402
 from ship.net import free_port  # noqa: E402
 DEFAULT_OUTPUT = HERE / "results" / "lb_overhead.json"
 GOAL_RPS = 0.95  # listener throughput / HAProxy's, at least
@@ -144,29 +145,21 @@ def start_haproxy(ports: list, threads: int, log_dir: Path) -> tuple:
 # CPU accounting: who used the cores during a run (to spot a noisy machine)
 # ---------------------------------------------------------------------------
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
 def _busy_seconds() -> float:
     try:
         v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
     except OSError:
         return 0.0
-    return (sum(v[:8]) - v[3] - v[4]) / _TICK  # minus idle and iowait
+    return (sum(v[:8]) - v[3] - v[4]) / procfs.CLK_TCK  # minus idle and iowait
 
 
 def _group_cpu_seconds(pgid: int) -> float:
     total = 0
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / _TICK
+        fields = procfs.fields(pid) if pid.isdigit() else None
+        if fields is not None and int(fields[procfs.PGRP]) == pgid:
+            total += procfs.cpu_ticks(fields)
+    return total / procfs.CLK_TCK
 
 
 def cpu_snapshot(replicas: list, haproxy) -> dict:

@@ -29,7 +29,7 @@ from typing import Callable
 
 from python_terraform import IsFlagged, Terraform
 
-from ship import aws, paths
+from ship import aws, paths, procfs
 from ship.config import Environment
 from ship.errors import ShipError
 from ship.fsutil import write_atomically
@@ -529,8 +529,10 @@ def _processes_in(data_dir: Path) -> list[tuple[int, int, str]]:
             if needle not in (proc / "environ").read_bytes().split(b"\0"):
                 continue
             program = Path((proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")).name
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
+        except OSError:
+            continue
+        ppid = procfs.ppid(proc.name)
+        if ppid is None:
             continue
         found.append((int(proc.name), ppid, program))
     return found

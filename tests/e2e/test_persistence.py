@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from helpers import processes_mentioning
+from ship import procfs
 from ship.net import free_port
 
 INV = str(Path(sys.executable).parent / "inv")
@@ -88,8 +89,7 @@ def _alive(stack, what) -> bool:
             os.kill(what, 0)
         except ProcessLookupError:
             return False
-        stat = Path(f"/proc/{what}/stat")
-        return stat.is_file() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return procfs.state(what) not in (None, "Z")
     from ship import container_cli
 
     state = container_cli.require().container_state(what)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ship import oci
+from ship import oci, procfs
 from ship.net import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -161,12 +161,8 @@ def _pids_under(state_dir: Path) -> list[int]:
         except OSError:
             continue
         if cwd.startswith(str(state_dir)):
-            try:
-                if (p / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue
-            except OSError:
-                continue
-            out.append(int(p.name))
+            if procfs.state(p.name) not in (None, "Z"):
+                out.append(int(p.name))
     return out
 
 

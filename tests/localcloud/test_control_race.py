@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SRC
+from ship import procfs
 from ship.errors import ShipError
 from ship.net import free_port
 from ship.localcloud import control, statelock
@@ -36,10 +37,9 @@ def _serves(state: Path) -> list[int]:
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            zombie = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-        except (OSError, IndexError):
+        except OSError:
             continue
-        if "serve" in argv and str(state.resolve()) in argv and not zombie:
+        if "serve" in argv and str(state.resolve()) in argv and procfs.state(proc.name) not in (None, "Z"):
             found.append(int(proc.name))
     return found
 

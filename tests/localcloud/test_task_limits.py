@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from conftest import Cloud, _pids_under, build_process_image, free_port, push_image
+from ship import procfs
 from ship.localcloud.runtime import cgroups, limits
 
 NET = {"awsvpcConfiguration": {"subnets": ["subnet-12345678"], "securityGroups": ["sg-12345678"]}}
@@ -156,9 +157,10 @@ def test_a_spinning_task_is_held_to_its_cpu_units(limited):
 
 def _tree_cpu(pid: int) -> float:
     """CPU seconds of ``pid`` and every process below it, the reaped ones included."""
-    tick = os.sysconf("SC_CLK_TCK")
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = sum(int(f) for f in fields[11:15]) / tick            # utime stime cutime cstime
+    fields = procfs.fields(pid)
+    if fields is None:
+        raise ProcessLookupError(pid)   # an OSError: a child gone meanwhile is skipped below
+    total = sum(int(f) for f in fields[procfs.UTIME:procfs.UTIME + 4]) / procfs.CLK_TCK   # with reaped children
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()

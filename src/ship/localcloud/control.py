@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ship import procfs
 from ship.errors import ShipError
 from ship.localcloud import DEFAULT_HOST, DEFAULT_PORT, SERVICE_NAME, statelock
 
@@ -312,10 +313,7 @@ def _gone(pid: int) -> bool:
         return True
     except PermissionError:
         return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    return procfs.state(pid) in (None, "Z")
 
 
 def _terminate(pid: int, timeout: float, done=None) -> None:

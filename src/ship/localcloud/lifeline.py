@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from ship import procfs
+
 log = logging.getLogger("ship.localcloud.lifeline")
 
 POLL = 0.5
@@ -25,11 +27,8 @@ POLL = 0.5
 
 def start_time(pid: int) -> str | None:
     """The start time of ``pid`` (None when it is gone or a zombie: it has exited)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]
+    fields = procfs.fields(pid)
+    return None if fields is None or fields[procfs.STATE] in ("Z", "X") else fields[procfs.STARTTIME]
 
 
 def alive(pid: int) -> bool:

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from ship import procfs
+
 log = logging.getLogger("ship.localcloud.fargate.metrics")
 
 CPU_UNITS_PER_VCPU = 1024
@@ -135,16 +137,6 @@ def parse_stats_line(line: str, at: float) -> tuple[str, Usage] | None:
 
 # -- the process runtime: /proc -------------------------------------------------------------------------------
 
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _stat_fields(pid: str, proc: Path) -> list[str] | None:
-    try:
-        return (proc / pid / "stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
 def _memory(pid: str, proc: Path) -> int:
     try:
         for line in (proc / pid / "smaps_rollup").read_text().splitlines():
@@ -169,18 +161,19 @@ def process_usage(sessions: Mapping[str, int], at: float, proc: Path = Path("/pr
     except OSError:
         return {}
     for pid in pids:
-        fields = _stat_fields(pid, proc)
-        if fields is None or len(fields) < 15:
+        fields = procfs.fields(pid, proc)
+        if fields is None:
             continue
         try:
-            task = wanted.get(int(fields[3]))          # the session id
+            task = wanted.get(int(fields[procfs.SESSION]))
         except ValueError:
             continue
         if task is None:
             continue
-        ticks[task] = ticks.get(task, 0) + sum(int(v) for v in fields[11:15])   # utime stime cutime cstime
+        # utime stime cutime cstime: its own and its waited-for children's
+        ticks[task] = ticks.get(task, 0) + sum(int(v) for v in fields[procfs.UTIME:procfs.UTIME + 4])
         memory[task] = memory.get(task, 0) + _memory(pid, proc)
-    return {task: Usage(at, cpu_seconds=ticks[task] / _CLK_TCK, memory_bytes=memory[task]) for task in ticks}
+    return {task: Usage(at, cpu_seconds=ticks[task] / procfs.CLK_TCK, memory_bytes=memory[task]) for task in ticks}
 
 
 # -- the container runtime: the engine's stats ------------------------------------------------------------------

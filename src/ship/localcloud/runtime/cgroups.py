@@ -29,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+from ship import procfs
 from ship.localcloud.runtime import limits as L
 
 log = logging.getLogger("ship.localcloud.runtime.cgroups")
@@ -135,13 +136,6 @@ def host_uses_v1_memory(proc: Path = Path("/proc")) -> bool:
     return "memory" in mounts_v1
 
 
-def _start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 # ---------------------------------------------------------------------------- one task's group
 
 class CgroupTask:
@@ -224,7 +218,7 @@ class _Cgroups:
 
     def __init__(self, bases: dict[str, Path], why: str):
         self.description = why
-        start = _start_time(os.getpid()) or "0"
+        start = procfs.start_time(os.getpid()) or "0"
         self.namespace = f"{os.getpid()}-{start}"
         self.tops = {c: Path(bases[c]) / TOP for c in self.controllers}
         self.roots = {c: top / self.namespace for c, top in self.tops.items()}
@@ -256,7 +250,7 @@ class _Cgroups:
             namespaces = sorted(p for p in top.iterdir() if p.is_dir()) if top.is_dir() else []
             for ns in namespaces:
                 pid, _, start = ns.name.partition("-")
-                if ns.name == self.namespace or (pid.isdigit() and _start_time(int(pid)) == start):
+                if ns.name == self.namespace or (pid.isdigit() and procfs.start_time(int(pid)) == start):
                     continue
                 _empty_and_remove(sorted((p for p in ns.iterdir() if p.is_dir()), reverse=True) + [ns])
 

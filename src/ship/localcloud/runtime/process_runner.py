@@ -24,6 +24,7 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 
+from ship import procfs
 from ship.localcloud.runtime import enforcers
 from ship.localcloud.runtime.base import OutputCallback, TaskHandle, TaskSpec, pump_output
 from ship.localcloud.runtime.images import ImageError, ResolvedImage, RootfsCache
@@ -76,17 +77,9 @@ def spawner() -> Spawner:
         return _SPAWNER
 
 
-def _proc_start_time(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 def record_task_pid(tasks_dir: Path, task_id: str, pid: int) -> None:
     tasks_dir.mkdir(parents=True, exist_ok=True)
-    (tasks_dir / f"{task_id}.pid").write_text(json.dumps({"pid": pid, "start": _proc_start_time(pid)}))
+    (tasks_dir / f"{task_id}.pid").write_text(json.dumps({"pid": pid, "start": procfs.start_time(pid)}))
 
 
 def forget_task_pid(tasks_dir: Path, task_id: str) -> None:
@@ -106,7 +99,7 @@ def kill_leftover_tasks(tasks_dir: Path) -> int:
         except (OSError, ValueError, KeyError, TypeError):
             rec.unlink(missing_ok=True)
             continue
-        if start and _proc_start_time(pid) == start:
+        if start and procfs.start_time(pid) == start:
             try:
                 os.killpg(pid, signal.SIGKILL)
                 killed += 1

@@ -27,13 +27,13 @@ import threading
 import time
 from pathlib import Path
 
+from ship import procfs
 from ship.localcloud.runtime import limits as L
 
 log = logging.getLogger("ship.localcloud.runtime.watchdog")
 
 TICK = 0.1
 MAX_PROCESSES = 4096
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = resource.getpagesize()
 
 
@@ -54,14 +54,6 @@ def _tree(pid: int) -> list[int]:
             except (OSError, ValueError):
                 continue
     return out
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLK_TCK      # utime + stime
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def _rss(pid: int) -> int:
@@ -130,7 +122,7 @@ class WatchedTask:
             pass
 
     def _alive(self) -> bool:
-        return self._pid is not None and _cpu_seconds(self._pid) is not None
+        return self._pid is not None and procfs.cpu_seconds(self._pid) is not None
 
     def _watch(self) -> None:
         assert self._pid is not None
@@ -162,7 +154,7 @@ class WatchedTask:
         now: dict[int, float] = {}
         used = 0.0
         for pid in pids:
-            total = _cpu_seconds(pid)
+            total = procfs.cpu_seconds(pid)
             if total is None:
                 continue
             now[pid] = total

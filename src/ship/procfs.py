@@ -1,0 +1,58 @@
+"""A process as Linux's /proc shows it: the fields of ``/proc/<pid>/stat``, read in one place.
+
+The line is ``pid (comm) state ppid pgrp session ...`` (proc(5)). ``comm`` is the program's name
+as the process set it, spaces and parentheses included, so the fields are split after its *last*
+``)``: ``fields(pid)[i]`` is proc(5)'s field ``i + 3``. The indexes used here are named below.
+Everything answers None for a process that is gone (or a machine without /proc), never raises.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROC = Path("/proc")
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100   # the unit of the time fields
+
+STATE, PPID, PGRP, SESSION, UTIME, STIME, STARTTIME = 0, 1, 2, 3, 11, 12, 19
+
+
+def fields(pid: int | str, proc: Path = PROC) -> list[str] | None:
+    """The fields after the command name, state first; None when there is no such process."""
+    try:
+        text = (proc / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    _, closed, rest = text.rpartition(")")
+    found = rest.split()
+    return found if closed and len(found) > STARTTIME else None
+
+
+def state(pid: int | str, proc: Path = PROC) -> str | None:
+    """One letter: R running, S sleeping, ..., Z a zombie (exited, not yet waited for)."""
+    found = fields(pid, proc)
+    return found[STATE] if found else None
+
+
+def ppid(pid: int | str, proc: Path = PROC) -> int | None:
+    found = fields(pid, proc)
+    return int(found[PPID]) if found else None
+
+
+def start_time(pid: int | str, proc: Path = PROC) -> str | None:
+    """When the process started, in clock ticks after boot, as /proc writes it: with the pid it
+    names one process for good (a pid used again is a later start), so it is kept and compared,
+    never computed with."""
+    found = fields(pid, proc)
+    return found[STARTTIME] if found else None
+
+
+def cpu_ticks(found: list[str]) -> int:
+    """User and system CPU time of a stat line's ``fields``, in CLK_TCK ticks."""
+    return int(found[UTIME]) + int(found[STIME])
+
+
+def cpu_seconds(pid: int | str, proc: Path = PROC) -> float | None:
+    """The CPU time the process itself has used (its threads, not its children)."""
+    found = fields(pid, proc)
+    return cpu_ticks(found) / CLK_TCK if found else None

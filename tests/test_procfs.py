@@ -1,0 +1,58 @@
+"""ship.procfs: /proc/<pid>/stat read in one place, on written stat lines and on this process."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from ship import procfs
+
+# proc(5): pid (comm) state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+# utime stime cutime cstime priority nice num_threads itrealvalue starttime vsize ...
+TAIL = "S 1 70 71 0 -1 4194560 900 0 0 0 250 50 7 3 20 0 4 0 123456 2000000 300"
+
+
+@pytest.mark.parametrize("line, fields", [
+    (f"42 (gunicorn) {TAIL}", ("S", 1, 70, 71, "123456", 300)),
+    (f"42 (a (b) c) {TAIL}", ("S", 1, 70, 71, "123456", 300)),      # parentheses and spaces in the name
+    (f"42 ()) {TAIL.replace('S ', 'Z ', 1)}", ("Z", 1, 70, 71, "123456", 300)),
+    ("42 (cut) S 1 70", None),                                        # not a whole line
+    ("42 no name at all", None),
+])
+def test_fields_are_split_after_the_last_parenthesis(tmp_path, line, fields):
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "stat").write_text(line + "\n")
+    found = procfs.fields(42, tmp_path)
+    if fields is None:
+        assert found is None
+        assert (procfs.state(42, tmp_path), procfs.ppid(42, tmp_path), procfs.start_time(42, tmp_path),
+                procfs.cpu_seconds(42, tmp_path)) == (None, None, None, None)
+        return
+    state, ppid, pgrp, session, start, ticks = fields
+    assert found is not None
+    assert (found[procfs.STATE], int(found[procfs.PGRP]), int(found[procfs.SESSION])) == (state, pgrp, session)
+    assert (procfs.state(42, tmp_path), procfs.ppid(42, tmp_path), procfs.start_time(42, tmp_path)) == (
+        state, ppid, start)
+    assert procfs.cpu_ticks(found) == ticks
+    assert procfs.cpu_seconds(42, tmp_path) == ticks / procfs.CLK_TCK
+
+
+def test_a_process_that_is_not_there_is_none(tmp_path):
+    assert procfs.fields(7, tmp_path) is None
+    assert procfs.state("7", tmp_path) is None
+
+
+def test_this_process_as_the_kernel_shows_it():
+    pid = os.getpid()
+    assert procfs.state(pid) == "R"                        # reading its own stat: running
+    assert procfs.ppid(pid) == os.getppid()
+    assert procfs.fields(pid)[procfs.PGRP] == str(os.getpgrp())
+    assert procfs.fields(pid)[procfs.SESSION] == str(os.getsid(0))
+    assert procfs.start_time(pid) == procfs.start_time(pid)
+    before = procfs.cpu_seconds(pid)
+    end = time.process_time() + 0.05
+    while time.process_time() < end:                       # spin: the kernel's count moves with it
+        pass
+    assert before is not None and procfs.cpu_seconds(pid) > before
