@@ -1,3 +1,4 @@
+import json
 import os
 import stat
 
@@ -68,6 +69,34 @@ def test_the_local_cloud_is_applied_without_terraform_s_rate_limit(monkeypatch, 
     runner.destroy({"image": "x"})
     for argv in seen:
         assert [a for a in argv if a.startswith("-parallelism")] == flag, argv
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_each_command_reads_its_variables_from_a_file_of_its_own_in_the_data_directory(monkeypatch, tmp_path, fails):
+    """Not /tmp, where a killed command left its file: the data directory, and gone after the command
+    whatever happened."""
+    monkeypatch.setenv("SHIP_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    runner = terraform.Runner(config.load("local"))
+    read = []
+
+    def run(argv, stream=False, doing=""):
+        [name] = [a.split("=", 1)[1] for a in argv if a.startswith("-var-file=")]
+        read.append((os.path.dirname(name), json.loads(open(name).read())))
+        if fails:
+            raise KeyboardInterrupt
+        return 0, ""
+
+    monkeypatch.setattr(runner, "run", run)
+    for command in (runner.plan, runner.apply, runner.destroy):
+        try:
+            command({"image": "repo:1"})
+        except KeyboardInterrupt:
+            assert fails
+    assert [where for where, _ in read] == [str(runner.data_dir)] * 3
+    assert all(values["image"] == "repo:1" and values["environment"] == "local" for _, values in read), read
+    assert not list(runner.data_dir.glob("*.tfvars.json")) and not os.listdir(tmp_path / "tmp")
 
 
 # -- init runs once per set of inputs ---------------------------------------------------------------

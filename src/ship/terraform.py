@@ -15,6 +15,7 @@ into a status line and a timeline).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,10 +23,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from python_terraform import IsFlagged, Terraform
 
@@ -247,29 +249,38 @@ class Runner:
             base["environments_file"] = str(paths.environments_file().resolve())
         return {**base, **variables}
 
+    @contextlib.contextmanager
+    def _var_file(self, variables: dict) -> Iterator[str]:
+        """The command's variables as a ``-var-file`` of its own in the data directory, removed after
+        it (python-terraform would write one to /tmp, and a killed command left it there)."""
+        paths.require_writable(self.data_dir)
+        fd, name = tempfile.mkstemp(prefix="vars-", suffix=".tfvars.json", dir=self.data_dir)
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(self._vars(variables), out)
+            yield name
+        finally:
+            Path(name).unlink(missing_ok=True)
+
     def plan(self, variables: dict, stream: bool = True, destroy: bool = False) -> int:
         """Return 0 (no changes) or 2 (changes), as ``-detailed-exitcode`` does."""
-        argv = self.command("plan", var=self._vars(variables), input=False, no_color=IsFlagged,
-                            detailed_exitcode=IsFlagged, lock_timeout="60s",
-                            destroy=IsFlagged if destroy else None)
-        try:
+        with self._var_file(variables) as var_file:
+            argv = self.command("plan", var_file=var_file, input=False, no_color=IsFlagged,
+                                detailed_exitcode=IsFlagged, lock_timeout="60s",
+                                destroy=IsFlagged if destroy else None)
             code, out = self.run(argv, stream=stream, doing="plan")
-        finally:
-            self._tf.temp_var_files.clean_up()
         if code not in (0, 2):
             raise self._fail("plan", out, code)
         return code
 
     def apply(self, variables: dict, targets: list[str] | None = None, stream: bool = True) -> None:
-        argv = self.command("apply", var=self._vars(variables), target=targets or None, input=False,
-                            no_color=IsFlagged, auto_approve=IsFlagged, lock_timeout="60s",
-                            parallelism=self.parallelism())
-        self.forget_applied()
-        journal_begin(self.data_dir)  # stays if Terraform (or ship) is killed before it saved its state
-        try:
+        with self._var_file(variables) as var_file:
+            argv = self.command("apply", var_file=var_file, target=targets or None, input=False,
+                                no_color=IsFlagged, auto_approve=IsFlagged, lock_timeout="60s",
+                                parallelism=self.parallelism())
+            self.forget_applied()
+            journal_begin(self.data_dir)  # stays if Terraform (or ship) is killed before it saved its state
             code, out = self.run(argv, stream=stream, doing="apply")
-        finally:
-            self._tf.temp_var_files.clean_up()
         if code != 0 and state_unsaved(out):
             self._keep_errored_state()
         elif killed_by(code) is None:
@@ -289,13 +300,11 @@ class Runner:
                 pass
 
     def destroy(self, variables: dict, stream: bool = True) -> None:
-        argv = self.command("destroy", var=self._vars(variables), input=False, no_color=IsFlagged,
-                            auto_approve=IsFlagged, lock_timeout="60s", parallelism=self.parallelism())
-        self.forget_applied()
-        try:
+        with self._var_file(variables) as var_file:
+            argv = self.command("destroy", var_file=var_file, input=False, no_color=IsFlagged,
+                                auto_approve=IsFlagged, lock_timeout="60s", parallelism=self.parallelism())
+            self.forget_applied()
             code, out = self.run(argv, stream=stream, doing="destroy")
-        finally:
-            self._tf.temp_var_files.clean_up()
         if code != 0:
             raise self._fail("destroy", out, code)
 

@@ -26,6 +26,7 @@ import argparse
 import importlib
 import re
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,13 +159,17 @@ def render(covs: list[ServiceCoverage]) -> str:
     return "\n".join(lines)
 
 
-def _install() -> None:
-    import tempfile
+_BLOBS: tempfile.TemporaryDirectory | None = None   # one per process, removed when it exits
 
+
+def _install() -> None:
+    global _BLOBS
     from ship import oci
     from ship.localcloud import emulator
 
-    emulator.install(oci.BlobStore(Path(tempfile.mkdtemp(prefix="ship-coverage-"))))
+    if _BLOBS is None:
+        _BLOBS = tempfile.TemporaryDirectory(prefix="ship-coverage-")
+    emulator.install(oci.BlobStore(Path(_BLOBS.name)))
 
 
 def generated_versions(text: str) -> str | None:
