@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -56,3 +57,13 @@ def test_this_process_as_the_kernel_shows_it():
     while time.process_time() < end:                       # spin: the kernel's count moves with it
         pass
     assert before is not None and procfs.cpu_seconds(pid) > before
+
+
+def test_alive_says_no_for_exited_zombies_and_nonsense():
+    proc = subprocess.Popen(["true"])
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)   # exited, still a zombie
+    assert not procfs.alive(proc.pid)
+    proc.wait()
+    assert not procfs.alive(proc.pid)
+    assert not procfs.alive(0) and not procfs.alive(-1)
+    assert procfs.alive(os.getpid())

@@ -1,6 +1,7 @@
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -79,6 +80,13 @@ def test_each_command_reads_its_variables_from_a_file_of_its_own_in_the_data_dir
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     runner = terraform.Runner(config.load("local"))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    runner.data_dir.mkdir(parents=True)
+    killed = runner.data_dir / f"vars-{gone.pid}-x.tfvars.json"       # what a killed command left
+    running = runner.data_dir / f"vars-{os.getppid()}-y.tfvars.json"   # a command still running
+    killed.write_text("{}")
+    running.write_text("{}")
     read = []
 
     def run(argv, stream=False, doing=""):
@@ -96,7 +104,7 @@ def test_each_command_reads_its_variables_from_a_file_of_its_own_in_the_data_dir
             assert fails
     assert [where for where, _ in read] == [str(runner.data_dir)] * 3
     assert all(values["image"] == "repo:1" and values["environment"] == "local" for _, values in read), read
-    assert not list(runner.data_dir.glob("*.tfvars.json")) and not os.listdir(tmp_path / "tmp")
+    assert list(runner.data_dir.glob("*.tfvars.json")) == [running] and not os.listdir(tmp_path / "tmp")
 
 
 # -- init runs once per set of inputs ---------------------------------------------------------------

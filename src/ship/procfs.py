@@ -3,7 +3,8 @@
 The line is ``pid (comm) state ppid pgrp session ...`` (proc(5)). ``comm`` is the program's name
 as the process set it, spaces and parentheses included, so the fields are split after its *last*
 ``)``: ``fields(pid)[i]`` is proc(5)'s field ``i + 3``. The indexes used here are named below.
-Everything answers None for a process that is gone (or a machine without /proc), never raises.
+Everything answers None for a process that is gone (or a machine without /proc), never raises;
+``alive`` also works without /proc.
 """
 
 from __future__ import annotations
@@ -45,6 +46,28 @@ def start_time(pid: int | str, proc: Path = PROC) -> str | None:
     never computed with."""
     found = fields(pid, proc)
     return found[STARTTIME] if found else None
+
+
+def live_start_time(pid: int | str, proc: Path = PROC) -> str | None:
+    """``start_time`` of a process that has not exited: None for a zombie too."""
+    found = fields(pid, proc)
+    return None if found is None or found[STATE] in ("Z", "X") else found[STARTTIME]
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not exited (a zombie has). Without /proc, whether
+    ``kill(pid, 0)`` finds it."""
+    if pid <= 0:
+        return False
+    if PROC.is_dir():
+        return live_start_time(pid) is not None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def cpu_ticks(found: list[str]) -> int:

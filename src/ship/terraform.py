@@ -252,9 +252,14 @@ class Runner:
     @contextlib.contextmanager
     def _var_file(self, variables: dict) -> Iterator[str]:
         """The command's variables as a ``-var-file`` of its own in the data directory, removed after
-        it (python-terraform would write one to /tmp, and a killed command left it there)."""
+        it (python-terraform would write one to /tmp, and a killed command left it there). The name
+        holds the pid: the files of processes that are gone (killed) are removed here too."""
         paths.require_writable(self.data_dir)
-        fd, name = tempfile.mkstemp(prefix="vars-", suffix=".tfvars.json", dir=self.data_dir)
+        for left in self.data_dir.glob("vars-*.tfvars.json"):
+            pid = left.name.split("-")[1]
+            if pid.isdigit() and not procfs.alive(int(pid)):
+                left.unlink(missing_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f"vars-{os.getpid()}-", suffix=".tfvars.json", dir=self.data_dir)
         try:
             with os.fdopen(fd, "w") as out:
                 json.dump(self._vars(variables), out)

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import HERE, _pids_under
 from helpers import wait_until
-from ship.localcloud import lifeline
+from ship import procfs
 
 # The parent: runs the session and, like a shell waiting for its foreground job, lets Ctrl-C reach
 # the job alone.
@@ -84,12 +84,12 @@ class Session:
                 raise AssertionError(f"the session ended before it was killed:\n{self.output.read_text()[-3000:]}")
             return None
         self.report = wait_until(ready, timeout, "the session to start its local cloud and replica", step=0.2)
-        self.started_at = {pid: lifeline.start_time(pid) for pid in (self.report["pytest"], self.report["serve"])}
+        self.started_at = {pid: procfs.live_start_time(pid) for pid in (self.report["pytest"], self.report["serve"])}
         return self.report
 
     def _alive(self, pid: int) -> bool:
         """Still the process the report names (pids are reused quickly on a busy machine)."""
-        return lifeline.alive(pid) and lifeline.start_time(pid) == self.started_at.get(pid)
+        return procfs.alive(pid) and procfs.live_start_time(pid) == self.started_at.get(pid)
 
     def leftovers(self, engine=None) -> list[str]:
         """What of the session still runs: processes, containers, listening ports."""

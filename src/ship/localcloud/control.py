@@ -204,9 +204,7 @@ def up(state_dir: str | os.PathLike, host: str = DEFAULT_HOST, port: int = DEFAU
     if exit_with is None:
         exit_with = exit_with_from_env()
     if exit_with is not None:
-        from ship.localcloud import lifeline
-
-        if not lifeline.alive(exit_with):
+        if not procfs.alive(exit_with):
             raise ShipError(f"process {exit_with}, which the local cloud should exit with, is not running")
     _writable_state(state)
     with statelock.control(state, timeout=timeout + 120):
@@ -305,15 +303,9 @@ def _reap(pid: int) -> None:
 
 
 def _gone(pid: int) -> bool:
-    """True once ``pid`` has exited (a zombie counts as exited)."""
+    """True once ``pid`` has exited (a zombie counts as exited); a child of ours is reaped."""
     _reap(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return procfs.state(pid) in (None, "Z")
+    return not procfs.alive(pid)
 
 
 def _terminate(pid: int, timeout: float, done=None) -> None:

@@ -15,7 +15,6 @@ import logging
 import os
 import select
 import threading
-from pathlib import Path
 from typing import Callable
 
 from ship import procfs
@@ -23,26 +22,6 @@ from ship import procfs
 log = logging.getLogger("ship.localcloud.lifeline")
 
 POLL = 0.5
-
-
-def start_time(pid: int) -> str | None:
-    """The start time of ``pid`` (None when it is gone or a zombie: it has exited)."""
-    fields = procfs.fields(pid)
-    return None if fields is None or fields[procfs.STATE] in ("Z", "X") else fields[procfs.STARTTIME]
-
-
-def alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if Path("/proc").is_dir():
-        return start_time(pid) is not None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _wait_pidfd(fd: int, stop: threading.Event) -> None:
@@ -54,18 +33,18 @@ def _wait_pidfd(fd: int, stop: threading.Event) -> None:
 
 
 def _wait_polling(pid: int, stop: threading.Event) -> None:
-    start = start_time(pid) if Path("/proc").is_dir() else None
+    start = procfs.live_start_time(pid) if procfs.PROC.is_dir() else None
     while not stop.wait(POLL):
         if start is not None:
-            if start_time(pid) != start:
+            if procfs.live_start_time(pid) != start:
                 return
-        elif not alive(pid):
+        elif not procfs.alive(pid):
             return
 
 
 def watch(pid: int, on_exit: Callable[[], None], name: str = "lifeline") -> threading.Event:
     """Call ``on_exit()`` (on a daemon thread) when ``pid`` exits; set the returned event to stop
-    watching. ``pid`` must be alive when this is called (check with ``alive``)."""
+    watching. ``pid`` must be alive when this is called (check with ``procfs.alive``)."""
     stop = threading.Event()
     fd: int | None = None
     try:

@@ -165,9 +165,10 @@ def _moto_environment(port: int) -> None:
 
 def _claim(state: Path, exit_with: int | None) -> int | None:
     """Take the state directory's lock for this process's life; an exit code when it cannot serve."""
-    from ship.localcloud import lifeline, statelock
+    from ship import procfs
+    from ship.localcloud import statelock
 
-    if exit_with is not None and not lifeline.alive(exit_with):
+    if exit_with is not None and not procfs.alive(exit_with):
         print(f"the process to exit with (pid {exit_with}) is not running", file=sys.stderr, flush=True)
         return 2
     if statelock.acquire(state) is None:  # held (open) for this process's life
