@@ -56,6 +56,8 @@ class Stack:
                         SHIP_LOCAL_RUNTIME="process")
         for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
             self.env.pop(key, None)
+        from ship.images import build_cache
+        self.build_cache_before = build_cache()
 
     def copy_tree(self) -> None:
         self.repo.mkdir(parents=True)
@@ -82,13 +84,15 @@ class Stack:
         return seconds, result
 
     def remove_images(self) -> None:
-        """The container images the stack's deploys built (its commits', edits included)."""
+        """The container images the stack's deploys built (its commits', edits included), and the
+        build cache their builds left (what was there before the benchmark stays)."""
         from ship import git
-        from ship.images import remove_engine_images
+        from ship.images import remove_build_cache, remove_engine_images
 
         removed = remove_engine_images("hello", git.all_commits(self.repo))
-        if removed:
-            print(f"removed {removed} container images the stack built")
+        cache = remove_build_cache(self.build_cache_before)
+        if removed or cache:
+            print(f"removed {removed} container images the stack built and {cache} of their build cache")
 
     def get(self, timeout: float = 5) -> dict | None:
         try:

@@ -3,7 +3,7 @@
 import subprocess
 
 from ship import container_cli, git
-from ship.images import remove_engine_images
+from ship.images import build_cache, remove_build_cache, remove_engine_images
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 OTHER = "fedcba9876543210fedcba9876543210fedcba98"
@@ -39,6 +39,34 @@ def test_only_the_app_s_images_of_the_given_commits_go(monkeypatch):
 def test_without_an_engine_nothing_is_removed(monkeypatch):
     monkeypatch.setattr(container_cli, "detect", lambda: None)
     assert remove_engine_images("hello", [COMMIT]) == 0
+
+
+class _Cache:
+    """An engine whose build cache is ``cache``; an image in ``used`` stays when removed."""
+    def __init__(self, cache, used=()):
+        self.cache, self.used, self.asked = set(cache), set(used), []
+
+    def build_cache(self):
+        return set(self.cache)
+
+    def remove_unused_images(self, ids):
+        self.asked.append(sorted(ids))
+        gone = set(ids) - self.used
+        self.cache -= gone
+        return len(gone)
+
+
+def test_only_the_build_cache_made_since_goes(monkeypatch):
+    engine = _Cache({"sha256:old", "sha256:new1", "sha256:new2", "sha256:used"}, used={"sha256:used"})
+    monkeypatch.setattr(container_cli, "detect", lambda: engine)
+    assert remove_build_cache({"sha256:old", "sha256:gone-meanwhile"}) == 2
+    assert engine.asked == [["sha256:new1", "sha256:new2", "sha256:used"]]
+    assert build_cache() == {"sha256:old", "sha256:used"}
+
+
+def test_without_an_engine_there_is_no_build_cache(monkeypatch):
+    monkeypatch.setattr(container_cli, "detect", lambda: None)
+    assert build_cache() == set() and remove_build_cache(set()) == 0
 
 
 def test_the_commits_of_a_repository_include_amended_ones(tmp_path):

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from ship import artifact, git, paths
 from ship.aws import Session
@@ -162,3 +163,23 @@ def remove_engine_images(app: str, commits: list[str]) -> int:
             engine.rm_image(f"{image['repository']}:{image['tag']}", force=True)
             removed += 1
     return removed
+
+
+def build_cache() -> set[str]:
+    """The container engine's build cache: the untagged images builds of the project's Dockerfile
+    left (``container_cli.build_cache``); empty without an engine."""
+    from ship import container_cli
+
+    engine = container_cli.detect()
+    return engine.build_cache() if engine is not None else set()
+
+
+def remove_build_cache(before: Iterable[str]) -> int:
+    """Remove the build cache but what it held ``before`` (the builds since made the rest), as the
+    test sessions and benchmarks do when they end. Returns how many images went."""
+    from ship import container_cli
+
+    engine = container_cli.detect()
+    if engine is None:
+        return 0
+    return engine.remove_unused_images(engine.build_cache() - set(before))
