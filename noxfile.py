@@ -203,8 +203,8 @@ def _note_build_cache(session: nox.Session, logs: Path) -> None:
 
 def _remove_engine_images(session: nox.Session, logs: Path) -> None:
     """The container images the container runtime's seed built (its runs leave them: they run them),
-    then the build cache the runs' builds left: their untagged intermediate images, 19 in a CI run
-    at 0.2-0.75 GB each, kept otherwise until the disk fills (what was there before stays)."""
+    then the build cache the runs' builds left: their untagged intermediate images, 19 in a CI run,
+    kept otherwise until the disk fills (what was there before stays)."""
     repo = logs / "seed-container" / "repo"
     if repo.is_dir():
         session.run("python", "-c", "import sys; from pathlib import Path; from ship import git; "
