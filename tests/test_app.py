@@ -139,7 +139,10 @@ class _SlowFirstMetadata(_Metadata):
         self.requests.append(self.path)
         if len(self.requests) == 1:
             time.sleep(1.0)
-        super().do_GET()
+        try:
+            super().do_GET()
+        except (BrokenPipeError, ConnectionResetError):
+            pass   # the first request's client gave up waiting, as the test means it to
 
 
 def test_a_metadata_endpoint_slow_to_answer_is_asked_again(monkeypatch):
