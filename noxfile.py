@@ -230,6 +230,9 @@ def _run_at_once(session: nox.Session, runs: list[Run], logs: Path) -> None:
     failed: list[str] = []
     passed: set[str] = set()
     slots = {run.name: run.slot for run in runs}
+    # nox itself ends at once on SIGTERM (a CI job's timeout or cancel): let it end through the
+    # finally below, which stops the runs' process groups (Terraform's provider plugins among them)
+    previous = signal.signal(signal.SIGTERM, _interrupted)
     try:
         pending = list(runs)
         next_start = time.monotonic()
@@ -264,10 +267,18 @@ def _run_at_once(session: nox.Session, runs: list[Run], logs: Path) -> None:
                 else:
                     passed.add(name)
     finally:
-        _stop([proc for proc, _log, _begun in running.values()])
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # stopping them: a second one must not cut it short
+        try:
+            _stop([proc for proc, _log, _begun in running.values()])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     session.log(f"{len(runs)} runs in {time.monotonic() - started:.0f}s")
     if failed:
         session.error(f"failed: {', '.join(failed)} (their logs are printed above and kept in {logs})")
+
+
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _stop(procs: list[subprocess.Popen], grace: float = 120) -> None:

@@ -32,16 +32,18 @@ def _cli(command: str, state: Path, port: int) -> subprocess.CompletedProcess:
 
 
 def _serves(state: Path) -> list[int]:
-    """Pids of live serve processes for ``state`` (from /proc: ps may cut long command lines)."""
-    found = []
+    """Pids of live serve processes for ``state`` (from /proc: ps may cut long command lines). A
+    process a serve forks shows the serve's command line until it runs its own program (a
+    subprocess between fork and exec, on a busy machine): it is not a second serve."""
+    found: dict[int, int | None] = {}
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
         if "serve" in argv and str(state.resolve()) in argv and procfs.state(proc.name) not in (None, "Z"):
-            found.append(int(proc.name))
-    return found
+            found[int(proc.name)] = procfs.ppid(proc.name)
+    return sorted(pid for pid, parent in found.items() if parent not in found)
 
 
 def _port_closed(port: int) -> bool:
