@@ -85,11 +85,7 @@ def _task_processes(stack) -> list[int]:
 
 def _alive(stack, what) -> bool:
     if isinstance(what, int):
-        try:
-            os.kill(what, 0)
-        except ProcessLookupError:
-            return False
-        return procfs.state(what) not in (None, "Z")
+        return procfs.alive(what)
     from ship import container_cli
 
     state = container_cli.require().container_state(what)

@@ -161,7 +161,7 @@ def _pids_under(state_dir: Path) -> list[int]:
         except OSError:
             continue
         if cwd.startswith(str(state_dir)):
-            if procfs.state(p.name) not in (None, "Z"):
+            if procfs.alive(int(p.name)):
                 out.append(int(p.name))
     return out
 

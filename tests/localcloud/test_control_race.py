@@ -41,7 +41,7 @@ def _serves(state: Path) -> list[int]:
             argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if "serve" in argv and str(state.resolve()) in argv and procfs.state(proc.name) not in (None, "Z"):
+        if "serve" in argv and str(state.resolve()) in argv and procfs.alive(int(proc.name)):
             found[int(proc.name)] = procfs.ppid(proc.name)
     return sorted(pid for pid, parent in found.items() if parent not in found)
 

@@ -33,7 +33,7 @@ def _wait_pidfd(fd: int, stop: threading.Event) -> None:
 
 
 def _wait_polling(pid: int, stop: threading.Event) -> None:
-    start = procfs.live_start_time(pid) if procfs.PROC.is_dir() else None
+    start = procfs.live_start_time(pid)   # None without /proc (or once it has exited): procfs.alive below
     while not stop.wait(POLL):
         if start is not None:
             if procfs.live_start_time(pid) != start:
