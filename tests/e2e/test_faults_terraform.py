@@ -4,6 +4,9 @@ Runs in an environment of its own (``faults``, one replica, its own VPC) added t
 the stack's repository, on the shared local cloud; the shared ``local`` stack is not touched.
 The tests run in order: the first kills an apply half-way, the second starts two deploys at
 once on what it left, the third leaves a stale lock behind a killed plan.
+
+CI runs this file in the process runtime only (``ONE_RUNTIME`` in noxfile.py): its subject is not how
+replicas run.
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 apply (ship.applied); a changed .tf file or environment setting still applies; drift made outside
 Terraform is not seen by the fingerprint, and `inv infra.apply` reconciles it.
 
-On the shared stack (`deployed`), which each test leaves as it found it."""
+On the shared stack (`deployed`), which each test leaves as it found it.
+
+CI runs this file in the process runtime only (`ONE_RUNTIME` in noxfile.py): its subject is not how
+replicas run."""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 pointed at it with AWS_ENDPOINT_URL. Every step is checked against what the load balancer URL
 serves, not only against what the API answers. The shared stack is left as it was found: the same
 task definition, 2 replicas.
+
+CI runs this file in the process runtime only (``ONE_RUNTIME`` in noxfile.py): its subject is not how
+replicas run.
 """
 
 from __future__ import annotations
