@@ -308,6 +308,24 @@ def test_real_probe_and_a_container():
     found.remove_container("ship-no-such-container")  # already gone is fine
 
 
+@pytest.mark.parametrize("name, force", [("podman", ["--force", "--time", "0"]), ("docker", ["--force"])])
+def test_a_forced_removal_kills_at_once(fake_path, tmp_path, name, force):
+    """Podman's ``rm --force`` first waits up to 10 s for a main process that ignores SIGTERM; Docker's kills."""
+    calls = tmp_path / "calls"
+    script = fake_path / name
+    script.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n'
+                      'case "$1" in ps) echo c1; echo c2;; esac\n')
+    script.chmod(0o755)
+    engine = container_cli.Engine(name)
+    engine.remove_container("one")
+    engine.remove_container("two", force=False)
+    assert engine.remove_containers("k=v") == 2
+    lines = calls.read_text().splitlines()
+    assert lines[0] == " ".join(["rm", *force, "one"])
+    assert lines[1] == "rm two"
+    assert lines[-1] == " ".join(["rm", *force, "c1", "c2"])
+
+
 def test_cli_composition_matches_the_real_cli():
     """The flags used here exist in the engine's CLI (catches a renamed option)."""
     found = container_cli.detect()
@@ -315,7 +333,8 @@ def test_cli_composition_matches_the_real_cli():
         pytest.skip(container_cli.unavailable_reason())
     for sub, flags in {"build": ["--iidfile", "--secret", "--target", "--build-arg", "--label", "--file"],
                        "run": ["--publish", "--label", "--entrypoint", "--pull", "--detach"],
-                       "stop": ["--time"], "ps": ["--filter", "--no-trunc"]}.items():
+                       "stop": ["--time"], "ps": ["--filter", "--no-trunc"],
+                       "rm": ["--force", *(["--time"] if found.name == "podman" else [])]}.items():
         text = subprocess.run(found.argv(sub, "--help"), capture_output=True, text=True).stdout
         for flag in flags:
             assert flag in text, f"{found.name} {sub} has no {flag}"

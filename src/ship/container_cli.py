@@ -373,9 +373,15 @@ class Engine:
         if proc.returncode != 0 and not _is_missing(proc.stderr):
             raise ShipError(f"{self.name} stop {container} failed: {_shorten(_last_line(proc.stderr))}")
 
+    def _force(self) -> list[str]:
+        """``rm``'s flags that remove a running container at once: Docker's ``--force`` kills it;
+        Podman's stops it first, waiting up to 10 s for a main process that ignores SIGTERM (a
+        shell, ``sleep``, a program without a handler, as PID 1), unless ``--time 0``."""
+        return ["--force", "--time", "0"] if self.name == "podman" else ["--force"]
+
     def remove_container(self, container: str, force: bool = True) -> None:
-        """``rm -f``; a container that is already gone is fine."""
-        proc = self.call("rm", "--force" if force else None, container, check=False)
+        """``rm -f`` (a running container is killed at once); a container that is already gone is fine."""
+        proc = self.call("rm", self._force() if force else None, container, check=False)
         if proc.returncode != 0 and not _is_missing(proc.stderr):
             raise ShipError(f"{self.name} rm {container} failed: {_shorten(_last_line(proc.stderr))}")
 
@@ -388,10 +394,10 @@ class Engine:
         return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
 
     def remove_containers(self, label: str) -> int:
-        """Force-remove every container carrying ``label``; returns how many there were."""
+        """Force-remove every container carrying ``label`` (killed at once); returns how many there were."""
         ids = self.containers(label=label)
         if ids:
-            proc = self.call("rm", "--force", ids, check=False)
+            proc = self.call("rm", self._force(), ids, check=False)
             if proc.returncode != 0 and not _is_missing(proc.stderr):
                 raise ShipError(f"{self.name} rm of containers labelled {label} failed: "
                                 f"{_shorten(_last_line(proc.stderr))}")
