@@ -168,23 +168,13 @@ CHECKED_PROVIDER = ("flow",)
 
 
 class Run(NamedTuple):
-    """A run: its name, its command line, its environment, the run it needs first (a seed),
-    whether it takes one of the JOBS slots (the unit tests beside the e2e runs do not), and the
-    niceness it runs at (its process and everything it starts)."""
+    """A run: its name, its command line, its environment, the run it needs first (a seed), and
+    whether it takes one of the JOBS slots (the unit tests beside the e2e runs do not)."""
     name: str
     argv: list[str]
     env: dict
     needs: str | None = None
     slot: bool = True
-    nice: int = 0
-
-
-# The niceness of the unit tests beside the e2e runs: they can wait, the e2e runs' chain is the
-# session's length. At 10 they take the cores mostly when the e2e runs leave them idle (the
-# provider's sleeps, health checks) instead of slowing those runs: in two CI runs at the same
-# tree, the 16 runs took 590 s with the unit tests at 10 against 637 s at 0 (the unit run
-# itself 251 s against 268 s); all passed in both.
-UNIT_NICE = int(os.environ.get("SHIP_UNIT_NICE", "10"))
 
 
 def _seed(runtime: str, logs: Path) -> Run:
@@ -271,8 +261,7 @@ def _run_at_once(session: nox.Session, runs: list[Run], logs: Path) -> None:
                 log = logs / f"{name}.log"
                 with open(log, "w") as out:
                     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env, **extra),
-                                            start_new_session=True,  # a group of its own: stopped whole below
-                                            preexec_fn=_niceness(ready[0].nice))
+                                            start_new_session=True)  # a group of its own: stopped whole below
                 running[name] = (proc, log, time.monotonic())
                 next_start = time.monotonic() + STAGGER
                 session.log(f"[{name}] started: {' '.join(argv)}")
@@ -298,11 +287,6 @@ def _run_at_once(session: nox.Session, runs: list[Run], logs: Path) -> None:
     session.log(f"{len(runs)} runs in {time.monotonic() - started:.0f}s")
     if failed:
         session.error(f"failed: {', '.join(failed)} (their logs are printed above and kept in {logs})")
-
-
-def _niceness(increment: int):
-    """What a run's child does before it runs its program: lower its priority by ``increment``."""
-    return (lambda: os.nice(increment)) if increment else None
 
 
 def _interrupted(signum, frame) -> None:
@@ -384,13 +368,12 @@ def integration(session: nox.Session) -> None:
 
     ONE_RUNTIME's files run in the process runtime only.
 
-    The unit tests (as the tests session runs them) start with the seeds, outside the JOBS limit and
-    at niceness UNIT_NICE: the seeds' and flow's cold deploys mostly wait on the provider meanwhile. Without a container
+    The unit tests (as the tests session runs them) start with the seeds, outside the JOBS limit:
+    the seeds' and flow's cold deploys mostly wait on the provider meanwhile. Without a container
     engine, the process runtime alone (it says why)."""
     _sync(session, "test", bytecode=True)
     logs = _logs(session)
-    runs = [Run("unit", ["pytest", *UNIT, "-p", "no:cacheprovider"], {}, slot=False, nice=UNIT_NICE),
-            *_e2e_runs("process", logs)]
+    runs = [Run("unit", ["pytest", *UNIT, "-p", "no:cacheprovider"], {}, slot=False), *_e2e_runs("process", logs)]
     reason = _engine_missing(session)
     if reason:
         session.warn(f"no container engine ({reason}): the image tests and the container runtime do not run")
