@@ -136,7 +136,8 @@ E2E_SHARDS: dict[str, tuple[str, ...]] = {
 ONE_RUNTIME = ("test_third_party_clients.py", "test_faults_terraform.py", "test_skip_terraform.py")
 # Seconds between two runs' starts: each begins with its busiest part (a local cloud starting,
 # an image built, Terraform planning) before it waits on the provider; spread out, those do not
-# all contend for the machine's cores at once.
+# all contend for the machine's cores at once. Runs at a niceness (UNIT_NICE) start at their
+# turn without waiting, and do not delay the next: they yield the cores.
 STAGGER = float(os.environ.get("SHIP_E2E_STAGGER", "15"))
 # At most this many runs at once (the next starts when one ends): each holds a local cloud, its
 # replicas (gunicorn with a few workers each) and Terraform. On a 2-core machine, 4 at once kept
@@ -167,14 +168,23 @@ SEEDED = ("clients", "rest", "autoscaling", "community", "faults", "persistence"
 CHECKED_PROVIDER = ("flow",)
 
 
+# The unit tests' niceness beside the e2e runs (the integration session's "unit" run): they take
+# the CPU the e2e runs leave while they wait on the provider, and give it up when a run needs it,
+# rather than lengthen the e2e chains that make the session's length. It is the niceness of
+# the run's session (ship.procfs.lower_priority): the kernel shares the CPU between sessions first.
+UNIT_NICE = int(os.environ.get("SHIP_UNIT_NICE", "10"))
+
+
 class Run(NamedTuple):
-    """A run: its name, its command line, its environment, the run it needs first (a seed), and
-    whether it takes one of the JOBS slots (the unit tests beside the e2e runs do not)."""
+    """A run: its name, its command line, its environment, the run it needs first (a seed),
+    whether it takes one of the JOBS slots (the unit tests beside the e2e runs do not), and its
+    session's niceness (UNIT_NICE)."""
     name: str
     argv: list[str]
     env: dict
     needs: str | None = None
     slot: bool = True
+    nice: int = 0
 
 
 def _seed(runtime: str, logs: Path) -> Run:
@@ -255,15 +265,20 @@ def _run_at_once(session: nox.Session, runs: list[Run], logs: Path) -> None:
                 session.log(f"[{run.name}] not run: {run.needs} failed")
             ready = [r for r in pending if r.needs is None or r.needs in passed]
             busy = sum(1 for name in running if slots[name])
-            if ready and (busy < JOBS or not ready[0].slot) and time.monotonic() >= next_start:
+            if ready and (busy < JOBS or not ready[0].slot) and (ready[0].nice or time.monotonic() >= next_start):
                 pending.remove(ready[0])
                 name, argv, extra = ready[0].name, ready[0].argv, ready[0].env
                 log = logs / f"{name}.log"
                 with open(log, "w") as out:
                     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env, **extra),
                                             start_new_session=True)  # a group of its own: stopped whole below
+                if ready[0].nice:  # its session's share of the CPU, for its processes now and later
+                    session.run("python", "-c", "import sys; from ship.procfs import lower_priority; "
+                                "lower_priority(int(sys.argv[1]), int(sys.argv[2]))", str(proc.pid),
+                                str(ready[0].nice), silent=True)
                 running[name] = (proc, log, time.monotonic())
-                next_start = time.monotonic() + STAGGER
+                if not ready[0].nice:  # a run at a niceness yields the cores: it neither waits nor delays
+                    next_start = time.monotonic() + STAGGER
                 session.log(f"[{name}] started: {' '.join(argv)}")
             time.sleep(0.5)
             for name, (proc, log, begun) in list(running.items()):
@@ -364,25 +379,32 @@ def container(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def integration(session: nox.Session) -> None:
-    """What CI runs of tests, e2e and container at once: unit tests, both runtimes' e2e shards, image tests.
+    """The tests, e2e and container sessions at once: unit tests, both runtimes' e2e shards, image tests.
 
     ONE_RUNTIME's files run in the process runtime only.
 
-    The unit tests (as the tests session runs them) start with the seeds, outside the JOBS limit:
-    the seeds' and flow's cold deploys mostly wait on the provider meanwhile. Without a container
-    engine, the process runtime alone (it says why)."""
+    The unit tests (as the tests session runs them) start with the seeds, outside the JOBS limit
+    and at niceness UNIT_NICE: they take the CPU the e2e runs leave while those wait on the
+    provider. Without a container engine, the process runtime alone (it says why)."""
+    _integration(session, [])
+
+
+def _integration(session: nox.Session, side: list[Run]) -> None:
+    """The integration session's runs, and the ``side`` runs (outside the JOBS limit) with the unit tests."""
     _sync(session, "test", bytecode=True)
     logs = _logs(session)
-    runs = [Run("unit", ["pytest", *UNIT, "-p", "no:cacheprovider"], {}, slot=False), *_e2e_runs("process", logs)]
+    unit = Run("unit", ["pytest", *UNIT, "-p", "no:cacheprovider"], {}, slot=False, nice=UNIT_NICE)
+    runs = [*side, unit, *_e2e_runs("process", logs)]
     reason = _engine_missing(session)
     if reason:
         session.warn(f"no container engine ({reason}): the image tests and the container runtime do not run")
     else:  # the runtimes interleaved, each shard's pair together (container first, the longer): the
-        # seeds, the shards without one, then those that start from one, in E2E_SHARDS's order
+        # seeds, the side runs and the unit tests, the shards without a seed, then those that start
+        # from one, in E2E_SHARDS's order
         others = _container_runs(logs)
         seeded = [shard for shard in E2E_SHARDS if shard in SEEDED]
-        order = ["seed", "unit", *[shard for shard in E2E_SHARDS if shard not in SEEDED], *seeded[:2], "images",
-                 *seeded[2:]]
+        order = ["seed", *(run.name for run in side), "unit", *[shard for shard in E2E_SHARDS if shard not in SEEDED],
+                 *seeded[:2], "images", *seeded[2:]]
         runs = sorted(runs + others, key=lambda run: (order.index(_kind(run.name)), run.name))
         _note_build_cache(session, logs)
     try:
@@ -392,7 +414,7 @@ def integration(session: nox.Session) -> None:
 
 
 def _kind(name: str) -> str:
-    """"seed", "unit", "images", or the shard a run's name names."""
+    """"seed", "unit", "images", a side run's name, or the shard a run's name names."""
     return "seed" if name.startswith("seed-") else name.rsplit("-", 1)[-1]
 
 

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from ship import procfs
+from helpers import wait_until
 
 # proc(5): pid (comm) state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
 # utime stime cutime cstime priority nice num_threads itrealvalue starttime vsize ...
@@ -67,3 +68,44 @@ def test_alive_says_no_for_exited_zombies_and_nonsense():
     assert not procfs.alive(proc.pid)
     assert not procfs.alive(0) and not procfs.alive(-1)
     assert procfs.alive(os.getpid())
+
+
+def test_lower_priority_lowers_the_session_and_its_processes_not_ours(tmp_path):
+    """A child leading a session of its own (as the integration session's runs do), a process it
+    started before and one after: all at the niceness, and in a session group at it too where the
+    kernel groups by session; this process and its own group unchanged."""
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    if ours >= 19:
+        pytest.skip("this process is at niceness 19 already: nothing lower to set")
+    group = procfs.PROC / "self" / "autogroup"
+    before = group.read_text() if group.exists() else None
+    script = "sleep 60 & echo $! > before; read go; sleep 60 & echo $! > after; wait"
+    lead = subprocess.Popen(["sh", "-c", script], cwd=tmp_path, stdin=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+    def child(name):
+        path = tmp_path / name
+        return path.exists() and path.read_text().strip()
+
+    try:
+        wait_until(lambda: child("before"), 10, "the first child")
+        procfs.lower_priority(lead.pid, 19)
+        lead.stdin.write("go\n")
+        lead.stdin.flush()
+        pids = [lead.pid, int(child("before")), int(wait_until(lambda: child("after"), 10, "the second child"))]
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in pids] == [19, 19, 19]
+        if before is not None:
+            groups = [(procfs.PROC / str(pid) / "autogroup").read_text().split() for pid in pids]
+            assert groups[0] == groups[1] == groups[2] and groups[0][-1] == "19", groups
+            assert groups[0][0] != before.split()[0]
+            assert group.read_text() == before
+        assert os.getpriority(os.PRIO_PROCESS, 0) == ours
+    finally:
+        os.killpg(lead.pid, 9)
+        lead.wait()
+
+
+def test_lower_priority_of_a_process_that_is_gone_is_quiet():
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    procfs.lower_priority(proc.pid, 10)

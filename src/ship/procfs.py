@@ -10,6 +10,7 @@ Everything answers None for a process that is gone (or a machine without /proc),
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -79,3 +80,31 @@ def cpu_seconds(pid: int | str, proc: Path = PROC) -> float | None:
     """The CPU time the process itself has used (its threads, not its children)."""
     found = fields(pid, proc)
     return cpu_ticks(found) / CLK_TCK if found else None
+
+
+def lower_priority(pid: int, nice: int, proc: Path = PROC) -> None:
+    """Give the session that process ``pid`` leads a smaller share of the CPU, ``nice`` (0-19).
+
+    Linux shares the CPU between sessions first when it groups tasks by session
+    (``/proc/sys/kernel/sched_autogroup_enabled``, sched(7)), and a process's niceness only orders
+    it within its own session. So this sets the niceness of the session's group, which every
+    process of the session shares, later ones too (``/proc/<pid>/autogroup``); and that of the
+    process group's processes, which their children inherit and which is what counts on a kernel
+    that does not group by session. Raising a niceness needs no privilege. A process that later
+    starts a session of its own (``setsid``) leaves the group and keeps an ordinary share there.
+    Quiet when the process is gone or the kernel has no such groups. Without privilege the kernel
+    takes a group's niceness ten times a second at most, machine-wide: a busy moment is waited out
+    (a second at most)."""
+    try:
+        os.setpriority(os.PRIO_PGRP, pid, nice)
+    except OSError:
+        return
+    for _ in range(10):
+        try:
+            (proc / str(pid) / "autogroup").write_text(f"{nice}\n")
+        except BlockingIOError:   # EAGAIN: another group's niceness was set within 0.1 s
+            time.sleep(0.1)
+        except OSError:
+            return
+        else:
+            return
