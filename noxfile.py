@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -387,6 +388,21 @@ def integration(session: nox.Session) -> None:
     and at niceness UNIT_NICE: they take the CPU the e2e runs leave while those wait on the
     provider. Without a container engine, the process runtime alone (it says why)."""
     _integration(session, [])
+
+
+# The default sessions but `tests` (whose unit tests integration runs): the `ci` session runs them.
+CHECKS = [name for name in nox.options.sessions if name != "tests"]
+
+
+@nox.session(python=PYTHON, default=False)
+def ci(session: nox.Session) -> None:
+    """What CI runs: integration's runs and, beside them, the default sessions but tests, at once.
+
+    Those checks (CHECKS: lint, typecheck, terraform, checkov, actionlint) are one nox run of
+    their sessions, started with the unit tests and at their niceness: the checks' minute of
+    CPU is spent while the e2e runs wait on the provider, not before they start."""
+    checks = Run("checks", [sys.executable, "-m", "nox", "--sessions", *CHECKS], {}, slot=False, nice=UNIT_NICE)
+    _integration(session, [checks])
 
 
 def _integration(session: nox.Session, side: list[Run]) -> None:
