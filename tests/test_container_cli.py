@@ -198,8 +198,8 @@ IMAGE_GONE = ('Error: reading image "96b9f8243b12": locating image with ID "96b9
 
 @pytest.mark.parametrize("failures, message, listed", [
     (1, IMAGE_GONE, True),                      # removed by another process while listed: asked again
-    (2, IMAGE_GONE, True),
-    (3, IMAGE_GONE, False),                     # every time: one line
+    (container_cli.LISTING_ATTEMPTS - 1, IMAGE_GONE, True),
+    (container_cli.LISTING_ATTEMPTS, IMAGE_GONE, False),     # every time: one line
     (1, "Error: database is locked", False),    # any other failure: at once
 ])
 def test_a_listing_that_met_a_removed_image_is_asked_again(fake_path, tmp_path, failures, message, listed):
@@ -237,6 +237,31 @@ def test_podman_when_docker_has_no_daemon(fake_path):
     fake_cli(fake_path, "podman", True)
     found = container_cli.detect()
     assert found.name == "podman" and found.exe == str(fake_path / "podman")
+
+
+@pytest.mark.parametrize("slow, found", [
+    (1, True),      # busy the first time (a build beside it holds its storage lock): asked again, longer
+    (2, False),     # within neither: no engine, and why
+])
+def test_an_engine_slow_to_answer_is_asked_again_for_longer(fake_path, tmp_path, monkeypatch, slow, found):
+    monkeypatch.setattr(container_cli, "PROBE_TIMEOUTS", (0.2, 0.5))
+    count = tmp_path / "count"
+    script = fake_path / "podman"
+    script.write_text("\n".join([
+        "#!/bin/sh",
+        f"n=$(/bin/cat {count} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {count}",
+        f"if [ $n -le {slow} ]; then exec /bin/sleep 10; fi",
+        "exit 0",
+        ""]))
+    script.chmod(0o755)
+    engine = container_cli.detect()
+    assert int(count.read_text()) == 2
+    if found:
+        assert engine is not None and engine.name == "podman"
+    else:
+        assert engine is None
+        assert container_cli.probes()[-1] == container_cli.Probe("podman", False, "no answer within 0.5s",
+                                                                 timed_out=True)
 
 
 def test_override_forces_an_engine(fake_path, monkeypatch):

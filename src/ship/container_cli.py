@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -36,6 +37,11 @@ from ship.errors import ShipError
 ENGINES = ("docker", "podman")
 ENV_VAR = "SHIP_CONTAINER_ENGINE"
 PROBE_TIMEOUT = 15.0
+# An engine that has not answered the probe within one is asked again with the next (_detect):
+# Podman answers ``ps`` once it holds its storage lock, which builds and removals beside it can
+# hold for longer than 15 s on a busy machine. A local cloud started beside five e2e runs and
+# the image tests took that for no engine, and ran none of its container tasks.
+PROBE_TIMEOUTS = (PROBE_TIMEOUT, 30.0)
 PROBE_ARGS = ("ps", "--quiet")   # the command that tells whether an engine answers
 DEFAULT_TIMEOUT = 120.0
 # The label the Dockerfile's first stage sets, and so every image a build of it commits: with
@@ -43,7 +49,10 @@ DEFAULT_TIMEOUT = 120.0
 # kept as the build cache, and nothing removes them (335 of them, left by 18 hours of CI runs,
 # held 10.8 GB). The label tells this project's build cache from other images (``build_cache``).
 BUILD_LABEL = "ship.build"
-LISTING_ATTEMPTS = 3   # a listing that met an object removed meanwhile is asked again (Engine.listing)
+# A listing that met an object removed meanwhile is asked again (Engine.listing), after 0.05 s,
+# then twice as long each time: a build next to it removes its steps' images one after another
+# (three listings in a row, asked at once, met one each with five e2e runs and the image tests).
+LISTING_ATTEMPTS = 6
 LOCAL_BASE_IMAGE = "localhost/ship-python-base:bookworm"
 SETUP_SCRIPT = ".ci/podman-setup.sh"
 
@@ -57,6 +66,7 @@ class Probe:
     name: str
     ok: bool
     reason: str = ""
+    timed_out: bool = False
 
 
 def _last_line(text: str | bytes | None, default: str = "no output") -> str:
@@ -92,7 +102,7 @@ def probe(name: str, timeout: float = PROBE_TIMEOUT) -> Probe:
         proc = subprocess.run([exe, *PROBE_ARGS], stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return Probe(name, False, f"no answer within {timeout:.0f}s")
+        return Probe(name, False, f"no answer within {timeout:g}s", timed_out=True)
     except OSError as exc:
         return Probe(name, False, str(exc))
     if proc.returncode != 0:
@@ -208,6 +218,7 @@ class Engine:
                 return proc
             if not _is_missing(proc.stderr) or attempt == attempts - 1:
                 break
+            time.sleep(0.05 * 2 ** attempt)
         raise ShipError(f"{self.name} {args[0]} failed: {_shorten(_last_line(proc.stderr or proc.stdout))}")
 
     def popen(self, *args, **kwargs) -> subprocess.Popen:
@@ -524,7 +535,10 @@ def _detect() -> tuple[Engine | None, tuple[Probe, ...]]:
             probes = []
             found = None
             for name in choices:
-                result = probe(name)
+                for timeout in PROBE_TIMEOUTS:
+                    result = probe(name, timeout)
+                    if not result.timed_out:
+                        break
                 probes.append(result)
                 if result.ok:
                     found = Engine(name)

@@ -40,9 +40,9 @@ def may_have_containers(state_dir: str | Path) -> bool:
 
 
 # How long ``find`` waits for the engine lookup: the probe (``<engine> ps``,
-# container_cli.PROBE_ARGS) has container_cli.PROBE_TIMEOUT (15 s) to answer, removing
-# leftover containers a few seconds more.
-LOOKUP_WAIT = 60.0
+# container_cli.PROBE_ARGS) has container_cli.PROBE_TIMEOUTS (15 s, then 30 s) to answer,
+# removing leftover containers a few seconds more.
+LOOKUP_WAIT = 90.0
 
 
 class Runners:
