@@ -198,12 +198,12 @@ def _e2e_runs(runtime: str, logs: Path) -> list[Run]:
     without the ONE_RUNTIME files: a shard of those alone does not run there)."""
     named = [f for files in E2E_SHARDS.values() for f in files]
     left_out = ONE_RUNTIME if runtime == "container" else ()
+    ignored = sorted({*named, *left_out})   # by the shard that names no file
     runs = [_seed(runtime, logs)]
     for shard, files in E2E_SHARDS.items():
         name = f"e2e-{runtime}-{shard}"
         if files and all(f in left_out for f in files):
             continue
-        ignored = sorted({*named, *left_out})
         where = ([f"tests/e2e/{f}" for f in files if f not in left_out]
                  or ["tests/e2e", *(f"--ignore=tests/e2e/{f}" for f in ignored)])
         argv = ["pytest", "-m", "e2e", "-x", "-p", "no:cacheprovider", "--durations=10", f"--basetemp={logs / name}",

@@ -34,6 +34,20 @@ def fake_cli(directory: Path, name: str, answers: bool, message: str = "") -> Pa
     return path
 
 
+def counting_cli(directory: Path, count: Path, first: int, at_first: str, after: str) -> Path:
+    """An executable ``podman`` that counts its calls in ``count``: the first ``first`` calls run
+    the shell line ``at_first``, the later ones ``after``."""
+    path = directory / "podman"
+    path.write_text("\n".join([
+        "#!/bin/sh",
+        f"n=$(/bin/cat {count} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {count}",
+        f"if [ $n -le {first} ]; then {at_first}; fi",
+        after,
+        ""]))
+    path.chmod(0o755)
+    return path
+
+
 @pytest.fixture
 def fake_path(tmp_path, monkeypatch):
     """PATH holding only the fake CLIs."""
@@ -203,15 +217,9 @@ IMAGE_GONE = ('Error: reading image "96b9f8243b12": locating image with ID "96b9
     (1, "Error: database is locked", False),    # any other failure: at once
 ])
 def test_a_listing_that_met_a_removed_image_is_asked_again(fake_path, tmp_path, failures, message, listed):
-    script = fake_path / "podman"
     count = tmp_path / "count"
-    script.write_text("\n".join([
-        "#!/bin/sh",
-        f"n=$(/bin/cat {count} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {count}",
-        f"if [ $n -le {failures} ]; then echo '{message}' >&2; exit 125; fi",
-        r"printf 'abc123\tlocalhost/hello\t0123456789ab\n'",
-        ""]))
-    script.chmod(0o755)
+    counting_cli(fake_path, count, failures, f"echo '{message}' >&2; exit 125",
+                 r"printf 'abc123\tlocalhost/hello\t0123456789ab\n'")
     engine = container_cli.Engine("podman")
     if listed:
         assert engine.images() == [{"id": "abc123", "repository": "localhost/hello", "tag": "0123456789ab"}]
@@ -246,14 +254,7 @@ def test_podman_when_docker_has_no_daemon(fake_path):
 def test_an_engine_slow_to_answer_is_asked_again_for_longer(fake_path, tmp_path, monkeypatch, slow, found):
     monkeypatch.setattr(container_cli, "PROBE_TIMEOUTS", (0.2, 0.5))
     count = tmp_path / "count"
-    script = fake_path / "podman"
-    script.write_text("\n".join([
-        "#!/bin/sh",
-        f"n=$(/bin/cat {count} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {count}",
-        f"if [ $n -le {slow} ]; then exec /bin/sleep 10; fi",
-        "exit 0",
-        ""]))
-    script.chmod(0o755)
+    counting_cli(fake_path, count, slow, "exec /bin/sleep 10", "exit 0")
     engine = container_cli.detect()
     assert int(count.read_text()) == 2
     if found:

@@ -102,9 +102,8 @@ def lower_priority(pid: int, nice: int, proc: Path = PROC) -> None:
     for _ in range(10):
         try:
             (proc / str(pid) / "autogroup").write_text(f"{nice}\n")
+            return
         except BlockingIOError:   # EAGAIN: another group's niceness was set within 0.1 s
             time.sleep(0.1)
         except OSError:
-            return
-        else:
             return
